@@ -1,0 +1,224 @@
+/**
+ * In-memory broker: the embedded backend of Publisher and Subscriber.
+ *
+ * A real implementation with the semantics the contract asks of RabbitMQ: topics fan out to
+ * groups whose filter matches the key, a group is a FIFO queue shared by competing consumers,
+ * each consumer holds at most `prefetch` unsettled deliveries, and whatever a consumer leaves
+ * unsettled when it goes away is delivered again. Nothing survives the process.
+ */
+import { Cause, Context, Effect, Layer, Queue } from "effect"
+import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import {
+  type Consumer,
+  type Delivery,
+  deadLetterTopic,
+  defaultPrefetch,
+  matchesPattern,
+  Subscriber,
+  type Subscription
+} from "../../src/capabilities/Subscriber.ts"
+
+interface Entry {
+  readonly message: Message
+  readonly topic: string
+  readonly attempt: number
+}
+
+interface ConsumerState {
+  readonly prefetch: number
+  readonly buffer: Queue.Queue<Delivery, Cause.Done>
+  readonly unsettled: Set<Pending>
+  stopped: boolean
+}
+
+interface Pending {
+  readonly entry: Entry
+  settled: boolean
+}
+
+interface GroupState {
+  readonly ready: Array<Entry>
+  readonly consumers: Array<ConsumerState>
+  next: number
+}
+
+export class MemoryBroker extends Context.Service<MemoryBroker, {
+  /** Messages waiting in a group, not yet handed to a consumer. */
+  readonly depth: (group: string) => Effect.Effect<number>
+  /** Messages handed out and not yet settled. */
+  readonly inFlight: (group: string) => Effect.Effect<number>
+}>()("queueworks/MemoryBroker") {}
+
+const make = Effect.sync(() => {
+  const groups = new Map<string, GroupState>()
+  const pendingOf = new WeakMap<Delivery, Pending>()
+  /** topic -> group -> filters binding that group to the topic */
+  const bindings = new Map<string, Map<string, Set<string>>>()
+
+  const groupOf = (name: string): GroupState => {
+    let group = groups.get(name)
+    if (group === undefined) {
+      group = { ready: [], consumers: [], next: 0 }
+      groups.set(name, group)
+    }
+    return group
+  }
+
+  const bind = (topic: string, group: string, filter: string) => {
+    let byGroup = bindings.get(topic)
+    if (byGroup === undefined) bindings.set(topic, byGroup = new Map())
+    let filters = byGroup.get(group)
+    if (filters === undefined) byGroup.set(group, filters = new Set())
+    filters.add(filter)
+  }
+
+  const declareSync = (subscription: Subscription) => {
+    groupOf(subscription.group)
+    bind(subscription.topic, subscription.group, subscription.filter ?? "#")
+    const dlq = deadLetterTopic(subscription.group)
+    groupOf(dlq)
+    bind(dlq, dlq, "#")
+  }
+
+  const route = (topic: string, message: Message) => {
+    const byGroup = bindings.get(topic)
+    if (byGroup === undefined) return
+    for (const [name, filters] of byGroup) {
+      for (const filter of filters) {
+        if (matchesPattern(filter, message.key)) {
+          groupOf(name).ready.push({ message, topic, attempt: 1 })
+          break
+        }
+      }
+    }
+  }
+
+  // Hands ready entries to consumers with free credit, round-robin, until either runs out.
+  const dispatch = (name: string) => {
+    const group = groupOf(name)
+    while (group.ready.length > 0) {
+      const open = group.consumers.filter((c) => !c.stopped && c.unsettled.size < c.prefetch)
+      if (open.length === 0) return
+      const consumer = open[group.next++ % open.length]!
+      const entry = group.ready.shift()!
+      const pending: Pending = { entry, settled: false }
+      consumer.unsettled.add(pending)
+      const delivery = deliveryFor(name, consumer, pending)
+      pendingOf.set(delivery, pending)
+      Queue.offerUnsafe(consumer.buffer, delivery)
+    }
+  }
+
+  const settle = (name: string, consumer: ConsumerState, pending: Pending, then: () => void) =>
+    Effect.sync(() => {
+      if (pending.settled) return
+      pending.settled = true
+      consumer.unsettled.delete(pending)
+      then()
+      dispatch(name)
+    })
+
+  const deliveryFor = (name: string, consumer: ConsumerState, pending: Pending): Delivery => {
+    const { entry } = pending
+    return {
+      message: entry.message,
+      topic: entry.topic,
+      attempt: entry.attempt,
+      ack: settle(name, consumer, pending, () => {}),
+      retry: settle(name, consumer, pending, () => {
+        groupOf(name).ready.push({ ...entry, attempt: entry.attempt + 1 })
+      }),
+      deadLetter: (reason) =>
+        settle(name, consumer, pending, () => {
+          const dlq = deadLetterTopic(name)
+          route(dlq, {
+            ...entry.message,
+            headers: { ...entry.message.headers, [Headers.deadLetterReason]: reason, [Headers.deadLetterSource]: entry.topic }
+          })
+          dispatch(dlq)
+        })
+    }
+  }
+
+  // Buffered deliveries never reached a handler: they go back to the head of the queue as they were.
+  const stop = (name: string, consumer: ConsumerState) =>
+    Effect.gen(function*() {
+      if (consumer.stopped) return
+      consumer.stopped = true
+      const buffered = yield* Queue.clear(consumer.buffer).pipe(Effect.orElseSucceed(() => [] as Array<Delivery>))
+      const group = groupOf(name)
+      const returned: Array<Entry> = []
+      for (const delivery of buffered) {
+        const pending = pendingOf.get(delivery)
+        if (pending === undefined || pending.settled) continue
+        pending.settled = true
+        consumer.unsettled.delete(pending)
+        returned.push(pending.entry)
+      }
+      group.ready.unshift(...returned)
+      yield* Queue.end(consumer.buffer)
+      dispatch(name)
+    })
+
+  // Handed to a handler and never settled: redelivered, counted as another attempt.
+  const abandon = (name: string, consumer: ConsumerState) =>
+    Effect.sync(() => {
+      const group = groupOf(name)
+      const orphans = [...consumer.unsettled].filter((p) => !p.settled)
+      for (const pending of orphans) pending.settled = true
+      consumer.unsettled.clear()
+      group.ready.unshift(...orphans.map((p) => ({ ...p.entry, attempt: p.entry.attempt + 1 })))
+      const index = group.consumers.indexOf(consumer)
+      if (index >= 0) group.consumers.splice(index, 1)
+      dispatch(name)
+    })
+
+  const publisher = Publisher.make("memory", (topic, messages) =>
+    Effect.sync(() => {
+      for (const message of messages) route(topic, message)
+      const byGroup = bindings.get(topic)
+      if (byGroup !== undefined) for (const name of byGroup.keys()) dispatch(name)
+    }))
+
+  const subscriber = Subscriber.of({
+    declare: (subscription) => Effect.sync(() => declareSync(subscription)),
+    subscribe: (subscription) =>
+      Effect.gen(function*() {
+        declareSync(subscription)
+        const name = subscription.group
+        const consumer: ConsumerState = {
+          prefetch: Math.max(1, subscription.prefetch ?? defaultPrefetch),
+          buffer: yield* Queue.unbounded<Delivery, Cause.Done>(),
+          unsettled: new Set(),
+          stopped: false
+        }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            groupOf(name).consumers.push(consumer)
+            dispatch(name)
+          }),
+          () => stop(name, consumer).pipe(Effect.andThen(abandon(name, consumer)))
+        )
+        const result: Consumer = { take: Queue.take(consumer.buffer), stop: stop(name, consumer) }
+        return result
+      })
+  })
+
+  const broker = MemoryBroker.of({
+    depth: (name) => Effect.sync(() => groups.get(name)?.ready.length ?? 0),
+    inFlight: (name) =>
+      Effect.sync(() => (groups.get(name)?.consumers ?? []).reduce((n, c) => n + c.unsettled.size, 0))
+  })
+
+  return { publisher, subscriber, broker }
+})
+
+/** One broker instance behind Publisher, Subscriber and MemoryBroker. */
+export const layer: Layer.Layer<Publisher | Subscriber | MemoryBroker> = Layer.effectContext(
+  make.pipe(
+    Effect.map(({ broker, publisher, subscriber }) =>
+      Context.make(Publisher, publisher).pipe(Context.add(Subscriber, subscriber), Context.add(MemoryBroker, broker))
+    )
+  )
+)

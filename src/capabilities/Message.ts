@@ -1,0 +1,48 @@
+/**
+ * The message every broker backend carries.
+ *
+ * `key` is what the broker routes or partitions on: the AMQP routing key, the Kafka record key,
+ * the session id. `headers` carry metadata that must survive the trip (trace context, event type,
+ * dead-letter reason). `body` is bytes; helpers below handle the common text and JSON cases.
+ */
+export interface Message {
+  readonly id: string
+  readonly key: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Uint8Array
+}
+
+/** What a caller hands to `Publisher.publish`; a missing id is generated. */
+export interface OutgoingMessage {
+  readonly id?: string
+  readonly key: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly body: Uint8Array | string
+}
+
+/** Header names shared by every backend. */
+export const Headers = {
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  /** Why a message was dead-lettered. */
+  deadLetterReason: "x-dead-letter-reason",
+  /** The topic a dead-lettered message was first consumed from. */
+  deadLetterSource: "x-dead-letter-source",
+  /** How many times a message was handed to a handler before this delivery (backends that count it themselves). */
+  attempt: "x-delivery-attempt"
+} as const
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export const encodeBody = (body: Uint8Array | string): Uint8Array =>
+  typeof body === "string" ? encoder.encode(body) : body
+
+export const bodyText = (message: Pick<Message, "body">): string => decoder.decode(message.body)
+
+export const normalize = (message: OutgoingMessage): Message => ({
+  id: message.id ?? crypto.randomUUID(),
+  key: message.key,
+  headers: message.headers ?? {},
+  body: encodeBody(message.body)
+})

@@ -1,0 +1,62 @@
+/**
+ * Publisher: hands messages to a broker.
+ *
+ * Contract (every backend):
+ * - `publish` succeeds only once the broker has taken responsibility for every message
+ *   (RabbitMQ publisher confirms, Kafka acks=all, the memory broker's enqueue). On failure none of
+ *   the batch may be assumed delivered; publishing again may duplicate, never lose.
+ * - Messages published in one call to one topic with the same key keep their order.
+ * - Safe to call from many fibers at once.
+ * - Each call runs in a `publish <topic>` span whose context is written to the `traceparent`
+ *   header of every message, so a consumer's span becomes its child.
+ */
+import { Context, Data, Effect } from "effect"
+import { Headers, normalize, type Message, type OutgoingMessage } from "./Message.ts"
+import { currentTraceparent } from "../messaging/traceContext.ts"
+
+export class PublisherError extends Data.TaggedError("PublisherError")<{
+  readonly operation: string
+  readonly topic: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.operation} to "${this.topic}" failed: ${describeCause(this.cause)}`
+  }
+}
+
+export interface PublisherShape {
+  readonly publish: (topic: string, messages: ReadonlyArray<OutgoingMessage>) => Effect.Effect<void, PublisherError>
+}
+
+export class Publisher extends Context.Service<Publisher, PublisherShape>()("queueworks/Publisher") {
+  /**
+   * Builds a Publisher from a backend's raw send. Tracing and id assignment live here so no
+   * backend can forget them.
+   */
+  static make(
+    system: string,
+    send: (topic: string, messages: ReadonlyArray<Message>) => Effect.Effect<void, PublisherError>
+  ): PublisherShape {
+    return {
+      publish: (topic, messages) =>
+        Effect.gen(function*() {
+          const traceparent = yield* currentTraceparent
+          const ready = messages.map((m) => {
+            const message = normalize(m)
+            return traceparent === undefined || message.headers[Headers.traceparent] !== undefined
+              ? message
+              : { ...message, headers: { ...message.headers, [Headers.traceparent]: traceparent } }
+          })
+          yield* send(topic, ready)
+        }).pipe(
+          Effect.withSpan(`publish ${topic}`, {
+            kind: "producer",
+            attributes: { "messaging.system": system, "messaging.destination.name": topic, "messaging.batch.message_count": messages.length }
+          })
+        )
+    }
+  }
+}
+
+export const describeCause = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)

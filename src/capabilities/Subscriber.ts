@@ -1,0 +1,86 @@
+/**
+ * Subscriber: takes messages from a broker, one settled delivery at a time.
+ *
+ * Contract (every backend; `test/contract/broker.ts` checks it):
+ * - At-least-once: a delivery that is not acked before its consumer goes away (stop, scope
+ *   close, crash, lost connection) is delivered again, to this group, later.
+ * - Consumers of one `group` compete: each message goes to one of them. Different groups on the
+ *   same topic each get every message.
+ * - Settling is idempotent: the first of `ack`, `retry` and `deadLetter` wins; later calls are
+ *   no-ops. `retry` hands the message back for another attempt with `attempt + 1`;
+ *   `deadLetter(reason)` moves it to the topic `deadLetterTopic(group)` with the reason in the
+ *   `x-dead-letter-reason` header, then acks it.
+ * - `subscribe` declares what it needs (queue, bindings, topic, dead-letter destination), so it
+ *   works against an empty broker. `declare` does the same without consuming, so publishers can
+ *   make sure nothing they send before the first consumer starts is dropped.
+ * - `Consumer.stop` ends intake: no new deliveries are handed out, the ones buffered but not yet
+ *   taken go back to the broker, and `take` fails with `Cause.Done` once the buffer is empty.
+ *   Closing the scope does the same and also abandons unsettled deliveries to redelivery.
+ */
+import { Cause, Context, Data, Effect, Scope } from "effect"
+import type { Message } from "./Message.ts"
+import { describeCause } from "./Publisher.ts"
+
+export interface Subscription {
+  /** Where publishers publish: an AMQP topic exchange, a Kafka topic, a memory topic. */
+  readonly topic: string
+  /** Competing consumers share a group: an AMQP queue, a Kafka consumer group. */
+  readonly group: string
+  /**
+   * Routing-key pattern in AMQP topic syntax (`*` one word, `#` zero or more), default `#`.
+   * Backends without server-side routing filter on the client and ack what does not match.
+   */
+  readonly filter?: string
+  /** Deliveries handed out but not yet settled, at most. */
+  readonly prefetch?: number
+}
+
+export interface Delivery {
+  readonly message: Message
+  readonly topic: string
+  /** 1 on first delivery; counts redeliveries where the backend can know them. */
+  readonly attempt: number
+  readonly ack: Effect.Effect<void, SubscriberError>
+  readonly retry: Effect.Effect<void, SubscriberError>
+  readonly deadLetter: (reason: string) => Effect.Effect<void, SubscriberError>
+}
+
+export interface Consumer {
+  readonly take: Effect.Effect<Delivery, Cause.Done | SubscriberError>
+  readonly stop: Effect.Effect<void>
+}
+
+export class SubscriberError extends Data.TaggedError("SubscriberError")<{
+  readonly operation: string
+  readonly subject: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.operation} on "${this.subject}" failed: ${describeCause(this.cause)}`
+  }
+}
+
+export interface SubscriberShape {
+  readonly subscribe: (subscription: Subscription) => Effect.Effect<Consumer, SubscriberError, Scope.Scope>
+  readonly declare: (subscription: Subscription) => Effect.Effect<void, SubscriberError>
+}
+
+export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("queueworks/Subscriber") {}
+
+/** The topic dead-lettered messages of a group are published to; subscribe to it to read them. */
+export const deadLetterTopic = (group: string): string => `${group}.dlq`
+
+export const defaultPrefetch = 100
+
+/** AMQP topic-pattern matching, for backends that filter on the client. */
+export const matchesPattern = (pattern: string, key: string): boolean => {
+  const p = pattern.split(".")
+  const k = key.split(".")
+  const go = (i: number, j: number): boolean => {
+    if (i === p.length) return j === k.length
+    if (p[i] === "#") return go(i + 1, j) || (j < k.length && go(i, j + 1))
+    if (j === k.length) return false
+    return (p[i] === "*" || p[i] === k[j]) && go(i + 1, j + 1)
+  }
+  return go(0, 0)
+}

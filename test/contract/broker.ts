@@ -1,0 +1,255 @@
+/**
+ * The contract every Publisher + Subscriber backend passes (memory, RabbitMQ, Kafka).
+ *
+ * Each case uses fresh topic and group names, so real brokers can keep state between runs.
+ * Features say what a backend promises beyond the core; a case for a feature a backend lacks is
+ * not run for it.
+ */
+import { describe, expect, test } from "bun:test"
+import { Cause, Effect, Exit, Layer, Option, Scope } from "effect"
+import { bodyText, Headers } from "../../src/capabilities/Message.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { parseTraceparent } from "../../src/messaging/traceContext.ts"
+
+export interface BrokerFeatures {
+  /** `prefetch` bounds unsettled deliveries per consumer. */
+  readonly prefetch: boolean
+  /** `attempt` grows on redelivery after a consumer went away without settling. */
+  readonly countsAbandonedAttempts: boolean
+}
+
+type Broker = Publisher | Subscriber
+
+export const brokerContract = (
+  name: string,
+  makeLayer: () => Layer.Layer<Broker, unknown>,
+  features: BrokerFeatures,
+  options: { readonly timeout?: number } = {}
+) => {
+  const run = <A, E>(effect: Effect.Effect<A, E, Broker | Scope.Scope>): Promise<A> =>
+    Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(makeLayer())) as Effect.Effect<A, E>)
+  const timeout = options.timeout ?? 30_000
+
+  describe(`broker contract: ${name}`, () => {
+    test("delivers id, key, headers and body intact, published before the first consumer", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        const body = new Uint8Array([0, 1, 2, 250, 255])
+        yield* publish(sub.topic, [{ id: "m-1", key: "user1.event.created", headers: { "x-a": "1", "x-b": "ü" }, body }])
+        const consumer = yield* subscribe(sub)
+        const delivery = yield* consumer.take
+        expect(delivery.message.id).toBe("m-1")
+        expect(delivery.message.key).toBe("user1.event.created")
+        expect(delivery.message.headers["x-a"]).toBe("1")
+        expect(delivery.message.headers["x-b"]).toBe("ü")
+        expect([...delivery.message.body]).toEqual([...body])
+        expect(delivery.topic).toBe(sub.topic)
+        expect(delivery.attempt).toBe(1)
+        yield* delivery.ack
+      })), timeout)
+
+    test("keeps the order of one key within a publish call", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, range(20).map((i) => ({ id: `o-${i}`, key: "k.one", body: String(i) })))
+        const consumer = yield* subscribe({ ...sub, prefetch: 50 })
+        const got = yield* takeN(consumer, 20)
+        expect(got.map((d) => bodyText(d.message))).toEqual(range(20).map(String))
+        yield* Effect.forEach(got, (d) => d.ack)
+      })), timeout)
+
+    test("an acked message is not delivered again; an unsettled one is, to the next consumer", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, [{ id: "a", key: "k", body: "a" }, { id: "b", key: "k", body: "b" }])
+        yield* Effect.scoped(Effect.gen(function*() {
+          const first = yield* subscribe(sub)
+          const [a, b] = yield* takeN(first, 2)
+          expect([a!.message.id, b!.message.id].sort()).toEqual(["a", "b"])
+          yield* (a!.message.id === "a" ? a! : b!).ack
+          // b stays unsettled when this scope (the consumer) closes
+        }))
+        const second = yield* subscribe(sub)
+        const again = yield* second.take
+        expect(again.message.id).toBe("b")
+        if (features.countsAbandonedAttempts) expect(again.attempt).toBe(2)
+        yield* again.ack
+        expect(yield* takeWithin(second, 500)).toEqual(Option.none())
+      })), timeout)
+
+    test("retry hands the message back with attempt + 1", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, [{ id: "r", key: "k", body: "r" }])
+        const consumer = yield* subscribe(sub)
+        const first = yield* consumer.take
+        yield* first.retry
+        const second = yield* consumer.take
+        expect(second.message.id).toBe("r")
+        expect(second.attempt).toBe(2)
+        yield* second.retry
+        const third = yield* consumer.take
+        expect(third.attempt).toBe(3)
+        yield* third.ack
+      })), timeout)
+
+    test("dead-letter moves the message to the group's dead-letter topic with the reason", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, [{ id: "bad", key: "k", headers: { "x-keep": "yes" }, body: "not json" }, { id: "good", key: "k", body: "{}" }])
+        const consumer = yield* subscribe(sub)
+        const [one, two] = yield* takeN(consumer, 2)
+        const bad = one!.message.id === "bad" ? one! : two!
+        const good = bad === one ? two! : one!
+        yield* bad.deadLetter("body is not JSON")
+        yield* good.ack
+        const dead = yield* subscribe({ topic: deadLetterTopic(sub.group), group: deadLetterTopic(sub.group) })
+        const got = yield* dead.take
+        expect(got.message.id).toBe("bad")
+        expect(bodyText(got.message)).toBe("not json")
+        expect(got.message.headers[Headers.deadLetterReason]).toBe("body is not JSON")
+        expect(got.message.headers[Headers.deadLetterSource]).toBe(sub.topic)
+        expect(got.message.headers["x-keep"]).toBe("yes")
+        yield* got.ack
+        expect(yield* takeWithin(consumer, 500)).toEqual(Option.none())
+      })), timeout)
+
+    test("settling twice is a no-op: the first settlement wins", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, [{ id: "once", key: "k", body: "x" }, { id: "next", key: "k", body: "y" }])
+        const consumer = yield* subscribe(sub)
+        const first = yield* consumer.take
+        yield* first.ack
+        yield* first.ack
+        yield* first.retry
+        yield* first.deadLetter("late")
+        const second = yield* consumer.take
+        expect(second.message.id).not.toBe(first.message.id)
+        yield* second.ack
+        expect(yield* takeWithin(consumer, 500)).toEqual(Option.none())
+      })), timeout)
+
+    test("consumers of one group share the messages; another group gets them all", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        const other = { ...sub, group: `${sub.group}-other` }
+        yield* declare(sub)
+        yield* declare(other)
+        const n = 30
+        yield* publish(sub.topic, range(n).map((i) => ({ id: `c-${i}`, key: `k${i % 3}`, body: String(i) })))
+        const a = yield* subscribe(sub)
+        const b = yield* subscribe(sub)
+        const seen: Array<string> = []
+        const drain = (c: Consumer) =>
+          Effect.gen(function*() {
+            while (true) {
+              const d = yield* takeWithin(c, 1500)
+              if (Option.isNone(d)) return
+              seen.push(d.value.message.id)
+              yield* d.value.ack
+            }
+          })
+        yield* Effect.all([drain(a), drain(b)], { concurrency: 2 })
+        expect([...seen].sort()).toEqual(range(n).map((i) => `c-${i}`).sort())
+        const all = yield* subscribe(other)
+        const copies = yield* takeN(all, n)
+        expect(new Set(copies.map((d) => d.message.id)).size).toBe(n)
+        yield* Effect.forEach(copies, (d) => d.ack)
+      })), timeout)
+
+    test("a filter admits only matching keys", () =>
+      run(Effect.gen(function*() {
+        const sub = { ...fresh(), filter: "*.event.*" }
+        yield* declare(sub)
+        yield* publish(sub.topic, [
+          { id: "f1", key: "u1.event.created", body: "1" },
+          { id: "f2", key: "u1.other.created", body: "2" },
+          { id: "f3", key: "event.created", body: "3" },
+          { id: "f4", key: "u2.event.deleted", body: "4" }
+        ])
+        const consumer = yield* subscribe(sub)
+        const got = yield* takeN(consumer, 2)
+        expect(got.map((d) => d.message.id).sort()).toEqual(["f1", "f4"])
+        yield* Effect.forEach(got, (d) => d.ack)
+        expect(yield* takeWithin(consumer, 500)).toEqual(Option.none())
+      })), timeout)
+
+    test("stop ends intake: take fails with Done and buffered messages go to another consumer", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, range(5).map((i) => ({ id: `s-${i}`, key: "k", body: String(i) })))
+        const first = yield* subscribe({ ...sub, prefetch: 10 })
+        const taken = yield* first.take
+        yield* taken.ack
+        yield* first.stop
+        const exit = yield* Effect.exit(first.take)
+        expect(Exit.isFailure(exit) && Cause.hasFails(exit.cause) && Cause.isDone(Cause.squash(exit.cause))).toBe(true)
+        const second = yield* subscribe({ ...sub, prefetch: 10 })
+        const rest = yield* takeN(second, 4)
+        expect(rest.map((d) => d.message.id).sort()).toEqual(range(5).map((i) => `s-${i}`).filter((id) => id !== taken.message.id).sort())
+        yield* Effect.forEach(rest, (d) => d.ack)
+      })), timeout)
+
+    if (features.prefetch) {
+      test("prefetch bounds the unsettled deliveries of a consumer", () =>
+        run(Effect.gen(function*() {
+          const sub = { ...fresh(), prefetch: 2 }
+          yield* declare(sub)
+          yield* publish(sub.topic, range(4).map((i) => ({ id: `p-${i}`, key: "k", body: String(i) })))
+          const consumer = yield* subscribe(sub)
+          const [a] = yield* takeN(consumer, 2)
+          expect(yield* takeWithin(consumer, 500)).toEqual(Option.none())
+          yield* a!.ack
+          const third = yield* takeWithin(consumer, 5000)
+          expect(Option.isSome(third)).toBe(true)
+        })), timeout)
+    }
+
+    test("publish writes the current span's traceparent into the headers", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        const span = yield* publish(sub.topic, [{ id: "t", key: "k", body: "x" }]).pipe(
+          Effect.andThen(Effect.currentSpan),
+          Effect.withSpan("producer")
+        )
+        const consumer = yield* subscribe(sub)
+        const delivery = yield* consumer.take
+        const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
+        expect(parent?.traceId).toBe(span.traceId)
+        yield* delivery.ack
+      })), timeout)
+  })
+}
+
+let counter = 0
+const fresh = (): Subscription => {
+  const id = `${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`
+  return { topic: `contract.${id}`, group: `contract-${id}` }
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+const declare = (sub: Subscription) => Subscriber.use((s) => s.declare(sub))
+const subscribe = (sub: Subscription) => Subscriber.use((s) => s.subscribe(sub))
+const publish = (topic: string, messages: Parameters<Publisher["Service"]["publish"]>[1]) =>
+  Publisher.use((p) => p.publish(topic, messages))
+
+const takeN = (consumer: Consumer, n: number) =>
+  Effect.forEach(range(n), () => consumer.take).pipe(
+    Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die(new Error(`timed out waiting for ${n} deliveries`)) })
+  )
+
+/** Some delivery within `millis`, or none: used only to assert that nothing more arrives. */
+const takeWithin = (consumer: Consumer, millis: number): Effect.Effect<Option.Option<Delivery>> =>
+  consumer.take.pipe(Effect.timeoutOption(millis), Effect.orElseSucceed(() => Option.none()))
+
