@@ -1,0 +1,75 @@
+/**
+ * CounterStore: the de-duplication set and the counts, updated together.
+ *
+ * `record` counts each event whose id was never counted before and returns how many it counted;
+ * checking and counting are one atomic step, so a redelivered or duplicate message is never
+ * counted twice, also across restarts of a durable store.
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
+import { migrate } from "../sql/migrations.ts"
+import { type CounterEvent, type Counts, emptyCounts, type EventType } from "./events.ts"
+import * as Sql from "./sql.ts"
+
+export class CounterStoreError extends Data.TaggedError("CounterStoreError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `counter store ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+export class CounterStore extends Context.Service<CounterStore, {
+  readonly record: (events: ReadonlyArray<CounterEvent>) => Effect.Effect<number, CounterStoreError>
+  readonly snapshot: Effect.Effect<Counts, CounterStoreError>
+}>()("queueworks/CounterStore") {
+  /** Lives as long as the process. */
+  static readonly memory = Layer.sync(CounterStore, () => {
+    const seen = new Set<string>()
+    const counts = emptyCounts()
+    return CounterStore.of({
+      record: (events) =>
+        Effect.sync(() => {
+          let counted = 0
+          for (const event of events) {
+            if (seen.has(event.id)) continue
+            seen.add(event.id)
+            const byUser = counts[event.type]
+            byUser[event.userId] = (byUser[event.userId] ?? 0) + 1
+            counted++
+          }
+          return counted
+        }),
+      snapshot: Effect.sync(() => structuredClone(counts))
+    })
+  })
+
+  /** Durable: PostgreSQL (or PGlite) tables, created by the counter's migrations. */
+  static readonly sql = Layer.effect(
+    CounterStore,
+    Effect.gen(function*() {
+      const db = yield* SqlDatabase
+      yield* migrate(Sql.migrations, { direction: "up" }).pipe(
+        Effect.mapError((cause) => new CounterStoreError({ operation: "migrate", cause }))
+      )
+      return CounterStore.of({
+        record: (events) =>
+          events.length === 0 ? Effect.succeed(0) : db.query<{ counted: number | string }>(Sql.record, [JSON.stringify(
+            events.map((e) => ({ id: e.id, user_id: e.userId, type: e.type }))
+          )]).pipe(
+            Effect.map((rows) => Number(rows[0]?.counted ?? 0)),
+            Effect.mapError((cause) => new CounterStoreError({ operation: "record", cause }))
+          ),
+        snapshot: db.query<{ type: EventType; user_id: string; count: number | string }>(Sql.snapshot).pipe(
+          Effect.map((rows) => {
+            const counts = emptyCounts()
+            for (const row of rows) counts[row.type][row.user_id] = Number(row.count)
+            return counts
+          }),
+          Effect.mapError((cause) => new CounterStoreError({ operation: "snapshot", cause }))
+        )
+      })
+    })
+  )
+}

@@ -1,0 +1,125 @@
+/**
+ * The event counter: counts unique events per user and type from the broker, then writes one
+ * JSON file per type.
+ *
+ * Flow: consume runner → parse (malformed → dead-letter with the reason) → the queue of the
+ * event's type → that type's worker records batches in the CounterStore → the handler, which
+ * waited for its batch, returns and the message is acked. So a message is acked only once
+ * counted, and each type is counted concurrently with the others.
+ *
+ * It stops by itself `idleTimeout` after the last message, or when interrupted (SIGTERM); either
+ * way intake stops, counting in flight finishes and is acked, and the files are written.
+ */
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, FileSystem, Metric, Path, Queue, Result } from "effect"
+import { Subscriber } from "../capabilities/Subscriber.ts"
+import { consume } from "../messaging/consume.ts"
+import * as Outcome from "../messaging/Outcome.ts"
+import { CounterStore, type CounterStoreError } from "./CounterStore.ts"
+import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, parseEvent } from "./events.ts"
+
+export interface CounterConfig {
+  readonly exchange: string
+  readonly queue: string
+  readonly outputDir: string
+  readonly idleTimeout: Duration.Duration
+  /** Unacked deliveries held at once; also the number of handlers. */
+  readonly prefetch: number
+  /** Events recorded in one store call per type. */
+  readonly batchSize: number
+  readonly maxMessageBytes: number
+}
+
+const counted = Metric.counter("eventcounter_events", { description: "Events by result (counted, duplicate)", incremental: true })
+const malformed = Metric.counter("eventcounter_malformed_messages", {
+  description: "Messages dead-lettered as malformed, by reason",
+  incremental: true
+})
+
+interface Job {
+  readonly event: CounterEvent
+  readonly done: Deferred.Deferred<void, CounterStoreError>
+}
+
+export const runCounter = (config: CounterConfig) =>
+  Effect.scoped(Effect.gen(function*() {
+    const store = yield* CounterStore
+    const queues = {} as Record<EventType, Queue.Queue<Job, Cause.Done>>
+    for (const type of eventTypes) queues[type] = yield* Queue.unbounded<Job, Cause.Done>()
+
+    const countedNew = Metric.withAttributes(counted, { result: "counted" })
+    const duplicates = Metric.withAttributes(counted, { result: "duplicate" })
+    const typeWorker = (queue: Queue.Queue<Job, Cause.Done>) =>
+      Effect.forever(Effect.gen(function*() {
+        const jobs = yield* Queue.takeBetween(queue, 1, config.batchSize)
+        const result = yield* Effect.exit(store.record(jobs.map((j) => j.event)))
+        if (result._tag === "Success") {
+          yield* Metric.update(countedNew, result.value)
+          yield* Metric.update(duplicates, jobs.length - result.value)
+        }
+        for (const job of jobs) Deferred.doneUnsafe(job.done, result._tag === "Success" ? Effect.void : Effect.failCause(result.cause))
+      })).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
+
+    const workers = yield* Effect.forEach(eventTypes, (type) => Effect.forkScoped(typeWorker(queues[type])))
+    // Runs first on the way out: the consume runner has settled its last handler by then.
+    yield* Effect.addFinalizer(() => writeCounts(config.outputDir))
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(eventTypes, (type) => Queue.end(queues[type]), { discard: true }).pipe(
+        Effect.andThen(Fiber.awaitAll(workers))
+      )
+    )
+
+    const lastActivity = { at: yield* Clock.currentTimeMillis, inFlight: 0 }
+    const touch = Effect.map(Clock.currentTimeMillis, (now) => { lastActivity.at = now })
+
+    const handler = (message: Parameters<Parameters<typeof consume>[1]>[0]) =>
+      Effect.gen(function*() {
+        lastActivity.inFlight++
+        yield* touch
+        const parsed = parseEvent(message, config.maxMessageBytes)
+        if (Result.isFailure(parsed)) {
+          yield* Metric.update(Metric.withAttributes(malformed, { reason: parsed.failure.kind }), 1)
+          return Outcome.deadLetter(parsed.failure.reason)
+        }
+        const done = Deferred.makeUnsafe<void, CounterStoreError>()
+        Queue.offerUnsafe(queues[parsed.success.type], { event: parsed.success, done })
+        yield* Deferred.await(done)
+        return Outcome.ack
+      }).pipe(Effect.ensuring(Effect.andThen(touch, Effect.sync(() => { lastActivity.inFlight-- }))))
+
+    const idleMillis = Duration.toMillis(config.idleTimeout)
+    const idle = Effect.gen(function*() {
+      while (true) {
+        const quietFor = (yield* Clock.currentTimeMillis) - lastActivity.at
+        if (quietFor >= idleMillis && lastActivity.inFlight === 0) return
+        yield* Effect.sleep(Duration.millis(Math.max(idleMillis - quietFor, Math.min(idleMillis, 100))))
+      }
+    })
+
+    yield* Effect.logInfo("counting events").pipe(
+      Effect.annotateLogs({ exchange: config.exchange, queue: config.queue, idleTimeout: Duration.format(config.idleTimeout) })
+    )
+    yield* Effect.raceFirst(
+      consume({ topic: config.exchange, group: config.queue, filter: bindingPattern, prefetch: config.prefetch }, handler),
+      idle.pipe(Effect.andThen(Effect.logInfo(`no message for ${Duration.format(config.idleTimeout)}, stopping`)))
+    )
+  }))
+
+/** Writes `<type>.json` = `{ "<userId>": count }` for every type. */
+const writeCounts = (outputDir: string) =>
+  Effect.gen(function*() {
+    const store = yield* CounterStore
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const counts: Counts = yield* store.snapshot
+    yield* fs.makeDirectory(outputDir, { recursive: true })
+    for (const type of eventTypes) {
+      const file = path.join(outputDir, `${type}.json`)
+      yield* fs.writeFileString(file, JSON.stringify(counts[type], null, 2) + "\n")
+    }
+    const totals = Object.fromEntries(eventTypes.map((t) => [t, Object.values(counts[t]).reduce((a, b) => a + b, 0)]))
+    yield* Effect.logInfo("counts written").pipe(Effect.annotateLogs({ outputDir, ...totals }))
+  }).pipe(
+    Effect.catchCause((cause) => Effect.logError("writing the counts failed", Cause.pretty(cause)))
+  )
+
+export type CounterServices = Subscriber | CounterStore | FileSystem.FileSystem | Path.Path

@@ -1,0 +1,64 @@
+/**
+ * The event counter's wire contract, kept exactly as the original challenge defined it:
+ * routing key `<userId>.event.<type>`, type one of created/updated/deleted, body `{"id": "..."}`.
+ */
+import { Result } from "effect"
+import { bodyText, type Message } from "../capabilities/Message.ts"
+
+export const eventTypes = ["created", "updated", "deleted"] as const
+export type EventType = (typeof eventTypes)[number]
+
+export const bindingPattern = "*.event.*"
+export const defaultQueue = "eventcountertest"
+export const defaultExchange = "eventcounter"
+
+export interface CounterEvent {
+  readonly id: string
+  readonly userId: string
+  readonly type: EventType
+}
+
+export const routingKey = (userId: string, type: string) => `${userId}.event.${type}`
+
+/** Why a message cannot be counted; the text goes into the dead-letter header. */
+export type Malformed =
+  | { readonly kind: "routing_key"; readonly reason: string }
+  | { readonly kind: "unknown_type"; readonly reason: string }
+  | { readonly kind: "oversized"; readonly reason: string }
+  | { readonly kind: "invalid_json"; readonly reason: string }
+  | { readonly kind: "missing_id"; readonly reason: string }
+
+const isEventType = (s: string): s is EventType => (eventTypes as ReadonlyArray<string>).includes(s)
+
+export const parseEvent = (message: Message, maxBytes: number): Result.Result<CounterEvent, Malformed> => {
+  const parts = message.key.split(".")
+  if (parts.length !== 3 || parts[1] !== "event" || parts[0] === "" || parts[2] === "") {
+    return Result.fail({
+      kind: "routing_key",
+      reason: `routing key "${message.key}" does not have the form <userId>.event.<type>`
+    })
+  }
+  const [userId, , type] = parts as [string, string, string]
+  if (!isEventType(type)) {
+    return Result.fail({ kind: "unknown_type", reason: `unknown event type "${type}" (expected ${eventTypes.join(", ")})` })
+  }
+  if (message.body.byteLength > maxBytes) {
+    return Result.fail({ kind: "oversized", reason: `body is ${message.body.byteLength} bytes, over the limit of ${maxBytes}` })
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(bodyText(message))
+  } catch {
+    return Result.fail({ kind: "invalid_json", reason: "body is not valid JSON" })
+  }
+  const id = typeof body === "object" && body !== null ? (body as { id?: unknown }).id : undefined
+  if (typeof id !== "string" || id === "") {
+    return Result.fail({ kind: "missing_id", reason: `body has no "id" string` })
+  }
+  return Result.succeed({ id, userId, type })
+}
+
+/** Counts per type per user: the content of the output files. */
+export type Counts = Record<EventType, Record<string, number>>
+
+export const emptyCounts = (): Counts => ({ created: {}, updated: {}, deleted: {} })

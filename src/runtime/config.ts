@@ -1,0 +1,137 @@
+/**
+ * Configuration from the environment and command-line flags.
+ *
+ * Names are the environment variables of the original programs; a flag `--output-dir=x` (or
+ * `--output-dir x`) sets `OUTPUT_DIR` and wins over the environment. A bad value fails with a
+ * `ConfigError` that names the variable and the form it expects; the runner turns it into exit 2.
+ */
+import { Config, ConfigProvider, Data, Duration, Effect, Option } from "effect"
+
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  readonly variable: string
+  readonly expected: string
+  readonly detail: string
+}> {
+  override get message() {
+    return `invalid configuration: ${this.variable}: expected ${this.expected}${this.detail ? ` (${this.detail})` : ""}`
+  }
+}
+
+/** A ConfigProvider reading `--name=value` / `--name value` flags as NAME, then the environment. */
+export const providerFrom = (argv: ReadonlyArray<string>, env: Record<string, string | undefined>) => {
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (!arg.startsWith("--")) continue
+    const eq = arg.indexOf("=")
+    const name = (eq >= 0 ? arg.slice(2, eq) : arg.slice(2)).replaceAll("-", "_").toUpperCase()
+    if (eq >= 0) flags[name] = arg.slice(eq + 1)
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--")) flags[name] = argv[++i]!
+    else flags[name] = "true"
+  }
+  const clean: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v
+  return ConfigProvider.fromEnvRecord({ ...clean, ...flags })
+}
+
+const GO_DURATION = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/
+const GO_UNIT = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g
+const UNIT_MILLIS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/**
+ * Parses Go-style durations (`5s`, `1m30s`, `250ms`) as the original programs wrote them,
+ * Effect-style ones (`5 seconds`), and bare numbers, read as `bareUnit`.
+ */
+export const parseDuration = (text: string, bareUnit: "seconds" | "millis" = "seconds"): Duration.Duration | undefined => {
+  const trimmed = text.trim()
+  if (/^\d+(\.\d+)?$/.test(trimmed)) {
+    const n = Number(trimmed)
+    return bareUnit === "seconds" ? Duration.seconds(n) : Duration.millis(n)
+  }
+  if (GO_DURATION.test(trimmed)) {
+    let millis = 0
+    for (const [, amount, unit] of trimmed.matchAll(GO_UNIT)) millis += Number(amount) * UNIT_MILLIS[unit!]!
+    return Duration.millis(millis)
+  }
+  return Option.getOrUndefined(Duration.fromInput(trimmed as Duration.Input))
+}
+
+const DURATION_FORM = `a duration such as 5s, 250ms, 1m30s or "5 seconds"`
+
+/** A duration variable; see `parseDuration`. */
+export const duration = (name: string, options: { readonly bareUnit?: "seconds" | "millis" } = {}) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const parsed = parseDuration(text, options.bareUnit)
+      return parsed === undefined || Duration.toMillis(parsed) < 0
+        ? Effect.fail(configIssue(name, DURATION_FORM, `got "${text}"`))
+        : Effect.succeed(parsed)
+    })
+  )
+
+/** A positive integer variable (counts, sizes, concurrency). */
+export const positiveInt = (name: string) =>
+  Config.Int(name).pipe(
+    Config.mapEffect((n) => (n > 0 ? Effect.succeed(n) : Effect.fail(configIssue(name, "an integer greater than 0", `got ${n}`))))
+  )
+
+/** One of a fixed set of words. */
+export const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>, options: { readonly caseInsensitive?: boolean } = {}) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const word = options.caseInsensitive ? text.toLowerCase() : text
+      return values.includes(word as A)
+        ? Effect.succeed(word as A)
+        : Effect.fail(configIssue(name, `one of ${values.join(", ")}`, `got "${text}"`))
+    })
+  )
+
+/** A URL with one of the given schemes. */
+export const url = (name: string, schemes: ReadonlyArray<string>) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const parsed = URL.canParse(text) ? new URL(text) : undefined
+      return parsed !== undefined && schemes.includes(parsed.protocol.replace(/:$/, ""))
+        ? Effect.succeed(text)
+        : Effect.fail(configIssue(name, `a ${schemes.join(" or ")} URL`, `got "${redactUrl(text)}"`))
+    })
+  )
+
+/** Hides the password of a URL so it can be logged or put in an error. */
+export const redactUrl = (text: string): string => {
+  if (!URL.canParse(text)) return text.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@")
+  const parsed = new URL(text)
+  if (parsed.password) parsed.password = "***"
+  return parsed.toString()
+}
+
+interface Issue {
+  readonly variable: string
+  readonly expected: string
+  readonly detail: string
+}
+
+const configIssue = (variable: string, expected: string, detail: string) =>
+  new Config.ConfigError(
+    new ConfigProvider.SourceError({ message: `${variable}: expected ${expected} (${detail})`, cause: { variable, expected, detail } satisfies Issue })
+  )
+
+/**
+ * Reads a config, turning Effect's ConfigError into ours, with the variable named.
+ */
+export const load = <A>(config: Config.Config<A>): Effect.Effect<A, ConfigError> =>
+  Effect.mapError(config, toConfigError)
+
+export const toConfigError = (error: Config.ConfigError): ConfigError => {
+  const cause = error.cause
+  if (cause._tag === "SourceError" && isIssue(cause.cause)) return new ConfigError(cause.cause)
+  const text = error.message
+  const at = /at \["?([^"\]]+)"?\]/.exec(text)
+  const variable = at?.[1] ?? "configuration"
+  const first = text.replace(/^SchemaError\(/, "").replace(/\)$/, "").split("\n")[0] ?? text
+  const expected = first.replace(/^Expected /, "")
+  return new ConfigError({ variable, expected: expected === "string" ? "a value (it is missing)" : expected, detail: "" })
+}
+
+const isIssue = (u: unknown): u is Issue =>
+  typeof u === "object" && u !== null && "variable" in u && "expected" in u && "detail" in u

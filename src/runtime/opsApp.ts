@@ -1,0 +1,27 @@
+/**
+ * The operations HTTP app: liveness, readiness and metrics, as a plain Hono app.
+ *
+ * Only `Request`/`Response`: any runtime serves it (`layers/platform/httpServer.ts` does under
+ * Bun and Deno), and tests call `app.request()` without a server.
+ */
+import { Effect } from "effect"
+import { Hono } from "hono"
+import { MetricsSource } from "./MetricsSource.ts"
+import { Readiness } from "./Readiness.ts"
+
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+export const makeOpsApp = Effect.gen(function*() {
+  const readiness = yield* Readiness
+  const metrics = yield* MetricsSource
+  const services = yield* Effect.context<never>()
+  const run = <A>(effect: Effect.Effect<A>) => Effect.runPromiseWith(services)(effect)
+
+  return new Hono()
+    .get("/healthz", (c) => c.json({ status: "ok" }))
+    .get("/readyz", async (c) => {
+      const report = await run(readiness.report)
+      return c.json({ status: report.ready ? "ready" : "not ready", ...report }, report.ready ? 200 : 503)
+    })
+    .get("/metrics", async (c) => c.body(await run(metrics.render), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }))
+})

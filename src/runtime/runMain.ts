@@ -1,0 +1,67 @@
+/**
+ * Runs a program as a process: signals, logging, config errors and exit codes in one place.
+ *
+ * - SIGINT/SIGTERM interrupt the main fiber, so finalizers run in reverse order of acquisition:
+ *   intake stops, in-flight work is settled, connections close. A clean stop exits 0.
+ * - `SHUTDOWN_TIMEOUT` [30s] bounds that: past it the process exits 1. A second signal exits at once.
+ * - A `ConfigError` (before any broker is touched) prints one line naming the variable, exits 2.
+ * - Any other failure or defect is logged with its cause, exits 1.
+ *
+ * This is the one place in `src/` that touches the process; the rest is plain Effect.
+ */
+import process from "node:process"
+import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Result } from "effect"
+import { ConfigError, duration, load, providerFrom } from "./config.ts"
+import * as Logging from "./logging.ts"
+
+export interface RunOptions {
+  /** Added to every log line as `service`. */
+  readonly name: string
+}
+
+export const exitCodes = { ok: 0, failure: 1, config: 2, deadline: 1 } as const
+
+export const runMain = <A, E>(program: Effect.Effect<A, E>, options: RunOptions): void => {
+  let deadline = Duration.seconds(30)
+  const main = Effect.gen(function*() {
+    const logging = yield* load(Logging.LoggingConfig)
+    deadline = yield* load(duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(deadline)))
+    return yield* program.pipe(Effect.annotateLogs({ service: options.name }), Effect.provide(Logging.layer(logging)))
+  }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, providerFrom(process.argv.slice(2), process.env)))
+
+  const fiber = Effect.runFork(main)
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      process.stderr.write(`${options.name}: second ${signal}, exiting without waiting\n`)
+      process.exit(130)
+    }
+    signalled = true
+    process.stderr.write(`${options.name}: ${signal} received, shutting down (deadline ${Duration.format(deadline)})\n`)
+    setTimeout(() => {
+      process.stderr.write(`${options.name}: shutdown did not finish within ${Duration.format(deadline)}, exiting\n`)
+      process.exit(exitCodes.deadline)
+    }, Duration.toMillis(deadline)).unref()
+    fiber.interruptUnsafe()
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+
+  fiber.addObserver((exit) => {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    process.exit(exitCode(exit, options.name))
+  })
+}
+
+const exitCode = <A, E>(exit: Exit.Exit<A, E>, name: string): number => {
+  if (Exit.isSuccess(exit)) return exitCodes.ok
+  if (Cause.hasInterruptsOnly(exit.cause)) return exitCodes.ok
+  const error = Cause.findError(exit.cause)
+  if (Result.isSuccess(error) && error.success instanceof ConfigError) {
+    process.stderr.write(`${name}: ${error.success.message}\n`)
+    return exitCodes.config
+  }
+  process.stderr.write(`${name}: failed\n${Cause.pretty(exit.cause)}\n`)
+  return exitCodes.failure
+}

@@ -1,0 +1,115 @@
+import { describe, expect, test } from "bun:test"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Duration, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
+import { bodyText, Headers } from "../../src/capabilities/Message.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { CounterStore } from "../../src/counter/CounterStore.ts"
+import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
+import { bindingPattern, eventTypes } from "../../src/counter/events.ts"
+import { generate } from "../../src/counter/generator.ts"
+import { MemoryBroker } from "../../layers/memory/broker.ts"
+
+const config = (outputDir: string): CounterConfig => ({
+  exchange: "eventcounter",
+  queue: "eventcountertest",
+  outputDir,
+  idleTimeout: Duration.seconds(5),
+  prefetch: 50,
+  batchSize: 20,
+  maxMessageBytes: 64 * 1024
+})
+
+const layer = Layer.mergeAll(MemoryBrokerLayer.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer, TestClock.layer())
+
+const readCounts = (dir: string) =>
+  Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))]))
+
+/** Lets the counter's fibers run until the broker has nothing left for it; no clock moves. */
+const settled = (queue: string) =>
+  Effect.gen(function*() {
+    const broker = yield* MemoryBroker
+    while ((yield* broker.depth(queue)) + (yield* broker.inFlight(queue)) > 0) yield* Effect.yieldNow
+  })
+
+describe("event counter", () => {
+  test("counts each unique event once per user and type, dead-letters malformed ones with the reason", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const run = generate({ count: 2000, users: 7, duplicateRatio: 0.2, malformed: 25, seed: 7 })
+    expect(run.duplicates).toBeGreaterThan(100)
+
+    const dead = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const cfg = config(dir)
+      const subscriber = yield* Subscriber
+      yield* subscriber.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern })
+      yield* Publisher.use((p) => p.publish(cfg.exchange, run.messages))
+      const fiber = yield* Effect.forkChild(runCounter(cfg))
+      yield* settled(cfg.queue)
+      yield* TestClock.adjust("5 seconds")
+      yield* Fiber.join(fiber)
+      const dlq = yield* subscriber.subscribe({ topic: deadLetterTopic(cfg.queue), group: deadLetterTopic(cfg.queue) })
+      return yield* Effect.forEach(Array.from({ length: run.malformed }), () => dlq.take)
+    })).pipe(Effect.provide(layer)))
+
+    expect(readCounts(dir)).toEqual(run.expected)
+    const reasons = dead.map((d) => d.message.headers[Headers.deadLetterReason] ?? "")
+    expect(reasons.filter((r) => r.includes("does not have the form")).length).toBe(5)
+    expect(reasons.filter((r) => r === "body is not valid JSON").length).toBe(5)
+    expect(reasons.filter((r) => r.includes(`no "id"`)).length).toBe(5)
+    expect(reasons.filter((r) => r.includes(`unknown event type "archived"`)).length).toBe(5)
+    expect(reasons.filter((r) => r.includes("over the limit")).length).toBe(5)
+    expect(bodyText(dead.find((d) => d.message.headers[Headers.deadLetterReason] === "body is not valid JSON")!.message)).toBe("{not json")
+  })
+
+  test("stops only after the idle timeout has passed since the last message", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const cfg = config(dir)
+      yield* Subscriber.use((s) => s.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern }))
+      const publish = (id: string) =>
+        Publisher.use((p) => p.publish(cfg.exchange, [{ key: "u1.event.created", body: JSON.stringify({ id }) }]))
+      const fiber = yield* Effect.forkChild(runCounter(cfg))
+      yield* publish("a")
+      yield* settled(cfg.queue)
+      yield* TestClock.adjust("4 seconds")
+      const early = fiber.pollUnsafe()
+      yield* publish("b")
+      yield* settled(cfg.queue)
+      yield* TestClock.adjust("4 seconds")
+      const stillRunning = fiber.pollUnsafe()
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      return { early, stillRunning }
+    })).pipe(Effect.provide(layer)))
+    expect(result.early).toBeUndefined()
+    expect(result.stillRunning).toBeUndefined()
+    expect(readCounts(dir).created).toEqual({ u1: 2 })
+  })
+
+  test("an interrupted counter finishes in-flight work, writes its files and leaves the rest queued", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const run = generate({ count: 300, duplicateRatio: 0, seed: 3 })
+    const left = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const cfg = { ...config(dir), prefetch: 10 }
+      yield* Subscriber.use((s) => s.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern }))
+      yield* Publisher.use((p) => p.publish(cfg.exchange, run.messages))
+      const fiber = yield* Effect.forkChild(runCounter(cfg))
+      const broker = yield* MemoryBroker
+      while ((yield* broker.depth(cfg.queue)) > 200) yield* Effect.yieldNow
+      yield* Fiber.interrupt(fiber)
+      return { depth: yield* broker.depth(cfg.queue), inFlight: yield* broker.inFlight(cfg.queue) }
+    })).pipe(Effect.provide(layer)))
+    const written = readCounts(dir)
+    const total = eventTypes.reduce((n, t) => n + Object.values(written[t] as Record<string, number>).reduce((a, b) => a + b, 0), 0)
+    expect(left.inFlight).toBe(0)
+    expect(total).toBeGreaterThanOrEqual(90)
+    expect(total + left.depth).toBe(300)
+  })
+})
+
