@@ -62,3 +62,10 @@ export const parseEvent = (message: Message, maxBytes: number): Result.Result<Co
 export type Counts = Record<EventType, Record<string, number>>
 
 export const emptyCounts = (): Counts => ({ created: {}, updated: {}, deleted: {} })
+
+/** Same users with the same counts for every type, whatever the key order. */
+export const sameCounts = (a: Counts, b: Counts): boolean =>
+  eventTypes.every((type) => {
+    const x = Object.entries(a[type])
+    return x.length === Object.keys(b[type]).length && x.every(([user, n]) => b[type][user] === n)
+  })

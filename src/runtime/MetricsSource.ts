@@ -1,8 +1,8 @@
 /**
  * MetricsSource: the program's metrics as Prometheus text, for `GET /metrics`.
  *
- * The telemetry layer provides it from the OpenTelemetry Prometheus exporter; tests and the
- * embedded demo can use `fromRegistry`, which renders Effect's metric registry directly.
+ * The telemetry layer (`layers/telemetry/otel.ts`) provides it from the OpenTelemetry Prometheus
+ * exporter, which reads Effect's metric registry on every scrape.
  */
 import { Context, Effect } from "effect"
 

@@ -75,6 +75,12 @@ export const positiveInt = (name: string) =>
     Config.mapEffect((n) => (n > 0 ? Effect.succeed(n) : Effect.fail(configIssue(name, "an integer greater than 0", `got ${n}`))))
   )
 
+/** An integer from `min` to `max`, inclusive (ports, ratios in percent). */
+export const intInRange = (name: string, min: number, max: number, what = `an integer from ${min} to ${max}`) =>
+  Config.Int(name).pipe(
+    Config.mapEffect((n) => (n >= min && n <= max ? Effect.succeed(n) : Effect.fail(configIssue(name, what, `got ${n}`))))
+  )
+
 /** One of a fixed set of words. */
 export const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>, options: { readonly caseInsensitive?: boolean } = {}) =>
   Config.String(name).pipe(

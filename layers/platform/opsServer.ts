@@ -1,0 +1,55 @@
+/**
+ * The operations HTTP server: `makeOpsApp` (/healthz, /readyz, /metrics) served on
+ * `METRICS_PORT` [9090] and `METRICS_HOST` [0.0.0.0].
+ *
+ * On release it first marks readiness as shutting down, so `/readyz` answers 503 while the
+ * server is still up to say so, and only then stops the server. Both steps sit in one finalizer:
+ * the order between finalizers of sibling layers is not something to rely on.
+ */
+import { Config, Context, Effect, Layer, Scope } from "effect"
+import { type ConfigError, intInRange, load } from "../../src/runtime/config.ts"
+import type { MetricsSource } from "../../src/runtime/MetricsSource.ts"
+import { makeOpsApp } from "../../src/runtime/opsApp.ts"
+import { Readiness } from "../../src/runtime/Readiness.ts"
+import { type HttpServerError, serve } from "./httpServer.ts"
+
+export class OpsServer extends Context.Service<OpsServer, {
+  readonly port: number
+  readonly url: string
+}>()("queueworks/OpsServer") {}
+
+export interface OpsServerOptions {
+  /** 0 binds an ephemeral port (tests); the bound one is in `OpsServer.port`. */
+  readonly port: number
+  readonly hostname?: string | undefined
+}
+
+export const layerOptions = (
+  options: OpsServerOptions
+): Layer.Layer<OpsServer, HttpServerError, Readiness | MetricsSource> =>
+  Layer.effect(
+    OpsServer,
+    Effect.gen(function*() {
+      const readiness = yield* Readiness
+      const app = yield* makeOpsApp
+      // A child scope owns the server so the one finalizer below can close it at the right moment;
+      // being a child, it is still closed with the layer if anything fails before that finalizer exists.
+      const serverScope = yield* Scope.fork(yield* Scope.Scope)
+      const bound = yield* serve(app.fetch, options).pipe(Scope.provide(serverScope))
+      yield* Effect.addFinalizer((exit) => readiness.shutdown.pipe(Effect.andThen(Scope.close(serverScope, exit))))
+      // `url` is the loopback form of a wildcard bind; the bind itself goes in the annotation.
+      yield* Effect.log(`ops server listening on ${bound.url}`).pipe(
+        Effect.annotateLogs({ bind: `${options.hostname ?? "0.0.0.0"}:${bound.port}` })
+      )
+      return OpsServer.of(bound)
+    })
+  )
+
+export const OpsServerConfig = Config.all({
+  port: intInRange("METRICS_PORT", 0, 65535, "a port number from 0 to 65535").pipe(Config.withDefault(9090)),
+  hostname: Config.String("METRICS_HOST").pipe(Config.withDefault("0.0.0.0"))
+})
+
+export const layer: Layer.Layer<OpsServer, ConfigError | HttpServerError, Readiness | MetricsSource> = Layer.unwrap(
+  Effect.map(load(OpsServerConfig), layerOptions)
+)

@@ -1,0 +1,282 @@
+import { describe, expect, test } from "bun:test"
+import { ConfigProvider, Effect, Fiber, Layer, Metric, Tracer } from "effect"
+import * as MemoryBroker from "../../layers/memory/broker.ts"
+import { serve } from "../../layers/platform/httpServer.ts"
+import { layer as opsServerFromEnv, layerOptions as opsServer, OpsServer } from "../../layers/platform/opsServer.ts"
+import * as Otel from "../../layers/telemetry/otel.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { parseTraceparent } from "../../src/messaging/traceContext.ts"
+import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
+import { PROMETHEUS_CONTENT_TYPE } from "../../src/runtime/opsApp.ts"
+import { Readiness } from "../../src/runtime/Readiness.ts"
+import * as OtlpReceiver from "../support/otlpReceiver.ts"
+import { parsePrometheus, sample } from "../support/prometheus.ts"
+
+const get = (url: string) => Effect.promise(() => fetch(url))
+const text = (response: Response) => Effect.promise(() => response.text())
+
+// Effect's metric registry is process-wide, so each metric here has a name no other test uses.
+const things = Metric.counter("qw_test_things", { description: "things done in a test", incremental: true })
+const latency = Metric.histogram("qw_test_latency_ms", { boundaries: [1, 10, 100] })
+
+describe("telemetry: metrics through the ops server", () => {
+  test("an Effect counter and histogram appear on GET /metrics of the real server", () =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const x = Metric.withAttributes(things, { kind: "x" })
+        yield* Metric.update(x, 1)
+        yield* Metric.update(x, 1)
+        yield* Metric.update(x, 1)
+        yield* Metric.update(Metric.withAttributes(things, { kind: "y" }), 5)
+        yield* Metric.update(latency, 5)
+        yield* Metric.update(latency, 50)
+
+        const { url } = yield* OpsServer
+        const response = yield* get(`${url}/metrics`)
+        expect(response.status).toBe(200)
+        expect(response.headers.get("content-type")).toBe(PROMETHEUS_CONTENT_TYPE)
+        const metrics = parsePrometheus(yield* text(response))
+
+        expect(metrics.types["qw_test_things_total"]).toBe("counter")
+        expect(sample(metrics, "qw_test_things_total", { kind: "x" }).value).toBe(3)
+        expect(sample(metrics, "qw_test_things_total", { kind: "y" }).value).toBe(5)
+
+        expect(metrics.types["qw_test_latency_ms"]).toBe("histogram")
+        expect(sample(metrics, "qw_test_latency_ms_bucket", { le: "1" }).value).toBe(0)
+        expect(sample(metrics, "qw_test_latency_ms_bucket", { le: "10" }).value).toBe(1)
+        expect(sample(metrics, "qw_test_latency_ms_bucket", { le: "100" }).value).toBe(2)
+        expect(sample(metrics, "qw_test_latency_ms_bucket", { le: "+Inf" }).value).toBe(2)
+        expect(sample(metrics, "qw_test_latency_ms_count").value).toBe(2)
+        expect(sample(metrics, "qw_test_latency_ms_sum").value).toBe(55)
+
+        // The resource names the service, so dashboards can tell programs apart.
+        expect(sample(metrics, "target_info").labels["service_name"]).toBe("qw-metrics-test")
+      }).pipe(
+        Effect.provide(
+          opsServer({ port: 0, hostname: "127.0.0.1" }).pipe(
+            Layer.provide(Layer.mergeAll(Readiness.layer, Otel.layer({ serviceName: "qw-metrics-test" })))
+          )
+        )
+      )
+    ))
+
+  test("the ops server reports a bound ephemeral port and is gone after release", async () => {
+    const url = await Effect.runPromise(
+      Effect.gen(function*() {
+        const server = yield* OpsServer
+        expect(server.port).toBeGreaterThan(0)
+        expect(server.url).toBe(`http://127.0.0.1:${server.port}`)
+        expect((yield* get(`${server.url}/healthz`)).status).toBe(200)
+        return server.url
+      }).pipe(
+        Effect.provide(
+          opsServer({ port: 0, hostname: "127.0.0.1" }).pipe(
+            Layer.provide(Layer.mergeAll(Readiness.layer, Otel.layer({ serviceName: "qw-test" })))
+          )
+        )
+      )
+    )
+    expect(await fetch(`${url}/healthz`).then(() => "answered", () => "refused")).toBe("refused")
+  })
+
+  test("on release /readyz turns 503 while the server still answers, then the server stops", async () => {
+    const seen: Array<string> = []
+    let url = ""
+    // Readiness whose shutdown asks the live server how it looks right after being told to stop:
+    // if the server were stopped first, this request would be refused.
+    const ProbingReadiness = Layer.effect(
+      Readiness,
+      Effect.gen(function*() {
+        const real = yield* Readiness
+        return Readiness.of({
+          ...real,
+          shutdown: real.shutdown.pipe(
+            Effect.andThen(Effect.promise(() =>
+              fetch(`${url}/readyz`).then((r) => `readyz ${r.status}`, () => "readyz refused")
+            )),
+            Effect.map((status) => { seen.push(status) })
+          )
+        })
+      })
+    ).pipe(Layer.provide(Readiness.layer))
+
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        url = (yield* OpsServer).url
+        yield* Readiness.use((r) => r.set("broker", true))
+        seen.push(`readyz ${(yield* get(`${url}/readyz`)).status}`)
+      }).pipe(
+        Effect.provide(
+          opsServer({ port: 0, hostname: "127.0.0.1" }).pipe(
+            Layer.provideMerge(Layer.mergeAll(ProbingReadiness, Otel.layer({ serviceName: "qw-test" })))
+          )
+        )
+      )
+    )
+    expect(seen).toEqual(["readyz 200", "readyz 503"])
+    expect(await fetch(`${url}/readyz`).then(() => "answered", () => "refused")).toBe("refused")
+  })
+test("an ops port already in use fails the layer with a typed error naming the port", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const taken = yield* serve(() => new Response("someone else"), { port: 0, hostname: "127.0.0.1" })
+      const error = yield* Effect.void.pipe(
+        Effect.provide(
+          opsServer({ port: taken.port, hostname: "127.0.0.1" }).pipe(
+            Layer.provide(Layer.mergeAll(Readiness.layer, Otel.layer({ serviceName: "qw-test" })))
+          )
+        ),
+        Effect.flip
+      )
+      expect(error._tag).toBe("HttpServerError")
+      expect(error.reason).toBe("AddressInUse")
+      expect(error.message).toContain(`port ${taken.port} is already in use`)
+    }))))
+})
+
+describe("telemetry: traces over OTLP", () => {
+  test("a consumer's handle span is the child of the publish span, exported when the layer closes", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const topic = `orders-${crypto.randomUUID()}`
+        const group = `billing-${crypto.randomUUID()}`
+
+        const ids = yield* Effect.gen(function*() {
+          const publisher = yield* Publisher
+          const subscriber = yield* Subscriber
+          yield* subscriber.declare({ topic, group })
+
+          const produce = yield* Effect.gen(function*() {
+            yield* publisher.publish(topic, [{ key: "order.created", body: "{}" }])
+            return yield* Effect.currentSpan
+          }).pipe(Effect.withSpan("produce"))
+
+          const consumer = yield* subscriber.subscribe({ topic, group })
+          const delivery = yield* consumer.take
+          const traceparent = delivery.message.headers["traceparent"]
+          expect(traceparent).toBeDefined()
+          const handle = yield* Effect.gen(function*() {
+            yield* delivery.ack
+            return yield* Effect.currentSpan
+          }).pipe(Effect.withSpan("handle", { kind: "consumer", parent: parseTraceparent(traceparent) }))
+          return { produce, handle }
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(Layer.merge(
+            MemoryBroker.layer,
+            Otel.layer({ serviceName: "qw-trace-test", otlpEndpoint: receiver.endpoint })
+          ))
+        )
+
+        // The layer is closed at this point. The batch processor's own delay is 5 s, so spans
+        // arriving within this short wait were sent by the flush on close.
+        const handle = yield* receiver.awaitSpan((s) => s.name === "handle", { timeout: "1 second" })
+        const publish = yield* receiver.awaitSpan((s) => s.name === `publish ${topic}`, { timeout: "1 second" })
+        const produce = yield* receiver.awaitSpan((s) => s.name === "produce", { timeout: "1 second" })
+
+        expect(produce.spanId).toBe(ids.produce.spanId)
+        expect(publish.parentSpanId).toBe(produce.spanId)
+        expect(handle.parentSpanId).toBe(publish.spanId)
+        expect(handle.traceId).toBe(ids.produce.traceId)
+        expect(publish.traceId).toBe(ids.produce.traceId)
+        expect(handle.spanId).toBe(ids.handle.spanId)
+        expect(handle.kind).toBe(5)
+        expect(publish.kind).toBe(4)
+        expect(publish.attributes["messaging.destination.name"]).toBe(topic)
+        expect(handle.serviceName).toBe("qw-trace-test")
+      }))
+    ))
+
+  test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const tracer = yield* Effect.gen(function*() {
+          yield* Effect.void.pipe(Effect.withSpan("not exported"))
+          return yield* Tracer.Tracer
+        }).pipe(Effect.provide(Otel.layer({ serviceName: "qw-test" })))
+        expect(tracer).toBe(Tracer.nativeTracer)
+        expect(yield* receiver.spans).toEqual([])
+      }))
+    ))
+
+  test("with an endpoint the OpenTelemetry tracer replaces the native one", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const tracer = yield* Tracer.Tracer.pipe(
+          Effect.provide(Otel.layer({ serviceName: "qw-test", otlpEndpoint: receiver.endpoint }))
+        )
+        expect(tracer).not.toBe(Tracer.nativeTracer)
+      }))
+    ))
+})
+
+describe("test support: OTLP receiver", () => {
+  test("a protobuf export is refused and fails waiters at once instead of timing out", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const receiver = yield* OtlpReceiver.make
+      const waiting = yield* Effect.forkChild(receiver.awaitSpan(() => true, { timeout: "10 seconds" }).pipe(Effect.flip))
+      const response = yield* Effect.promise(() =>
+        fetch(`${receiver.endpoint}/v1/traces`, {
+          method: "POST",
+          headers: { "content-type": "application/x-protobuf" },
+          body: new Uint8Array([10, 0])
+        })
+      )
+      expect(response.status).toBe(415)
+      const error = yield* Fiber.join(waiting)
+      expect(error.message).toContain("application/x-protobuf")
+    }))))
+})
+
+describe("telemetry and ops server: configuration", () => {
+  const withEnv = (env: Record<string, string>) =>
+    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnvRecord(env))
+
+  test("tracesUrl appends /v1/traces once", () => {
+    expect(Otel.tracesUrl("http://jaeger:4318")).toBe("http://jaeger:4318/v1/traces")
+    expect(Otel.tracesUrl("http://jaeger:4318/")).toBe("http://jaeger:4318/v1/traces")
+    expect(Otel.tracesUrl("https://otel.example/v1/traces")).toBe("https://otel.example/v1/traces")
+  })
+
+  test("OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL; the error names the variable", async () => {
+    const error = await Effect.runPromise(
+      Effect.void.pipe(Effect.provide(Otel.layerConfig("qw-test")), Effect.flip, withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "jaeger:4318" }))
+    )
+    expect(error._tag).toBe("ConfigError")
+    expect(error.variable).toBe("OTEL_EXPORTER_OTLP_ENDPOINT")
+    expect(error.message).toContain("http or https URL")
+  })
+
+  test("OTEL_SERVICE_NAME replaces the program's name; an empty endpoint means no tracing", () =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        expect(yield* Tracer.Tracer).toBe(Tracer.nativeTracer)
+        const metrics = parsePrometheus(yield* MetricsSource.use((m) => m.render))
+        expect(sample(metrics, "target_info").labels["service_name"]).toBe("renamed")
+      }).pipe(
+        Effect.provide(Otel.layerConfig("qw-test")),
+        withEnv({ OTEL_SERVICE_NAME: "renamed", OTEL_EXPORTER_OTLP_ENDPOINT: "" })
+      )
+    ))
+
+  test("METRICS_PORT accepts 0 (ephemeral) and rejects what is not a port, naming it", async () => {
+    const deps = Layer.mergeAll(Readiness.layer, Otel.layer({ serviceName: "qw-test" }))
+    const port = await Effect.runPromise(
+      OpsServer.use((s) => Effect.succeed(s.port)).pipe(
+        Effect.provide(opsServerFromEnv.pipe(Layer.provide(deps))),
+        withEnv({ METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" })
+      )
+    )
+    expect(port).toBeGreaterThan(0)
+    for (const bad of ["-1", "65536", "nine"]) {
+      const error = await Effect.runPromise(
+        Effect.void.pipe(Effect.provide(opsServerFromEnv.pipe(Layer.provide(deps))), Effect.flip, withEnv({ METRICS_PORT: bad }))
+      )
+      expect(error._tag).toBe("ConfigError")
+      expect(error._tag === "ConfigError" && error.variable).toBe("METRICS_PORT")
+    }
+  })
+})
