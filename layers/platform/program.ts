@@ -1,0 +1,42 @@
+/**
+ * What every long-running worker program runs with, besides its broker and database: readiness,
+ * telemetry (traces over OTLP when configured, Prometheus metrics), the ops HTTP server, and the
+ * file system. Config is read up front by `loadBaseConfig`, so a bad value stops the program
+ * before anything connects.
+ */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Effect, Layer } from "effect"
+import { load } from "../../src/runtime/config.ts"
+import { Readiness } from "../../src/runtime/Readiness.ts"
+import * as Telemetry from "../telemetry/otel.ts"
+import * as OpsServer from "./opsServer.ts"
+
+export const loadBaseConfig = (serviceName: string) =>
+  Effect.all({
+    ops: load(OpsServer.OpsServerConfig),
+    telemetry: Telemetry.TelemetryConfig
+  }).pipe(Effect.map((config) => ({ serviceName: config.telemetry.serviceName ?? serviceName, ...config })))
+
+export type BaseConfig = Effect.Success<ReturnType<typeof loadBaseConfig>>
+
+export const baseLayer = (config: BaseConfig) =>
+  OpsServer.layerOptions(config.ops).pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      Readiness.layer,
+      Telemetry.layer({ serviceName: config.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint })
+    )),
+    Layer.merge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer))
+  )
+
+/**
+ * Runs a worker with readiness: ready once started, and not ready from the moment shutdown
+ * begins (a sibling fiber notices the interruption while the worker is still draining), so a
+ * load balancer stops sending work before the last messages are settled.
+ */
+export const asWorker = <A, E, R>(worker: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Readiness> =>
+  Effect.gen(function*() {
+    const readiness = yield* Readiness
+    yield* readiness.set("worker", true)
+    return yield* Effect.raceFirst(worker, Effect.never.pipe(Effect.onInterrupt(() => readiness.shutdown)))
+  })

@@ -1,0 +1,172 @@
+/**
+ * SqlDatabase on a PostgreSQL server, through postgres.js.
+ *
+ * - `query` runs on any pooled connection. Text without parameters goes over the simple
+ *   protocol, so one call may hold several statements (migrations); the last one's rows come back.
+ * - `transaction` reserves one connection for BEGIN … COMMIT, so statements outside `body`
+ *   (other fibers, other pooled connections) never see its uncommitted rows.
+ * - Interrupting a statement stops waiting for it; the server still finishes it, and on a
+ *   transaction's connection the ROLLBACK queues behind it.
+ * - `listen` uses postgres.js's dedicated LISTEN connection, which re-subscribes after a reconnect.
+ */
+import { Config, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
+import postgres from "postgres"
+import { type SqlClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
+
+export interface PostgresSqlOptions {
+  /** `postgres://user:password@host:port/db?sslmode=…`; the password is never logged. */
+  readonly url: string
+  /** Becomes every connection's `search_path`; created when missing. */
+  readonly schema?: string
+  /** Pool size (postgres.js defaults to 10). */
+  readonly max?: number
+}
+
+type Driver = postgres.Sql
+
+const sqlError = (operation: string) => (cause: unknown): SqlError =>
+  // Only server errors carry a SQLSTATE; socket errors' `code` (ECONNREFUSED…) is not one.
+  cause instanceof postgres.PostgresError
+    ? new SqlError({ operation, cause, code: cause.code })
+    : new SqlError({ operation, cause })
+
+const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
+
+// Simple-protocol text with several statements resolves to one row list per statement; a single
+// statement resolves to its rows directly (rows are objects, never arrays).
+const lastRows = <R>(result: ReadonlyArray<unknown>): ReadonlyArray<R> => {
+  const rows = result.length > 0 && Array.isArray(result[0]) ? result[result.length - 1] as ReadonlyArray<R> : result as ReadonlyArray<R>
+  // A plain array: postgres.js row lists carry extra fields (statement, state) callers should not see.
+  return Array.from(rows)
+}
+
+const run = <R>(driver: Driver, operation: string, text: string, params?: ReadonlyArray<unknown>) =>
+  Effect.tryPromise({
+    try: () =>
+      params === undefined || params.length === 0
+        ? driver.unsafe(text)
+        : driver.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>),
+    catch: sqlError(operation)
+  }).pipe(Effect.map((result) => lastRows<R>(result)))
+
+const clientOn = (driver: Driver): SqlClient => ({
+  query: (text, params) => run(driver, "query", text, params)
+})
+
+/** Names the server without the password, for connect errors. */
+const describeTarget = (options: postgres.ParsedOptions) =>
+  `${options.user}@${options.host.map((host, i) => `${host}:${options.port[i] ?? options.port[0]}`).join(",")}/${options.database}`
+
+const open = (options: PostgresSqlOptions) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () =>
+        postgres(options.url, {
+          onnotice: () => {},
+          ...(options.max === undefined ? {} : { max: options.max }),
+          ...(options.schema === undefined ? {} : { connection: { search_path: quoteIdent(options.schema) } })
+        }),
+      // The parser's message may echo the URL, password included.
+      catch: () => new SqlError({ operation: "configure", cause: "the database URL is not a valid postgres:// URL" })
+    }),
+    (sql) => Effect.promise(() => sql.end({ timeout: 5 }))
+  )
+
+const ensureSchema = (sql: Driver, schema: string) =>
+  Effect.gen(function*() {
+    // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists.
+    const found = yield* run(sql, "create schema", "select 1 from pg_namespace where nspname = $1", [schema])
+    if (found.length > 0) return
+    yield* run(sql, "create schema", `create schema if not exists ${quoteIdent(schema)}`).pipe(
+      // Two pools starting at once can both miss the check; the loser sees the winner's schema.
+      Effect.catchIf((e) => e.code === "23505" || e.code === "42P06", () => Effect.void)
+    )
+  })
+
+export const make = Effect.fnUntraced(function*(options: PostgresSqlOptions) {
+  const sql = yield* open(options)
+  // Connect now so a wrong URL stops the program at start, naming the server.
+  yield* run(sql, `connect to ${describeTarget(sql.options)}`, "select 1")
+  if (options.schema !== undefined) yield* ensureSchema(sql, options.schema)
+
+  const begin = Effect.gen(function*() {
+    const conn = yield* Effect.tryPromise({ try: () => sql.reserve(), catch: sqlError("begin") })
+    yield* run(conn, "begin", "begin").pipe(Effect.onError(() => Effect.sync(() => conn.release())))
+    return conn
+  })
+
+  const commit = (conn: postgres.ReservedSql) =>
+    Effect.tryPromise({ try: () => conn.unsafe("commit"), catch: sqlError("commit") }).pipe(
+      Effect.flatMap((result) =>
+        // COMMIT of a transaction that already failed (the body swallowed a statement's error)
+        // answers ROLLBACK without an error; the caller must not believe its writes landed.
+        result.command === "ROLLBACK"
+          ? Effect.fail(new SqlError({ operation: "commit", code: "25P02", cause: "the transaction had failed and was rolled back" }))
+          : Effect.void
+      )
+    )
+
+  const rollback = (conn: postgres.ReservedSql) =>
+    run(conn, "rollback", "rollback").pipe(
+      Effect.catch((e) => Effect.logWarning("rollback failed", e)),
+      Effect.ensuring(Effect.sync(() => conn.release()))
+    )
+
+  return SqlDatabase.of({
+    query: (text, params) => run(sql, "query", text, params),
+    transaction: (body) =>
+      Effect.acquireUseRelease(
+        begin,
+        (conn) => Effect.tap(body(clientOn(conn)), () => commit(conn)),
+        // After a successful COMMIT the ROLLBACK is skipped; after a failed one it is a no-op.
+        (conn, exit) => Exit.isSuccess(exit) ? Effect.sync(() => conn.release()) : rollback(conn)
+      ),
+    listen: (channel) =>
+      Stream.callback<string, SqlError>((queue) =>
+        Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => sql.listen(channel, (payload) => void Queue.offerUnsafe(queue, payload)),
+            catch: sqlError("listen")
+          }),
+          (subscription) => Effect.tryPromise(() => subscription.unlisten()).pipe(Effect.ignore)
+        )
+      ),
+    notify: (channel, payload) =>
+      Effect.tryPromise({ try: () => sql.notify(channel, payload), catch: sqlError("notify") }).pipe(Effect.asVoid)
+  })
+})
+
+export const layer = (options: PostgresSqlOptions): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
+
+/**
+ * `DATABASE_URL`, or else the variables the Go services read: `DB_HOST`, `DB_PORT`, `DB_USER`,
+ * `DB_PASSWORD`, `DB_NAME`, `DB_SSLMODE`. `DB_MAX_CONNECTIONS` sizes the pool either way.
+ */
+export const config: Config.Config<PostgresSqlOptions> = Config.all({
+  url: Config.option(Config.Redacted("DATABASE_URL")),
+  host: Config.String("DB_HOST").pipe(Config.withDefault("localhost")),
+  port: Config.Port("DB_PORT").pipe(Config.withDefault(5432)),
+  user: Config.String("DB_USER").pipe(Config.withDefault("postgres")),
+  password: Config.Redacted("DB_PASSWORD").pipe(Config.withDefault(Redacted.make("postgres"))),
+  database: Config.String("DB_NAME").pipe(Config.withDefault("postgres")),
+  sslmode: Config.Literals(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], "DB_SSLMODE").pipe(
+    Config.withDefault("disable" as const)
+  ),
+  max: Config.Int("DB_MAX_CONNECTIONS").pipe(Config.withDefault(10))
+}).pipe(
+  Config.map((c) => ({
+    url: Option.match(c.url, {
+      onSome: Redacted.value,
+      onNone: () =>
+        `postgres://${encodeURIComponent(c.user)}:${encodeURIComponent(Redacted.value(c.password))}@${c.host}:${c.port}/${
+          encodeURIComponent(c.database)
+        }?sslmode=${c.sslmode}`
+    }),
+    max: c.max
+  }))
+)
+
+export const layerConfig: Layer.Layer<SqlDatabase, SqlError | Config.ConfigError> = Layer.effect(
+  SqlDatabase,
+  Effect.flatMap(config, make)
+)
