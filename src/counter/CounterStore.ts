@@ -50,7 +50,7 @@ export class CounterStore extends Context.Service<CounterStore, {
     CounterStore,
     Effect.gen(function*() {
       const db = yield* SqlDatabase
-      yield* migrate(Sql.migrations, { direction: "up" }).pipe(
+      yield* migrate(Sql.migrations, { direction: "up", table: Sql.migrationsTable }).pipe(
         Effect.mapError((cause) => new CounterStoreError({ operation: "migrate", cause }))
       )
       return CounterStore.of({

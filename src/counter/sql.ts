@@ -3,6 +3,9 @@
  */
 import type { Migration } from "../sql/migrations.ts"
 
+/** Each system keeps its own migrations table, so systems deploy and roll back independently. */
+export const migrationsTable = "counter_migrations"
+
 export const migrations: ReadonlyArray<Migration> = [
   {
     version: 1001,

@@ -70,15 +70,28 @@ export const duration = (name: string, options: { readonly bareUnit?: "seconds" 
   )
 
 /** A positive integer variable (counts, sizes, concurrency). */
-export const positiveInt = (name: string) =>
-  Config.Int(name).pipe(
-    Config.mapEffect((n) => (n > 0 ? Effect.succeed(n) : Effect.fail(configIssue(name, "an integer greater than 0", `got ${n}`))))
+export const positiveInt = (name: string) => intInRange(name, 1, Number.MAX_SAFE_INTEGER, "an integer greater than 0")
+
+/** A number (ratios, multipliers) from `min` to `max`, inclusive. */
+export const numberInRange = (name: string, min: number, max: number) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const n = text.trim() === "" ? Number.NaN : Number(text)
+      return Number.isFinite(n) && n >= min && n <= max
+        ? Effect.succeed(n)
+        : Effect.fail(configIssue(name, `a number from ${min} to ${max}`, `got "${text}"`))
+    })
   )
 
 /** An integer from `min` to `max`, inclusive (ports, ratios in percent). */
 export const intInRange = (name: string, min: number, max: number, what = `an integer from ${min} to ${max}`) =>
-  Config.Int(name).pipe(
-    Config.mapEffect((n) => (n >= min && n <= max ? Effect.succeed(n) : Effect.fail(configIssue(name, what, `got ${n}`))))
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const n = /^\s*-?\d+\s*$/.test(text) ? Number(text) : Number.NaN
+      return Number.isSafeInteger(n) && n >= min && n <= max
+        ? Effect.succeed(n)
+        : Effect.fail(configIssue(name, what, `got "${text}"`))
+    })
   )
 
 /** One of a fixed set of words. */

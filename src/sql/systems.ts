@@ -1,0 +1,14 @@
+/**
+ * Every system's migrations, by name, for `programs/migrate.ts`.
+ */
+import * as Counter from "../counter/sql.ts"
+import type { Migration } from "./migrations.ts"
+
+export interface SystemMigrations {
+  readonly table: string
+  readonly migrations: ReadonlyArray<Migration>
+}
+
+export const systems: Readonly<Record<string, SystemMigrations>> = {
+  counter: { table: Counter.migrationsTable, migrations: Counter.migrations }
+}
