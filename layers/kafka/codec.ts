@@ -1,0 +1,67 @@
+/**
+ * Message <-> Kafka record: key is the record key, body the value, id the `message-id` header,
+ * every other header a string header.
+ *
+ * A retry is a copy of the record appended to the same partition with `x-delivery-attempt` set
+ * to the attempt it will be; that header and `message-id` are read here and not handed to
+ * handlers. A record produced outside this toolkit has no `message-id`: its id is its position
+ * (`topic/partition/offset`), which stays the same when the group reads it again.
+ */
+import type { IHeaders, KafkaMessage, Message as KafkaRecord } from "kafkajs"
+import { Headers, type Message } from "../../src/capabilities/Message.ts"
+
+export const MessageIdHeader = "message-id"
+
+const internal = new Set<string>([MessageIdHeader, Headers.attempt])
+
+export const toRecord = (
+  message: Message,
+  extra: { readonly partition?: number; readonly headers?: Readonly<Record<string, string>> } = {}
+): KafkaRecord => ({
+  key: message.key,
+  value: bufferOf(message.body),
+  headers: { ...message.headers, ...extra.headers, [MessageIdHeader]: message.id },
+  ...(extra.partition === undefined ? {} : { partition: extra.partition })
+})
+
+// No copy: kafkajs only reads the bytes while encoding the record batch.
+const bufferOf = (body: Uint8Array): Buffer =>
+  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+
+export interface Incoming {
+  readonly message: Message
+  readonly topic: string
+  readonly partition: number
+  readonly attempt: number
+}
+
+export const fromRecord = (topic: string, partition: number, record: KafkaMessage): Incoming => {
+  const raw: IHeaders = record.headers ?? {}
+  const headers: Record<string, string> = {}
+  for (const name in raw) {
+    if (internal.has(name)) continue
+    const value = headerText(raw[name])
+    if (value !== undefined) headers[name] = value
+  }
+  const id = headerText(raw[MessageIdHeader])
+  const counted = Number(headerText(raw[Headers.attempt]))
+  return {
+    message: {
+      id: id !== undefined && id !== "" ? id : `${topic}/${partition}/${record.offset}`,
+      key: record.key === null ? "" : record.key.toString("utf8"),
+      headers,
+      body: record.value ?? new Uint8Array(0)
+    },
+    topic,
+    partition,
+    attempt: Number.isInteger(counted) && counted >= 1 ? counted : 1
+  }
+}
+
+// Kafka allows a header name more than once; kafkajs then hands an array. The last one wins,
+// as it does for most Kafka clients' `lastHeader`.
+const headerText = (value: IHeaders[string]): string | undefined => {
+  const last = Array.isArray(value) ? value[value.length - 1] : value
+  if (last === undefined) return undefined
+  return typeof last === "string" ? last : last.toString("utf8")
+}

@@ -1,0 +1,105 @@
+import { describe, expect, test } from "bun:test"
+import { Effect, Option, Scope } from "effect"
+import * as Kafka from "../../layers/kafka/index.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { type Consumer, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { brokerContract } from "../contract/broker.ts"
+import { freshName, kafkaBrokers, probeKafka, requireServer } from "../support/servers.ts"
+
+const brokers = kafkaBrokers()
+
+// A rebalance is noticed at the next heartbeat or when a fetch returns, so both are short here;
+// 6 s is the broker's smallest allowed session timeout (group.min.session.timeout.ms).
+const makeLayer = () =>
+  Kafka.layer({
+    brokers,
+    clientId: "contract",
+    heartbeatInterval: "500 millis",
+    sessionTimeout: "6 seconds",
+    rebalanceTimeout: "10 seconds",
+    maxWaitTime: "250 millis"
+  })
+
+if (await requireServer("Kafka", probeKafka(brokers))) {
+  // countsAbandonedAttempts: redelivery is the group re-reading from the committed offset,
+  // which carries no count. prefetch: hand-outs wait for credit, so the bound is exact.
+  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false }, { timeout: 60_000 })
+
+  describe("kafka offsets", () => {
+    const run = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | Scope.Scope>): Promise<A> =>
+      Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(makeLayer())) as Effect.Effect<A, E>)
+
+    test("an unsettled record holds back the commit of the settled ones after it", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, ["a", "b", "c"].map((id) => ({ id, key: "k", body: id })))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const first = yield* subscribe(sub)
+          const [, b, c] = yield* takeN(first, 3)
+          yield* b!.ack
+          yield* c!.ack
+        }))
+        const second = yield* subscribe(sub)
+        const again = yield* takeN(second, 3)
+        expect(again.map((d) => d.message.id)).toEqual(["a", "b", "c"])
+        yield* Effect.forEach(again, (d) => d.ack)
+      })), 60_000)
+
+    test("a delivery in hand at stop can still be acked; the member leaves the group after it", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, ["a", "b", "c"].map((id) => ({ id, key: "k", body: id })))
+        const first = yield* subscribe(sub)
+        const held = yield* first.take
+        yield* first.stop
+        yield* held.ack
+        const second = yield* subscribe(sub)
+        const rest = yield* takeN(second, 2)
+        expect(rest.map((d) => d.message.id)).toEqual(["b", "c"])
+        yield* Effect.forEach(rest, (d) => d.ack)
+      })), 60_000)
+
+    test("a rebalance drops the deliveries of the member; the group reads them again", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, [{ id: "x", key: "k", body: "x" }])
+        const first = yield* subscribe(sub)
+        const held = yield* first.take
+        // The second member's join makes the first give up its partitions before the join completes.
+        const second = yield* subscribe(sub)
+        yield* held.ack
+        const [fromFirst, fromSecond] = yield* Effect.all([drain(first), drain(second)], { concurrency: 2 })
+        expect([...fromFirst, ...fromSecond].map((d) => d.message.id)).toEqual(["x"])
+      })), 60_000)
+  })
+}
+
+const fresh = (): Subscription => {
+  const id = freshName("kafka")
+  return { topic: `offsets.${id}`, group: `offsets-${id}` }
+}
+
+const declare = (sub: Subscription) => Subscriber.use((s) => s.declare(sub))
+const subscribe = (sub: Subscription) => Subscriber.use((s) => s.subscribe(sub))
+const publish = (topic: string, messages: Parameters<Publisher["Service"]["publish"]>[1]) =>
+  Publisher.use((p) => p.publish(topic, messages))
+
+const takeN = (consumer: Consumer, n: number) =>
+  Effect.forEach(Array.from({ length: n }), () => consumer.take).pipe(
+    Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die(new Error(`timed out waiting for ${n} deliveries`)) })
+  )
+
+/** Acks what arrives until nothing has for 2 s. */
+const drain = (consumer: Consumer) =>
+  Effect.gen(function*() {
+    const got: Array<Delivery> = []
+    while (true) {
+      const next = yield* consumer.take.pipe(Effect.timeoutOption(2000), Effect.orElseSucceed(() => Option.none()))
+      if (Option.isNone(next)) return got
+      got.push(next.value)
+      yield* next.value.ack
+    }
+  })
