@@ -1,0 +1,82 @@
+/**
+ * Message <-> AMQP: id is `messageId`, key the routing key, headers the AMQP headers (read back
+ * as strings), body the content; every message is persistent.
+ *
+ * A retry is republished to the group's queue through the default exchange, whose routing key is
+ * the queue name, so the original exchange and routing key ride along in headers and are restored
+ * here: handlers see the message as it was first published.
+ */
+import type * as amqp from "amqplib"
+import { Headers, type Message } from "../../src/capabilities/Message.ts"
+
+export const OriginalTopic = "x-original-exchange"
+export const OriginalKey = "x-original-routing-key"
+
+/** Headers the layer reads itself and does not hand to handlers. */
+const internal = new Set<string>([OriginalTopic, OriginalKey, Headers.attempt])
+
+export interface Outgoing {
+  readonly exchange: string
+  readonly routingKey: string
+  readonly content: Buffer
+  readonly options: amqp.Options.Publish
+}
+
+export const toAmqp = (exchange: string, message: Message): Outgoing => ({
+  exchange,
+  routingKey: message.key,
+  content: contentOf(message.body),
+  options: { persistent: true, messageId: message.id, headers: message.headers }
+})
+
+// No copy: amqplib only reads the bytes while framing them.
+const contentOf = (body: Uint8Array): Buffer =>
+  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+
+export interface Incoming {
+  readonly message: Message
+  readonly topic: string
+  readonly attempt: number
+}
+
+export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
+  const raw: Record<string, unknown> = msg.properties.headers ?? {}
+  const headers: Record<string, string> = {}
+  for (const name in raw) {
+    if (internal.has(name)) continue
+    const value = headerText(raw[name])
+    if (value !== undefined) headers[name] = value
+  }
+  const originalTopic = headerText(raw[OriginalTopic])
+  const originalKey = headerText(raw[OriginalKey])
+  const counted = Number(headerText(raw[Headers.attempt]))
+  // A retry copy carries the attempt it is; a redelivery of any message is one more than that.
+  const base = Number.isInteger(counted) && counted >= 1 ? counted : 1
+  const id = msg.properties.messageId
+  return {
+    message: {
+      // A producer outside this toolkit may send no id; there is nothing stable to use then.
+      id: typeof id === "string" && id !== "" ? id : crypto.randomUUID(),
+      key: originalKey ?? msg.fields.routingKey,
+      headers,
+      body: msg.content
+    },
+    topic: originalTopic ?? msg.fields.exchange,
+    attempt: msg.fields.redelivered ? base + 1 : base
+  }
+}
+
+const decoder = new TextDecoder()
+
+const headerText = (value: unknown): string | undefined => {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === "string") return value
+  if (value instanceof Uint8Array) return decoder.decode(value)
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value)
+  // AMQP tables and arrays (e.g. RabbitMQ's own x-death): keep them readable rather than drop them.
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return String(value)
+  }
+}

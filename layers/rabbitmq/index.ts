@@ -1,0 +1,69 @@
+/**
+ * RabbitMQ backend of Publisher and Subscriber (amqplib, AMQP 0-9-1).
+ *
+ * One connection per layer, reconnected on loss; one confirm channel for publishing; one channel
+ * per consumer. Mapping: a topic is a durable topic exchange, a group a durable queue bound with
+ * the subscription's filter, `deadLetterTopic(group)` an exchange with a queue of the same name.
+ * See `topology.ts`, `publisher.ts`, `subscriber.ts` and `ackBatcher.ts` for the details.
+ *
+ * Closing the layer closes consumers' channels first (their scopes end before it), then the
+ * confirm channel, then the connection.
+ */
+import { Config, Context, Duration, Effect, Layer, Redacted, type Schedule } from "effect"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/capabilities/Subscriber.ts"
+import * as Connection from "./connection.ts"
+import { makeConfirms, send } from "./publisher.ts"
+import { makeSubscriber } from "./subscriber.ts"
+
+export interface RabbitMqOptions {
+  /**
+   * `amqp://user:password@host:port/vhost`; the password never appears in logs or errors. `config`
+   * keeps it Redacted so printing the options does not show it either.
+   */
+  readonly url: string | Redacted.Redacted<string>
+  /** Unsettled deliveries per consumer when a subscription names none; default 100. */
+  readonly prefetch?: number
+  /** Shown by `rabbitmqctl list_connections`; default "queueworks". */
+  readonly connectionName?: string
+  /** Bounds a publish, a retry or a dead letter, waiting for a reconnect included; default 30 s. */
+  readonly publishTimeout?: Duration.Input
+  /** Bounds the first connect, and `subscribe`/`declare` waiting for a connection; default 10 s. */
+  readonly connectTimeout?: Duration.Input
+  /** Longest time an ack is held back for batching; default 20 ms. */
+  readonly ackFlushInterval?: Duration.Input
+  /** Between reconnect attempts; default exponential from 100 ms, capped at 5 s, jittered. */
+  readonly reconnectSchedule?: Schedule.Schedule<unknown, SubscriberError>
+}
+
+export const layer = (options: RabbitMqOptions): Layer.Layer<Publisher | Subscriber, SubscriberError> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const connectTimeout = options.connectTimeout ?? "10 seconds"
+    const connection = yield* Connection.make({
+      url: Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url,
+      connectTimeout,
+      ...(options.connectionName === undefined ? {} : { connectionName: options.connectionName }),
+      ...(options.reconnectSchedule === undefined ? {} : { reconnectSchedule: options.reconnectSchedule })
+    })
+    const confirms = yield* makeConfirms(connection, options.publishTimeout ?? "30 seconds")
+    const subscriber = makeSubscriber(connection, confirms, {
+      prefetch: options.prefetch ?? defaultPrefetch,
+      ackFlushInterval: options.ackFlushInterval ?? "20 millis",
+      connectTimeout
+    })
+    return Context.make(Publisher, Publisher.make("rabbitmq", send(confirms))).pipe(
+      Context.add(Subscriber, Subscriber.of(subscriber))
+    )
+  }))
+
+/** `RABBITMQ_URL` [amqp://guest:guest@localhost:5672] and `RABBITMQ_PREFETCH` [100]. */
+export const config: Config.Config<RabbitMqOptions> = Config.all({
+  url: Config.Redacted("RABBITMQ_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@localhost:5672"))),
+  prefetch: Config.Int("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
+})
+
+export const layerConfig: Layer.Layer<Publisher | Subscriber, SubscriberError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, layer)
+)
+
+export { redactUrl } from "./connection.ts"

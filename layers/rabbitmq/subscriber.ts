@@ -1,0 +1,373 @@
+/**
+ * Consuming: one channel per subscription with `prefetch` and manual acks; deliveries go into an
+ * Effect Queue that `Consumer.take` reads.
+ *
+ * Settling:
+ * - `ack` only records the ack for the channel's `AckBatcher`; the frame (usually one
+ *   multiple-ack for many deliveries) goes out when enough acks are pending, within the flush
+ *   interval at the latest, and before stop and close. An ack that never reached the broker
+ *   because the channel died first means one redelivery: at-least-once.
+ * - `retry` republishes a copy (same id, `x-delivery-attempt` = attempt + 1) to the group's queue
+ *   through the default exchange, waits for the confirm, then acks the original.
+ * - `deadLetter` publishes a copy to `deadLetterTopic(group)` with the reason and source topic,
+ *   waits for the confirm, then acks the original.
+ * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
+ *
+ * Connection loss: the consumer waits for the reconnect, declares and consumes again on a new
+ * channel. Deliveries from the dead channel are dropped from the buffer and their settle calls
+ * become no-ops; the broker redelivers all of them. A consumer cancelled by the broker (its
+ * queue deleted) or a channel the broker closed while the connection stayed up (a declaration
+ * that conflicts with the existing queue) ends the consumer: `take` fails with SubscriberError
+ * once the buffer is drained.
+ */
+import type * as amqp from "amqplib"
+import { Cause, Deferred, Duration, Effect, Exit, Latch, Queue, type Scope } from "effect"
+import { Headers } from "../../src/capabilities/Message.ts"
+import {
+  type Consumer,
+  type Delivery,
+  deadLetterTopic,
+  SubscriberError,
+  type SubscriberShape,
+  type Subscription
+} from "../../src/capabilities/Subscriber.ts"
+import { AckBatcher } from "./ackBatcher.ts"
+import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing } from "./codec.ts"
+import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
+import type { Confirms } from "./publisher.ts"
+import { declareSubscription } from "./topology.ts"
+
+export interface SubscriberOptions {
+  /** Unsettled deliveries per consumer when the subscription names none. */
+  readonly prefetch: number
+  /** Longest time an ack waits before it is sent. */
+  readonly ackFlushInterval: Duration.Input
+  /** How long `subscribe` and `declare` wait for a connection. */
+  readonly connectTimeout: Duration.Input
+}
+
+type End =
+  | { readonly _tag: "ConnectionLost" }
+  | { readonly _tag: "ChannelClosed"; readonly error: unknown }
+  | { readonly _tag: "Cancelled" }
+
+interface Session {
+  readonly live: Live
+  readonly channel: amqp.Channel
+  readonly batcher: AckBatcher<amqp.ConsumeMessage>
+  consumerTag: string | undefined
+  readonly ended: Deferred.Deferred<End>
+}
+
+class OpenError {
+  constructor(readonly retryable: boolean, readonly cause: unknown) {}
+}
+
+export const makeSubscriber = (connection: Connection, confirms: Confirms, options: SubscriberOptions): SubscriberShape => {
+  // A connection lost in the middle of declaring is retried on the next one, within the timeout.
+  const withChannel = <A>(operation: string, subject: string, use: (live: Live, signal: AbortSignal) => Promise<A>) =>
+    Effect.gen(function*() {
+      while (true) {
+        const live = yield* connection.current
+        const result = yield* Effect.result(Effect.tryPromise({
+          try: (signal) => use(live, signal),
+          catch: (cause) => new OpenError(live.lost, cause)
+        }))
+        if (result._tag === "Success") return result.success
+        if (!result.failure.retryable) {
+          return yield* Effect.fail(new SubscriberError({ operation, subject, cause: result.failure.cause }))
+        }
+      }
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: options.connectTimeout,
+        orElse: () =>
+          Effect.fail(new SubscriberError({
+            operation,
+            subject,
+            cause: `no usable connection to ${connection.safeUrl} within ${Duration.format(Duration.fromInputUnsafe(options.connectTimeout))}`
+          }))
+      })
+    )
+
+  const declare = (subscription: Subscription) =>
+    withChannel("declare", subscription.group, async (live) => {
+      const channel = await live.model.createChannel()
+      // The broker answers a conflicting declaration by closing the channel; the rejected
+      // promise carries the reason, the 'error' event must just not go unheard.
+      channel.on("error", () => {})
+      try {
+        await declareSubscription(channel, subscription)
+      } finally {
+        await channel.close().catch(() => {})
+      }
+    })
+
+  const subscribe = (subscription: Subscription): Effect.Effect<Consumer, SubscriberError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const group = subscription.group
+      const prefetch = Math.max(1, subscription.prefetch ?? options.prefetch)
+      // Acking half the window at a time lets the broker refill it while the other half is handled.
+      const threshold = Math.max(1, Math.min(50, Math.floor(prefetch / 2)))
+      const queue = yield* Queue.unbounded<Delivery, Cause.Done | SubscriberError>()
+      const wake = Latch.makeUnsafe(false)
+      const stopRequested = Deferred.makeUnsafe<void>()
+      const stopped = Deferred.makeUnsafe<void>()
+      let stopping = false
+      let session: Session | undefined
+      const consumeError = (cause: unknown) => new SubscriberError({ operation: "consume", subject: group, cause })
+
+      const onMessage = (target: Session, msg: amqp.ConsumeMessage | null) => {
+        if (msg === null) {
+          Deferred.doneUnsafe(target.ended, Effect.succeed({ _tag: "Cancelled" }))
+          return
+        }
+        const tag = msg.fields.deliveryTag
+        target.batcher.delivered(tag, msg)
+        // Between asking for the cancel and the broker confirming it, deliveries still arrive.
+        if (stopping) target.batcher.requeue(tag)
+        else Queue.offerUnsafe(queue, new RabbitDelivery(target, tag, fromAmqp(msg), msg.content, group, confirms))
+      }
+
+      const open = (live: Live, signal: AbortSignal): Promise<Session> =>
+        live.model.createChannel().then(async (channel) => {
+          const opened: Session = {
+            live,
+            channel,
+            batcher: new AckBatcher<amqp.ConsumeMessage>(
+              { ack: (msg, multiple) => channel.ack(msg, multiple), nack: (msg) => channel.nack(msg, false, true) },
+              threshold,
+              () => wake.openUnsafe()
+            ),
+            consumerTag: undefined,
+            ended: Deferred.makeUnsafe()
+          }
+          watchChannel(live, channel, (connectionLost, error) => {
+            opened.batcher.kill()
+            const end: End = connectionLost ? { _tag: "ConnectionLost" } : { _tag: "ChannelClosed", error }
+            Deferred.doneUnsafe(opened.ended, Effect.succeed(end))
+          })
+          try {
+            await channel.prefetch(prefetch)
+            await declareSubscription(channel, subscription)
+            if (signal.aborted) throw new Error("subscription stopped while opening")
+            opened.consumerTag = (await channel.consume(group, (msg) => onMessage(opened, msg), { noAck: false })).consumerTag
+            if (signal.aborted) throw new Error("subscription stopped while opening")
+            return opened
+          } catch (cause) {
+            // Closing returns whatever it was handed already to the queue.
+            await channel.close().catch(() => {})
+            throw cause
+          }
+        })
+
+      // Buffered deliveries of a dead channel: the broker redelivers them, handing them out would
+      // only make handlers do work whose settlement cannot reach the broker.
+      const purge = Queue.clear(queue).pipe(
+        Effect.map((buffered) => {
+          for (const delivery of buffered) if (delivery instanceof RabbitDelivery) delivery.abandon()
+        }),
+        Effect.ignore
+      )
+
+      const endIntake = (target: Session) =>
+        Effect.gen(function*() {
+          const buffered = yield* Queue.clear(queue).pipe(Effect.orElseSucceed((): Array<Delivery> => []))
+          yield* Queue.end(queue)
+          target.batcher.flush(true)
+          const consumerTag = target.consumerTag
+          if (consumerTag !== undefined && target.batcher.isAlive) {
+            yield* Effect.promise(() => target.channel.cancel(consumerTag).catch(() => undefined)).pipe(
+              Effect.timeoutOption(closeTimeout)
+            )
+          }
+          // One by one: a multiple-nack would also take back deliveries still in handlers.
+          for (const delivery of buffered) if (delivery instanceof RabbitDelivery) delivery.requeue()
+        })
+
+      const supervise = (first: Session) =>
+        Effect.gen(function*() {
+          let current = first
+          while (true) {
+            const end = yield* Effect.raceFirst(
+              Deferred.await(current.ended),
+              Deferred.await(stopRequested).pipe(Effect.as(undefined))
+            )
+            if (end === undefined) return yield* endIntake(current)
+            if (end._tag === "Cancelled") {
+              yield* Queue.fail(queue, consumeError("consumer cancelled by the broker (queue deleted?)"))
+              return
+            }
+            current.batcher.kill()
+            yield* purge
+            if (end._tag === "ChannelClosed") {
+              yield* Queue.fail(queue, consumeError(end.error ?? "channel closed by the broker"))
+              return
+            }
+            yield* Effect.logWarning(`rabbitmq: consumer of "${group}" lost its connection; consuming again after the reconnect`)
+            const next = yield* Effect.raceFirst(
+              Effect.result(reconsume),
+              Deferred.await(stopRequested).pipe(Effect.as(undefined))
+            )
+            if (next === undefined) return yield* Queue.end(queue)
+            if (next._tag === "Failure") return yield* Queue.fail(queue, next.failure)
+            session = current = next.success
+          }
+        }).pipe(Effect.ensuring(Effect.sync(() => Deferred.doneUnsafe(stopped, Effect.void))))
+
+      // Reconnecting may take any time; only a non-connection failure ends the consumer.
+      const reconsume: Effect.Effect<Session, SubscriberError> = Effect.gen(function*() {
+        while (true) {
+          const live = yield* connection.current
+          const result = yield* Effect.result(Effect.tryPromise({
+            try: (signal) => open(live, signal),
+            catch: (cause) => new OpenError(live.lost, cause)
+          }))
+          if (result._tag === "Success") return result.success
+          if (!result.failure.retryable) {
+            return yield* Effect.fail(consumeError(result.failure.cause))
+          }
+        }
+      })
+
+      const flusher = Effect.gen(function*() {
+        while (true) {
+          yield* wake.await
+          yield* Effect.sleep(options.ackFlushInterval)
+          wake.closeUnsafe()
+          session?.batcher.flush(true)
+        }
+      })
+
+      const first = yield* withChannel("subscribe", group, open)
+      session = first
+      yield* Effect.forkScoped(supervise(first))
+      yield* Effect.forkScoped(flusher)
+
+      const stop: Effect.Effect<void> = Effect.suspend(() => {
+        if (!stopping) {
+          stopping = true
+          Deferred.doneUnsafe(stopRequested, Effect.void)
+        }
+        return Deferred.await(stopped)
+      })
+
+      // Registered after the forks so it runs before they are interrupted.
+      yield* Effect.addFinalizer(() =>
+        stop.pipe(Effect.andThen(Effect.suspend(() => {
+          const last = session
+          if (last === undefined || !last.batcher.isAlive) return Effect.void
+          last.batcher.flush(true)
+          last.batcher.kill()
+          // Closing the channel hands every unsettled delivery back to the queue.
+          return Effect.promise(() => last.channel.close().catch(() => {})).pipe(Effect.timeoutOption(closeTimeout))
+        })))
+      )
+
+      const consumer: Consumer = { take: Queue.take(queue), stop }
+      return consumer
+    })
+
+  return { declare, subscribe }
+}
+
+const Open = 0
+const Settling = 1
+const Settled = 2
+
+class RabbitDelivery implements Delivery {
+  readonly message: Incoming["message"]
+  readonly topic: string
+  readonly attempt: number
+  private state: typeof Open | typeof Settling | typeof Settled = Open
+
+  constructor(
+    private readonly session: Session,
+    private readonly tag: number,
+    incoming: Incoming,
+    private readonly content: Buffer,
+    private readonly group: string,
+    private readonly confirms: Confirms
+  ) {
+    this.message = incoming.message
+    this.topic = incoming.topic
+    this.attempt = incoming.attempt
+  }
+
+  get ack(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.state !== Open) return
+      this.state = Settled
+      this.session.batcher.ack(this.tag)
+    })
+  }
+
+  get retry(): Effect.Effect<void, SubscriberError> {
+    return this.republish("retry", {
+      exchange: "",
+      routingKey: this.group,
+      content: this.content,
+      options: {
+        persistent: true,
+        messageId: this.message.id,
+        headers: {
+          ...this.message.headers,
+          [OriginalTopic]: this.topic,
+          [OriginalKey]: this.message.key,
+          [Headers.attempt]: String(this.attempt + 1)
+        }
+      }
+    })
+  }
+
+  readonly deadLetter = (reason: string): Effect.Effect<void, SubscriberError> => {
+    const exchange = deadLetterTopic(this.group)
+    return this.republish("deadLetter", {
+      exchange,
+      routingKey: this.message.key,
+      content: this.content,
+      options: {
+        persistent: true,
+        messageId: this.message.id,
+        headers: { ...this.message.headers, [Headers.deadLetterReason]: reason, [Headers.deadLetterSource]: this.topic }
+      }
+    })
+  }
+
+  /** Buffered, never handed out: back to the queue as it is. */
+  requeue(): void {
+    if (this.state !== Open) return
+    this.state = Settled
+    this.session.batcher.requeue(this.tag)
+  }
+
+  /** From a dead channel: the broker redelivers it, nothing is to be sent. */
+  abandon(): void {
+    this.state = Settled
+  }
+
+  private republish(operation: string, copy: Outgoing): Effect.Effect<void, SubscriberError> {
+    return Effect.suspend(() => {
+      if (this.state !== Open) return Effect.void
+      // Its channel is gone and the broker redelivers it anyway; a copy would be a duplicate.
+      if (!this.session.batcher.isAlive) {
+        this.state = Settled
+        return Effect.void
+      }
+      this.state = Settling
+      return this.confirms.publish(copy.exchange, [copy]).pipe(
+        Effect.mapError((error) => new SubscriberError({ operation, subject: this.group, cause: error.cause })),
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isSuccess(exit)) {
+              this.state = Settled
+              this.session.batcher.ack(this.tag)
+            } else {
+              this.state = Open
+            }
+          })
+        )
+      )
+    })
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * What a subscription means on the broker: `topic` is a durable topic exchange, `group` a durable
+ * queue bound to it with `filter` (default `#`), and `deadLetterTopic(group)` a topic exchange
+ * with a durable queue of the same name bound with `#`, so a dead-lettered message always has
+ * somewhere to go even before anyone reads the dead letters.
+ *
+ * Queues are declared with no x-arguments on purpose: a queue may already exist, declared by
+ * another program without arguments, and a declaration whose arguments differ fails with
+ * PRECONDITION_FAILED and closes the channel.
+ */
+import type * as amqp from "amqplib"
+import { deadLetterTopic, type Subscription } from "../../src/capabilities/Subscriber.ts"
+
+export const assertTopic = (channel: amqp.Channel, topic: string): Promise<unknown> =>
+  channel.assertExchange(topic, "topic", { durable: true })
+
+const assertGroup = async (channel: amqp.Channel, topic: string, group: string, filter: string) => {
+  await assertTopic(channel, topic)
+  await channel.assertQueue(group, { durable: true })
+  await channel.bindQueue(group, topic, filter)
+}
+
+export const declareSubscription = async (channel: amqp.Channel, subscription: Subscription): Promise<void> => {
+  await assertGroup(channel, subscription.topic, subscription.group, subscription.filter ?? "#")
+  const dead = deadLetterTopic(subscription.group)
+  await assertGroup(channel, dead, dead, "#")
+}
