@@ -68,13 +68,38 @@ export const runCounter = (config: CounterConfig) =>
       )
     )
 
-    const lastActivity = { at: yield* Clock.currentTimeMillis, inFlight: 0 }
-    const touch = Effect.map(Clock.currentTimeMillis, (now) => { lastActivity.at = now })
+    const startedAt = yield* Clock.currentTimeMillis
+    const activity = { lastAt: startedAt, firstAt: 0, inFlight: 0, handled: 0 }
+    const begin = Effect.map(Clock.currentTimeMillis, (now) => {
+      if (activity.handled === 0 && activity.inFlight === 0) activity.firstAt = now
+      activity.lastAt = now
+      activity.inFlight++
+    })
+    const finish = Effect.map(Clock.currentTimeMillis, (now) => {
+      activity.lastAt = now
+      activity.inFlight--
+      activity.handled++
+    })
+    const rate = () => {
+      if (activity.handled === 0) return { messages: 0, seconds: 0, perSecond: 0 }
+      const seconds = Math.max(activity.lastAt - activity.firstAt, 1) / 1000
+      return { messages: activity.handled, seconds, perSecond: Math.round(activity.handled / seconds) }
+    }
+    // Long runs report progress; a summary with the rate closes every run (the benchmark reads it).
+    yield* Effect.addFinalizer(() => Effect.logInfo("counter finished").pipe(Effect.annotateLogs(rate())))
+    yield* Effect.forkScoped(Effect.gen(function*() {
+      let reported = 0
+      while (true) {
+        yield* Effect.sleep("10 seconds")
+        if (activity.handled === reported) continue
+        reported = activity.handled
+        yield* Effect.logInfo("counting").pipe(Effect.annotateLogs(rate()))
+      }
+    }))
 
     const handler = (message: Parameters<Parameters<typeof consume>[1]>[0]) =>
       Effect.gen(function*() {
-        lastActivity.inFlight++
-        yield* touch
+        yield* begin
         const parsed = parseEvent(message, config.maxMessageBytes)
         if (Result.isFailure(parsed)) {
           yield* Metric.update(Metric.withAttributes(malformed, { reason: parsed.failure.kind }), 1)
@@ -84,13 +109,13 @@ export const runCounter = (config: CounterConfig) =>
         Queue.offerUnsafe(queues[parsed.success.type], { event: parsed.success, done })
         yield* Deferred.await(done)
         return Outcome.ack
-      }).pipe(Effect.ensuring(Effect.andThen(touch, Effect.sync(() => { lastActivity.inFlight-- }))))
+      }).pipe(Effect.ensuring(finish))
 
     const idleMillis = Duration.toMillis(config.idleTimeout)
     const idle = Effect.gen(function*() {
       while (true) {
-        const quietFor = (yield* Clock.currentTimeMillis) - lastActivity.at
-        if (quietFor >= idleMillis && lastActivity.inFlight === 0) return
+        const quietFor = (yield* Clock.currentTimeMillis) - activity.lastAt
+        if (quietFor >= idleMillis && activity.inFlight === 0) return
         yield* Effect.sleep(Duration.millis(Math.max(idleMillis - quietFor, Math.min(idleMillis, 100))))
       }
     })

@@ -2,23 +2,17 @@
  * The counter demonstration: generate traffic, count it, compare with what the generator knows.
  */
 import { Effect } from "effect"
-import { Publisher } from "../capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../capabilities/Subscriber.ts"
 import { type CounterConfig, runCounter } from "./counter.ts"
 import { CounterStore } from "./CounterStore.ts"
-import { bindingPattern, eventTypes, sameCounts } from "./events.ts"
-import { generate, type GeneratorOptions } from "./generator.ts"
+import { eventTypes, sameCounts } from "./events.ts"
+import type { GeneratorOptions } from "./generator.ts"
+import { publishTraffic } from "./publishTraffic.ts"
 
 export const counterDemo = (config: CounterConfig, traffic: Partial<GeneratorOptions>) =>
   Effect.gen(function*() {
-    const run = generate(traffic)
+    const run = yield* publishTraffic(config, traffic)
     const subscriber = yield* Subscriber
-    const subscription = { topic: config.exchange, group: config.queue, filter: bindingPattern }
-    yield* subscriber.declare(subscription)
-    yield* Publisher.use((p) => p.publish(config.exchange, run.messages))
-    yield* Effect.logInfo(
-      `published ${run.messages.length} messages: ${run.unique} unique, ${run.duplicates} duplicates, ${run.malformed} malformed`
-    )
     yield* runCounter(config)
     const counts = yield* CounterStore.use((s) => s.snapshot)
     const deadLettered = yield* Effect.scoped(Effect.gen(function*() {

@@ -35,7 +35,7 @@ export const migrations: ReadonlyArray<Migration> = [
 export const record = `
   with input as (
     select distinct on (id) id, user_id, type
-    from jsonb_to_recordset($1::jsonb) as t(id text, user_id text, type text)
+    from jsonb_to_recordset($1::text::jsonb) as t(id text, user_id text, type text)
     order by id
   ),
   fresh as (

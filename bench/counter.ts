@@ -1,0 +1,120 @@
+/**
+ * Event counter throughput from RabbitMQ, against the fastest raw amqplib loop, in one run.
+ *
+ *   bun run bench/counter.ts [--messages 200000] [--prefetch 1000]
+ *
+ * 1. baseline: a bare amqplib consumer (prefetch P, ack every 100 with `multiple`) drains a queue
+ *    holding the messages; rate = messages / (last ack - first delivery).
+ * 2. counter: programs/event-counter.ts, as a child process, drains a queue holding the same
+ *    messages; rate = what it reports (first message taken to last message settled). Its peak
+ *    RSS is sampled from /proc while it runs.
+ * Both queues are filled before either run, so publishing speed does not enter the figures.
+ */
+import * as amqp from "amqplib"
+import { Effect } from "effect"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as RabbitMQ from "../layers/rabbitmq/index.ts"
+import { publishTraffic } from "../src/counter/publishTraffic.ts"
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+const messages = arg("messages", 200_000)
+const prefetch = arg("prefetch", 1000)
+const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"
+const tag = Date.now().toString(36)
+const raw = { exchange: `bench_raw_x_${tag}`, queue: `bench_raw_q_${tag}` }
+const counted = { exchange: `bench_counter_x_${tag}`, queue: `bench_counter_q_${tag}` }
+
+const fill = (dest: { exchange: string; queue: string }) =>
+  Effect.runPromise(
+    publishTraffic(dest, { count: messages, users: 50, duplicateRatio: 0.05, malformed: 0, seed: 1 }).pipe(
+      Effect.provide(RabbitMQ.layer({ url }))
+    )
+  )
+
+const rawLoop = async (queue: string) => {
+  const connection = await amqp.connect(url)
+  const channel = await connection.createChannel()
+  await channel.prefetch(prefetch)
+  let received = 0
+  let first = 0
+  const done = Promise.withResolvers<number>()
+  await channel.consume(queue, (msg) => {
+    if (msg === null) return
+    if (received === 0) first = performance.now()
+    received++
+    if (received % 100 === 0 || received === messages) channel.ack(msg, true)
+    if (received === messages) done.resolve(performance.now())
+  })
+  const last = await done.promise
+  await connection.close()
+  return messages / ((last - first) / 1000)
+}
+
+const peakRss = (pid: number) => {
+  let peak = 0
+  const timer = setInterval(() => {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8")
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      peak = Math.max(peak, kb)
+    } catch {
+      // the process has exited
+    }
+  }, 20)
+  return () => {
+    clearInterval(timer)
+    return peak / 1024
+  }
+}
+
+const counterRun = async (dest: { exchange: string; queue: string }) => {
+  const proc = Bun.spawn([process.execPath, "run", join(import.meta.dir, "..", "programs", "event-counter.ts")], {
+    env: {
+      ...process.env,
+      RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue,
+      OUTPUT_DIR: mkdtempSync(join(tmpdir(), "bench-counter-")), IDLE_TIMEOUT: "1s", METRICS_PORT: "0",
+      PREFETCH: String(prefetch), LOG_FORMAT: "json"
+    },
+    stdout: "ignore",
+    stderr: "pipe"
+  })
+  const rss = peakRss(proc.pid)
+  const log = await new Response(proc.stderr).text()
+  const code = await proc.exited
+  const peak = rss()
+  const summary = log.split("\n").filter((l) => l.includes(`"counter finished"`)).map((l) => JSON.parse(l))[0]
+  if (code !== 0 || summary === undefined) throw new Error(`counter exited ${code}\n${log.slice(-2000)}`)
+  return { perSecond: summary.annotations.perSecond as number, handled: summary.annotations.messages as number, peakRssMb: peak }
+}
+
+const cleanup = async () => {
+  const connection = await amqp.connect(url)
+  const channel = await connection.createChannel()
+  for (const d of [raw, counted]) {
+    await channel.deleteQueue(d.queue)
+    await channel.deleteQueue(`${d.queue}.dlq`)
+    await channel.deleteExchange(d.exchange)
+    await channel.deleteExchange(`${d.queue}.dlq`)
+  }
+  await connection.close()
+}
+
+console.log(`bench/counter: ${messages} messages, prefetch ${prefetch}, ${url.replace(/:[^:@/]*@/, ":***@")}`)
+try {
+  await fill(raw)
+  await fill(counted)
+  const baseline = await rawLoop(raw.queue)
+  const counter = await counterRun(counted)
+  if (counter.handled !== messages) throw new Error(`the counter handled ${counter.handled} of ${messages}`)
+  console.log(`raw amqplib loop (ack every 100, multiple): ${Math.round(baseline)} msg/s`)
+  console.log(`event counter (programs/event-counter.ts):  ${counter.perSecond} msg/s  = ${(counter.perSecond / baseline).toFixed(2)} of raw`)
+  console.log(`event counter peak RSS: ${counter.peakRssMb.toFixed(1)} MB`)
+  console.log(JSON.stringify({ messages, prefetch, rawPerSecond: Math.round(baseline), counterPerSecond: counter.perSecond, ratio: Number((counter.perSecond / baseline).toFixed(3)), counterPeakRssMb: Number(counter.peakRssMb.toFixed(1)) }))
+} finally {
+  await cleanup()
+}

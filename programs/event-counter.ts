@@ -1,0 +1,30 @@
+/**
+ * The event counter (SPEC §4): counts unique events per user and type from RabbitMQ and writes
+ * created.json, updated.json, deleted.json into OUTPUT_DIR once IDLE_TIMEOUT passes without a
+ * message. COUNTER_STORE=postgres keeps the seen ids and counts in PostgreSQL across restarts.
+ *
+ *   bun run programs/event-counter.ts [--output-dir out] [--idle-timeout 5s] [--rabbitmq-url amqp://...]
+ */
+import { Effect, Layer } from "effect"
+import { asWorker, baseLayer, loadBaseConfig } from "../layers/platform/program.ts"
+import * as Postgres from "../layers/postgres/sql.ts"
+import * as RabbitMQ from "../layers/rabbitmq/index.ts"
+import { counterConfig, storeKind } from "../src/counter/config.ts"
+import { runCounter } from "../src/counter/counter.ts"
+import { CounterStore } from "../src/counter/CounterStore.ts"
+import { load } from "../src/runtime/config.ts"
+import { runMain } from "../src/runtime/runMain.ts"
+
+const program = Effect.gen(function*() {
+  const base = yield* loadBaseConfig("event-counter")
+  const config = yield* load(counterConfig())
+  const broker = yield* load(RabbitMQ.config)
+  const store = (yield* load(storeKind)) === "postgres"
+    ? CounterStore.sql.pipe(Layer.provide(Postgres.layer(yield* load(Postgres.config))))
+    : CounterStore.memory
+  yield* asWorker(runCounter(config)).pipe(
+    Effect.provide(Layer.mergeAll(RabbitMQ.layer(broker), store, baseLayer(base)))
+  )
+})
+
+runMain(program, { name: "event-counter" })
