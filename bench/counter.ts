@@ -73,7 +73,7 @@ const peakRss = (pid: number) => {
 }
 
 const counterRun = async (dest: { exchange: string; queue: string }) => {
-  const proc = Bun.spawn([process.execPath, "run", join(import.meta.dir, "..", "programs", "event-counter.ts")], {
+  const proc = Bun.spawn([process.execPath, ...(process.env.BENCH_SMOL ? ["--smol"] : []), "run", join(import.meta.dir, "..", "programs", "event-counter.ts")], {
     env: {
       ...process.env,
       RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue,

@@ -308,7 +308,18 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
         )
       })
 
-      const result: Consumer = { take, stop }
+      const takeBatch = (max: number) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            while (true) {
+              const items = yield* restore(Queue.takeBetween(buffer, 1, max))
+              const live = items.filter((item) => ledger.take(item.slot)).map((item) => item.delivery)
+              if (live.length > 0) return live
+            }
+          })
+        )
+
+      const result: Consumer = { take, takeBatch, stop }
       return result
     })
 

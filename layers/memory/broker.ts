@@ -200,7 +200,11 @@ const make = Effect.sync(() => {
           }),
           () => stop(name, consumer).pipe(Effect.andThen(abandon(name, consumer)))
         )
-        const result: Consumer = { take: Queue.take(consumer.buffer), stop: stop(name, consumer) }
+        const result: Consumer = {
+          take: Queue.take(consumer.buffer),
+          takeBatch: (max) => Queue.takeBetween(consumer.buffer, 1, max),
+          stop: stop(name, consumer)
+        }
         return result
       })
   })

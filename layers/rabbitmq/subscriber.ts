@@ -264,7 +264,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
         })))
       )
 
-      const consumer: Consumer = { take: Queue.take(queue), stop }
+      const consumer: Consumer = { take: Queue.take(queue), takeBatch: (max) => Queue.takeBetween(queue, 1, max), stop }
       return consumer
     })
 

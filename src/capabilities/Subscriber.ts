@@ -47,6 +47,8 @@ export interface Delivery {
 
 export interface Consumer {
   readonly take: Effect.Effect<Delivery, Cause.Done | SubscriberError>
+  /** At least one delivery, and up to `max` of those already buffered, in delivery order. */
+  readonly takeBatch: (max: number) => Effect.Effect<ReadonlyArray<Delivery>, Cause.Done | SubscriberError>
   readonly stop: Effect.Effect<void>
 }
 

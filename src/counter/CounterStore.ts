@@ -8,7 +8,7 @@
 import { Context, Data, Effect, Layer } from "effect"
 import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
 import { migrate } from "../sql/migrations.ts"
-import { type CounterEvent, type Counts, emptyCounts, type EventType } from "./events.ts"
+import { type CounterEvent, type Counts, emptyCounts, type EventType, eventTypes } from "./events.ts"
 import * as Sql from "./sql.ts"
 
 export class CounterStoreError extends Data.TaggedError("CounterStoreError")<{
@@ -27,7 +27,8 @@ export class CounterStore extends Context.Service<CounterStore, {
   /** Lives as long as the process. */
   static readonly memory = Layer.sync(CounterStore, () => {
     const seen = new Set<string>()
-    const counts = emptyCounts()
+    // Maps, not plain objects: user ids are arbitrary strings and the hot path updates them per event.
+    const counts = new Map(eventTypes.map((type) => [type, new Map<string, number>()]))
     return CounterStore.of({
       record: (events) =>
         Effect.sync(() => {
@@ -35,13 +36,17 @@ export class CounterStore extends Context.Service<CounterStore, {
           for (const event of events) {
             if (seen.has(event.id)) continue
             seen.add(event.id)
-            const byUser = counts[event.type]
-            byUser[event.userId] = (byUser[event.userId] ?? 0) + 1
+            const byUser = counts.get(event.type)!
+            byUser.set(event.userId, (byUser.get(event.userId) ?? 0) + 1)
             counted++
           }
           return counted
         }),
-      snapshot: Effect.sync(() => structuredClone(counts))
+      snapshot: Effect.sync(() => {
+        const out = emptyCounts()
+        for (const [type, byUser] of counts) out[type] = Object.fromEntries(byUser)
+        return out
+      })
     })
   })
 

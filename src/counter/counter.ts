@@ -10,12 +10,12 @@
  * It stops by itself `idleTimeout` after the last message, or when interrupted (SIGTERM); either
  * way intake stops, counting in flight finishes and is acked, and the files are written.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, FileSystem, Metric, Path, Queue, Result } from "effect"
-import { Subscriber } from "../capabilities/Subscriber.ts"
-import { consume } from "../messaging/consume.ts"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, FileSystem, Metric, Path, Queue, Result, Schedule } from "effect"
+import type { Delivery, Subscriber } from "../capabilities/Subscriber.ts"
+import { consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
-import { CounterStore, type CounterStoreError } from "./CounterStore.ts"
-import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, parseEvent } from "./events.ts"
+import { CounterStore } from "./CounterStore.ts"
+import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, malformedKinds, parseEvent } from "./events.ts"
 
 export interface CounterConfig {
   readonly exchange: string
@@ -35,10 +35,14 @@ const malformed = Metric.counter("eventcounter_malformed_messages", {
   incremental: true
 })
 
+/** Events of one type from one batch of messages, and the signal that they are recorded. */
 interface Job {
-  readonly event: CounterEvent
-  readonly done: Deferred.Deferred<void, CounterStoreError>
+  readonly events: ReadonlyArray<CounterEvent>
+  readonly done: Deferred.Deferred<void>
 }
+
+/** A store that is down holds the counter back, never loses or dead-letters a good message. */
+const storeRetry = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")]).pipe(Schedule.jittered)
 
 export const runCounter = (config: CounterConfig) =>
   Effect.scoped(Effect.gen(function*() {
@@ -48,15 +52,19 @@ export const runCounter = (config: CounterConfig) =>
 
     const countedNew = Metric.withAttributes(counted, { result: "counted" })
     const duplicates = Metric.withAttributes(counted, { result: "duplicate" })
+    // Each type is counted by its own fiber, concurrently with the others; jobs that queued up
+    // while a store call ran are recorded together in the next one.
     const typeWorker = (queue: Queue.Queue<Job, Cause.Done>) =>
       Effect.forever(Effect.gen(function*() {
-        const jobs = yield* Queue.takeBetween(queue, 1, config.batchSize)
-        const result = yield* Effect.exit(store.record(jobs.map((j) => j.event)))
-        if (result._tag === "Success") {
-          yield* Metric.update(countedNew, result.value)
-          yield* Metric.update(duplicates, jobs.length - result.value)
-        }
-        for (const job of jobs) Deferred.doneUnsafe(job.done, result._tag === "Success" ? Effect.void : Effect.failCause(result.cause))
+        const jobs = yield* Queue.takeBetween(queue, 1, 64)
+        const events = jobs.length === 1 ? jobs[0]!.events : jobs.flatMap((job) => job.events)
+        const fresh = yield* chunks(events, config.batchSize, store.record).pipe(
+          Effect.tapError((error) => Effect.logWarning("recording counts failed; retrying", error.message)),
+          Effect.retry(storeRetry)
+        )
+        yield* Metric.update(countedNew, fresh)
+        yield* Metric.update(duplicates, events.length - fresh)
+        for (const job of jobs) Deferred.doneUnsafe(job.done, Effect.void)
       })).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
 
     const workers = yield* Effect.forEach(eventTypes, (type) => Effect.forkScoped(typeWorker(queues[type])))
@@ -70,16 +78,18 @@ export const runCounter = (config: CounterConfig) =>
 
     const startedAt = yield* Clock.currentTimeMillis
     const activity = { lastAt: startedAt, firstAt: 0, inFlight: 0, handled: 0 }
-    const begin = Effect.map(Clock.currentTimeMillis, (now) => {
-      if (activity.handled === 0 && activity.inFlight === 0) activity.firstAt = now
-      activity.lastAt = now
-      activity.inFlight++
-    })
-    const finish = Effect.map(Clock.currentTimeMillis, (now) => {
-      activity.lastAt = now
-      activity.inFlight--
-      activity.handled++
-    })
+    const begin = (n: number) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        if (activity.handled === 0 && activity.inFlight === 0) activity.firstAt = now
+        activity.lastAt = now
+        activity.inFlight += n
+      })
+    const finish = (n: number) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        activity.lastAt = now
+        activity.inFlight -= n
+        activity.handled += n
+      })
     const rate = () => {
       if (activity.handled === 0) return { messages: 0, seconds: 0, perSecond: 0 }
       const seconds = Math.max(activity.lastAt - activity.firstAt, 1) / 1000
@@ -97,19 +107,32 @@ export const runCounter = (config: CounterConfig) =>
       }
     }))
 
-    const handler = (message: Parameters<Parameters<typeof consume>[1]>[0]) =>
+    const malformedBy = Object.fromEntries(malformedKinds.map((kind) => [kind, Metric.withAttributes(malformed, { reason: kind })]))
+    const handler = (deliveries: ReadonlyArray<Delivery>) =>
       Effect.gen(function*() {
-        yield* begin
-        const parsed = parseEvent(message, config.maxMessageBytes)
-        if (Result.isFailure(parsed)) {
-          yield* Metric.update(Metric.withAttributes(malformed, { reason: parsed.failure.kind }), 1)
-          return Outcome.deadLetter(parsed.failure.reason)
+        yield* begin(deliveries.length)
+        const outcomes: Array<Outcome.Outcome> = []
+        const byType: Record<EventType, Array<CounterEvent>> = { created: [], updated: [], deleted: [] }
+        for (const delivery of deliveries) {
+          const parsed = parseEvent(delivery.message, config.maxMessageBytes)
+          if (Result.isFailure(parsed)) {
+            yield* Metric.update(malformedBy[parsed.failure.kind]!, 1)
+            outcomes.push(Outcome.deadLetter(parsed.failure.reason))
+          } else {
+            byType[parsed.success.type].push(parsed.success)
+            outcomes.push(Outcome.ack)
+          }
         }
-        const done = Deferred.makeUnsafe<void, CounterStoreError>()
-        Queue.offerUnsafe(queues[parsed.success.type], { event: parsed.success, done })
-        yield* Deferred.await(done)
-        return Outcome.ack
-      }).pipe(Effect.ensuring(finish))
+        const waits: Array<Effect.Effect<void>> = []
+        for (const type of eventTypes) {
+          if (byType[type].length === 0) continue
+          const done = Deferred.makeUnsafe<void>()
+          Queue.offerUnsafe(queues[type], { events: byType[type], done })
+          waits.push(Deferred.await(done))
+        }
+        yield* Effect.all(waits, { concurrency: "unbounded", discard: true })
+        return outcomes
+      }).pipe(Effect.ensuring(finish(deliveries.length)))
 
     const idleMillis = Duration.toMillis(config.idleTimeout)
     const idle = Effect.gen(function*() {
@@ -124,10 +147,29 @@ export const runCounter = (config: CounterConfig) =>
       Effect.annotateLogs({ exchange: config.exchange, queue: config.queue, idleTimeout: Duration.format(config.idleTimeout) })
     )
     yield* Effect.raceFirst(
-      consume({ topic: config.exchange, group: config.queue, filter: bindingPattern, prefetch: config.prefetch }, handler),
+      consumeBatches(
+        { topic: config.exchange, group: config.queue, filter: bindingPattern, prefetch: config.prefetch },
+        handler,
+        // Two batches in flight: one is parsed and handed out while the other is being recorded.
+        { concurrency: 2, maxBatch: Math.max(1, Math.ceil(config.prefetch / 2)) }
+      ),
       idle.pipe(Effect.andThen(Effect.logInfo(`no message for ${Duration.format(config.idleTimeout)}, stopping`)))
     )
   }))
+
+/** Records `events` in store calls of at most `size`, returning how many were new. */
+const chunks = <E>(
+  events: ReadonlyArray<CounterEvent>,
+  size: number,
+  record: (events: ReadonlyArray<CounterEvent>) => Effect.Effect<number, E>
+): Effect.Effect<number, E> =>
+  events.length <= size
+    ? record(events)
+    : Effect.reduce(
+      Array.from({ length: Math.ceil(events.length / size) }, (_, i) => events.slice(i * size, (i + 1) * size)),
+      () => 0,
+      (total, chunk) => Effect.map(record(chunk), (n) => total + n)
+    )
 
 /** Writes `<type>.json` = `{ "<userId>": count }` for every type. */
 const writeCounts = (outputDir: string) =>

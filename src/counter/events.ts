@@ -20,6 +20,8 @@ export interface CounterEvent {
 
 export const routingKey = (userId: string, type: string) => `${userId}.event.${type}`
 
+export const malformedKinds = ["routing_key", "unknown_type", "oversized", "invalid_json", "missing_id"] as const
+
 /** Why a message cannot be counted; the text goes into the dead-letter header. */
 export type Malformed =
   | { readonly kind: "routing_key"; readonly reason: string }

@@ -1,27 +1,35 @@
 /**
- * The consume runner: takes deliveries from a subscription and runs a handler on each, with the
+ * The consume runners: take deliveries from a subscription and run a handler on them, with the
  * per-message concerns written once — span, metrics, failure policy, settlement, shutdown.
  *
- * - The handler returns an `Outcome` (or nothing, meaning ack). A typed failure or a defect is
+ * - `consume` runs a handler per message; `consumeBatches` hands a handler every delivery
+ *   already buffered (up to `maxBatch`) at once, for workers whose cost is per batch (a database
+ *   write, a fan-out to other fibers). Both settle each message by its own outcome.
+ * - A handler returns an `Outcome` (or nothing, meaning ack). A typed failure or a defect is
  *   retried; after `maxAttempts` deliveries the message is dead-lettered with the last reason.
- * - Each message runs in a `consume <topic>` span whose parent is the producer's span from the
- *   `traceparent` header.
+ * - Each message gets a `consume <topic>` span whose parent is the producer's span from the
+ *   `traceparent` header, ended when the message is settled.
  * - A message is settled only after its handler finished, so whatever the handler published or
  *   wrote is done before the ack.
- * - Interruption is the shutdown: no new message is taken; each handler already running finishes
- *   and is settled; buffered deliveries go back to the broker; then the consumer closes.
+ * - Interruption is the shutdown: no new message is taken; handlers already running finish and
+ *   their messages are settled; buffered deliveries go back to the broker; the consumer closes.
  */
-import { Cause, Clock, type Duration, Effect, Exit, Fiber, Metric } from "effect"
+import { Cause, Clock, type Duration, Effect, Exit, Metric, type Tracer } from "effect"
 import { Headers, type Message } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/Publisher.ts"
-import { type Delivery, Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
+import { type Consumer, type Delivery, Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
 import * as Outcome from "./Outcome.ts"
 import { parseTraceparent } from "./traceContext.ts"
 
 export type Handler<E, R> = (message: Message, delivery: Delivery) => Effect.Effect<Outcome.Outcome | void, E, R>
 
+/** One outcome per delivery, in the order given. */
+export type BatchHandler<E, R> = (
+  deliveries: ReadonlyArray<Delivery>
+) => Effect.Effect<ReadonlyArray<Outcome.Outcome | void>, E, R>
+
 export interface ConsumeOptions {
-  /** Handlers running at once [the subscription's prefetch, else 100]. */
+  /** Handlers running at once [`consume`: the subscription's prefetch, else 100; `consumeBatches`: 2]. */
   readonly concurrency?: number
   /** Deliveries of one message before a failing one is dead-lettered [5]. */
   readonly maxAttempts?: number
@@ -29,93 +37,143 @@ export interface ConsumeOptions {
   readonly timeout?: Duration.Input
 }
 
+export interface ConsumeBatchesOptions extends ConsumeOptions {
+  /** Most deliveries handed to one handler call [the subscription's prefetch, else 100]. */
+  readonly maxBatch?: number
+}
+
 const handled = Metric.counter("messages_handled", {
   description: "Messages settled by the consume runner, by subscription and outcome",
   incremental: true
 })
 const handlingSeconds = Metric.histogram("message_handling_duration_seconds", {
-  description: "Time from taking a message to settling it",
+  description: "Time from taking a message (or batch) to settling it",
   boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
 })
 
-/** Runs until interrupted, or until the subscriber fails for good. */
+/** Runs `handler` on each message until interrupted, or until the subscriber fails for good. */
 export const consume = <E, R>(
   subscription: Subscription,
   handler: Handler<E, R>,
   options: ConsumeOptions = {}
 ): Effect.Effect<void, SubscriberError, Subscriber | R> =>
+  runWorkers<E, R>(subscription, options, options.concurrency ?? subscription.prefetch ?? 100, (consumer, settler) =>
+    Effect.flatMap(consumer.take, (delivery) =>
+      settler.timed(Effect.withSpan(
+        Effect.flatMap(settler.run(handler(delivery.message, delivery)), (exit) =>
+          settler.settle(delivery, exit)),
+        settler.spanName,
+        { ...settler.spanOptions(delivery), captureStackTrace: false }
+      ))))
+
+/** Runs `handler` on batches of the messages at hand until interrupted, or until the subscriber fails. */
+export const consumeBatches = <E, R>(
+  subscription: Subscription,
+  handler: BatchHandler<E, R>,
+  options: ConsumeBatchesOptions = {}
+): Effect.Effect<void, SubscriberError, Subscriber | R> => {
+  const maxBatch = Math.max(1, options.maxBatch ?? subscription.prefetch ?? 100)
+  return runWorkers<E, R>(subscription, options, options.concurrency ?? 2, (consumer, settler) =>
+    Effect.flatMap(consumer.takeBatch(maxBatch), (batch) =>
+      settler.timed(Effect.gen(function*() {
+        const spans: Array<Tracer.Span> = []
+        for (const delivery of batch) {
+          spans.push(yield* Effect.makeSpan(settler.spanName, settler.spanOptions(delivery)))
+        }
+        const exit = yield* settler.run(handler(batch))
+        const outcomes = Exit.isSuccess(exit) && exit.value.length !== batch.length
+          ? Exit.die(new Error(`the batch handler returned ${exit.value.length} outcomes for ${batch.length} messages`))
+          : exit
+        for (let i = 0; i < batch.length; i++) {
+          const one = Exit.isSuccess(outcomes) ? Exit.succeed(outcomes.value[i]) : Exit.failCause(outcomes.cause)
+          yield* settler.settle(batch[i]!, one)
+          spans[i]!.end(yield* Clock.currentTimeNanos, one)
+        }
+      }).pipe(Effect.withSpan(`${settler.spanName} batch`, {
+        kind: "consumer",
+        attributes: { "messaging.batch.message_count": batch.length, "messaging.consumer.group.name": subscription.group }
+      }, { captureStackTrace: false })))))
+}
+
+interface Settler<E> {
+  readonly spanName: string
+  readonly spanOptions: (delivery: Delivery) => Tracer.SpanOptionsNoTrace
+  readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E | Cause.TimeoutError>, never, R>
+  readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
+  /** Records the duration of `effect` and keeps it from being interrupted: started work is finished. */
+  readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
+}
+
+const runWorkers = <E, R>(
+  subscription: Subscription,
+  options: ConsumeOptions,
+  concurrency: number,
+  step: (consumer: Consumer, settler: Settler<E>) => Effect.Effect<void, Cause.Done | SubscriberError, R>
+): Effect.Effect<void, SubscriberError, Subscriber | R> =>
   Effect.scoped(Effect.gen(function*() {
     const subscriber = yield* Subscriber
     const consumer = yield* subscriber.subscribe(subscription)
-    const concurrency = Math.max(1, options.concurrency ?? subscription.prefetch ?? 100)
-    const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
-    const metrics = outcomeMetrics(subscription.group)
-    const duration = Metric.withAttributes(handlingSeconds, { subscription: subscription.group })
-
-    const settle = (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, E>) => {
-      const outcome = toOutcome(exit)
-      const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
-      const settlement = outcome._tag === "Ack"
-        ? Effect.as(delivery.ack, metrics.ack)
-        : outcome._tag === "DeadLetter" || exhausted
-        ? Effect.as(
-          delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
-          metrics.deadLetter
-        )
-        : Effect.as(delivery.retry, metrics.retry)
-      const log = outcome._tag === "Ack"
-        ? Effect.void
-        : Effect.logWarning(exhausted || outcome._tag === "DeadLetter" ? "message dead-lettered" : "message will be retried").pipe(
-          Effect.annotateLogs({ subscription: subscription.group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason })
-        )
-      return log.pipe(
-        Effect.andThen(settlement),
-        Effect.flatMap((metric) => Metric.update(metric, 1)),
-        // A settlement lost with the connection is redelivered by the broker: at-least-once.
-        Effect.catch((error) => Effect.logWarning("settling a message failed; it will be redelivered", error.message))
-      )
-    }
-
-    const handleOne = (delivery: Delivery) =>
-      Effect.gen(function*() {
-        const started = yield* Clock.currentTimeMillis
-        const run = handler(delivery.message, delivery)
-        const exit = yield* Effect.exit(options.timeout === undefined ? run : Effect.timeout(run, options.timeout))
-        yield* settle(delivery, exit as Exit.Exit<Outcome.Outcome | void, E>)
-        yield* Metric.update(duration, ((yield* Clock.currentTimeMillis) - started) / 1000)
-      }).pipe(
-        Effect.withSpan(`consume ${delivery.topic}`, {
-          kind: "consumer",
-          parent: parseTraceparent(delivery.message.headers[Headers.traceparent]),
-          attributes: {
-            "messaging.destination.name": delivery.topic,
-            "messaging.consumer.group.name": subscription.group,
-            "messaging.message.id": delivery.message.id,
-            "messaging.delivery.attempt": delivery.attempt
-          }
-        }),
-        // Started work is finished and settled even during shutdown.
-        Effect.uninterruptible
-      )
-
-    const worker = Effect.forever(Effect.flatMap(consumer.take, handleOne)).pipe(
-      Effect.catchIf(Cause.isDone, () => Effect.void)
-    )
-    const workers = yield* Effect.forEach(Array.from({ length: concurrency }), () => Effect.forkScoped(worker))
-    yield* Fiber.joinAll(workers)
+    const settler = makeSettler<E>(subscription, options)
+    const worker = Effect.forever(step(consumer, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
+    yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, {
+      concurrency: "unbounded",
+      discard: true
+    })
   }))
 
-const outcomeMetrics = (group: string) => ({
-  ack: Metric.withAttributes(handled, { subscription: group, outcome: "ack" }),
-  retry: Metric.withAttributes(handled, { subscription: group, outcome: "retry" }),
-  deadLetter: Metric.withAttributes(handled, { subscription: group, outcome: "dead_letter" })
-})
+const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Settler<E> => {
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
+  const group = subscription.group
+  const countAck = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "ack" }), 1)
+  const countRetry = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "retry" }), 1)
+  const countDeadLetter = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "dead_letter" }), 1)
+  const duration = Metric.withAttributes(handlingSeconds, { subscription: group })
+  // A settlement lost with the connection is redelivered by the broker: at-least-once.
+  const settleFailed = (error: SubscriberError) =>
+    Effect.logWarning("settling a message failed; it will be redelivered", error.message)
 
-const toOutcome = <E>(exit: Exit.Exit<Outcome.Outcome | void, E>): Outcome.Outcome => {
-  if (Exit.isSuccess(exit)) return exit.value ?? Outcome.ack
-  const cause = exit.cause
-  const failure = Cause.findError(cause)
-  if (failure._tag === "Success") return Outcome.retry(describeCause(failure.success))
-  return Outcome.retry(`handler died: ${Cause.pretty(cause).split("\n")[0]}`)
+  return {
+    spanName: `consume ${subscription.topic}`,
+    spanOptions: (delivery) => ({
+      kind: "consumer",
+      parent: parseTraceparent(delivery.message.headers[Headers.traceparent]),
+      attributes: {
+        "messaging.destination.name": delivery.topic,
+        "messaging.consumer.group.name": group,
+        "messaging.message.id": delivery.message.id,
+        "messaging.delivery.attempt": delivery.attempt
+      }
+    }),
+    run: (effect) => Effect.exit(options.timeout === undefined ? effect : Effect.timeout(effect, options.timeout)),
+    // Written as plain combinators: this runs once per message and sets the throughput ceiling.
+    settle: (delivery, exit) => {
+      const outcome = toOutcome(exit)
+      if (outcome._tag === "Ack") return Effect.catch(Effect.andThen(delivery.ack, countAck), settleFailed)
+      const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
+      const deadLetter = outcome._tag === "DeadLetter" || exhausted
+      const settlement = deadLetter
+        ? Effect.andThen(
+          delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
+          countDeadLetter
+        )
+        : Effect.andThen(delivery.retry, countRetry)
+      return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
+        Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
+        Effect.andThen(settlement),
+        Effect.catch(settleFailed)
+      )
+    },
+    timed: (effect) =>
+      Effect.uninterruptible(
+        Effect.flatMap(Clock.currentTimeMillis, (started) =>
+          Effect.andThen(effect, Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.update(duration, (now - started) / 1000))))
+      )
+  }
 }
 
+const toOutcome = (exit: Exit.Exit<Outcome.Outcome | void, unknown>): Outcome.Outcome => {
+  if (Exit.isSuccess(exit)) return exit.value ?? Outcome.ack
+  const failure = Cause.findError(exit.cause)
+  if (failure._tag === "Success") return Outcome.retry(describeCause(failure.success))
+  return Outcome.retry(`handler died: ${Cause.pretty(exit.cause).split("\n")[0]}`)
+}

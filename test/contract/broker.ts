@@ -61,6 +61,25 @@ export const brokerContract = (
         yield* Effect.forEach(got, (d) => d.ack)
       })), timeout)
 
+    test("takeBatch hands out at least one and at most max deliveries, in order", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        yield* publish(sub.topic, range(7).map((i) => ({ id: `tb-${i}`, key: "k.one", body: String(i) })))
+        const consumer = yield* subscribe({ ...sub, prefetch: 50 })
+        const got: Array<Delivery> = []
+        while (got.length < 7) {
+          const batch = yield* consumer.takeBatch(3).pipe(
+            Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die(new Error("timed out waiting for a batch")) })
+          )
+          expect(batch.length).toBeGreaterThanOrEqual(1)
+          expect(batch.length).toBeLessThanOrEqual(3)
+          got.push(...batch)
+        }
+        expect(got.map((d) => bodyText(d.message))).toEqual(range(7).map(String))
+        yield* Effect.forEach(got, (d) => d.ack)
+      })), timeout)
+
     test("an acked message is not delivered again; an unsettled one is, to the next consumer", () =>
       run(Effect.gen(function*() {
         const sub = fresh()

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { ConfigProvider, Effect, Fiber, Layer, Metric, Tracer } from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Metric, Tracer } from "effect"
 import * as MemoryBroker from "../../layers/memory/broker.ts"
 import { serve } from "../../layers/platform/httpServer.ts"
 import { layer as opsServerFromEnv, layerOptions as opsServer, OpsServer } from "../../layers/platform/opsServer.ts"
@@ -7,6 +7,8 @@ import * as Otel from "../../layers/telemetry/otel.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
+import { consume, consumeBatches } from "../../src/messaging/consume.ts"
+import * as Outcome from "../../src/messaging/Outcome.ts"
 import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 import { PROMETHEUS_CONTENT_TYPE } from "../../src/runtime/opsApp.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
@@ -187,6 +189,47 @@ describe("telemetry: traces over OTLP", () => {
         expect(handle.serviceName).toBe("qw-trace-test")
       }))
     ))
+
+  for (const runner of ["consume", "consumeBatches"] as const) {
+    test(`the ${runner} runner's span for a message is the child of its publish span`, () =>
+      Effect.runPromise(
+        Effect.scoped(Effect.gen(function*() {
+          const receiver = yield* OtlpReceiver.make
+          const topic = `events-${crypto.randomUUID()}`
+          const group = `counter-${crypto.randomUUID()}`
+
+          const produced = yield* Effect.gen(function*() {
+            yield* Subscriber.use((s) => s.declare({ topic, group }))
+            const produce = yield* Publisher.use((p) => p.publish(topic, [{ key: "u1.event.created", body: "{}" }])).pipe(
+              Effect.andThen(Effect.currentSpan),
+              Effect.withSpan("produce")
+            )
+            const handled = yield* Deferred.make<void>()
+            const fiber = yield* Effect.forkChild(
+              runner === "consume"
+                ? consume({ topic, group }, () => Effect.asVoid(Deferred.succeed(handled, undefined)))
+                : consumeBatches({ topic, group }, (batch) => Deferred.succeed(handled, undefined).pipe(Effect.as(batch.map(() => Outcome.ack))))
+            )
+            yield* Deferred.await(handled)
+            yield* Fiber.interrupt(fiber)
+            return produce
+          }).pipe(
+            Effect.provide(Layer.merge(
+              MemoryBroker.layer,
+              Otel.layer({ serviceName: "qw-trace-test", otlpEndpoint: receiver.endpoint })
+            ))
+          )
+
+          const publish = yield* receiver.awaitSpan((s) => s.name === `publish ${topic}`, { timeout: "1 second" })
+          const consumed = yield* receiver.awaitSpan((s) => s.name === `consume ${topic}`, { timeout: "1 second" })
+          expect(publish.traceId).toBe(produced.traceId)
+          expect(consumed.traceId).toBe(produced.traceId)
+          expect(consumed.parentSpanId).toBe(publish.spanId)
+          expect(consumed.kind).toBe(5)
+          expect(consumed.attributes["messaging.consumer.group.name"]).toBe(group)
+        }))
+      ))
+  }
 
   test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
     Effect.runPromise(

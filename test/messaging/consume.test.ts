@@ -1,0 +1,103 @@
+import { describe, expect, test } from "bun:test"
+import { Deferred, Effect, Fiber, Logger, Metric, type Scope } from "effect"
+import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
+import { MemoryBroker } from "../../layers/memory/broker.ts"
+import { bodyText, Headers } from "../../src/capabilities/Message.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { consume, consumeBatches } from "../../src/messaging/consume.ts"
+import * as Outcome from "../../src/messaging/Outcome.ts"
+
+const run = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | MemoryBroker | Scope.Scope>) =>
+  Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(MemoryBrokerLayer.layer), Effect.provide(Logger.layer([]))))
+
+let n = 0
+const names = () => ({ topic: `t${++n}`, group: `g${n}` })
+
+const deadLetters = (group: string, count: number) =>
+  Effect.gen(function*() {
+    const dlq = yield* Subscriber.use((s) => s.subscribe({ topic: deadLetterTopic(group), group: deadLetterTopic(group) }))
+    return yield* Effect.forEach(Array.from({ length: count }), () => dlq.take)
+  })
+
+describe("consume runner", () => {
+  test("a failing handler is retried, then dead-lettered with its last error after maxAttempts", () =>
+    run(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "m", key: "k", body: "x" }]))
+      const attempts: Array<number> = []
+      const fiber = yield* Effect.forkChild(consume(sub, (_message, delivery) => {
+        attempts.push(delivery.attempt)
+        return Effect.fail(new Error(`down on attempt ${delivery.attempt}`))
+      }, { maxAttempts: 3 }))
+      const [dead] = yield* deadLetters(sub.group, 1)
+      yield* Fiber.interrupt(fiber)
+      expect(attempts).toEqual([1, 2, 3])
+      expect(dead!.message.headers[Headers.deadLetterReason]).toBe("down on attempt 3 (after 3 attempts)")
+    })))
+
+  test("Outcome.deadLetter skips retries; a defect is retried like a failure", () =>
+    run(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "bad", key: "k", body: "bad" }, { id: "boom", key: "k", body: "boom" }]))
+      const seen: Array<string> = []
+      const fiber = yield* Effect.forkChild(consume(sub, (message, delivery) => {
+        seen.push(`${message.id}@${delivery.attempt}`)
+        return bodyText(message) === "bad" ? Effect.succeed(Outcome.deadLetter("rejected")) : Effect.die(new Error("kaboom"))
+      }, { maxAttempts: 2, concurrency: 1 }))
+      const dead = yield* deadLetters(sub.group, 2)
+      yield* Fiber.interrupt(fiber)
+      expect(seen.filter((s) => s.startsWith("bad"))).toEqual(["bad@1"])
+      expect(seen.filter((s) => s.startsWith("boom"))).toEqual(["boom@1", "boom@2"])
+      const reasons = Object.fromEntries(dead.map((d) => [d.message.id, d.message.headers[Headers.deadLetterReason]]))
+      expect(reasons["bad"]).toBe("rejected")
+      expect(reasons["boom"]).toContain("handler died")
+      expect(reasons["boom"]).toContain("kaboom")
+    })))
+
+  test("interrupting the runner lets a running handler finish and ack; nothing else is taken", () =>
+    run(Effect.gen(function*() {
+      const sub = { ...names(), prefetch: 5 }
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, Array.from({ length: 5 }, (_, i) => ({ id: `m${i}`, key: "k", body: String(i) }))))
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const finished: Array<string> = []
+      const fiber = yield* Effect.forkChild(consume(sub, (message) =>
+        Effect.gen(function*() {
+          yield* Deferred.succeed(started, undefined)
+          yield* Deferred.await(release)
+          finished.push(message.id)
+        }), { concurrency: 1 }))
+      yield* Deferred.await(started)
+      const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(interrupting)
+      const broker = yield* MemoryBroker
+      expect(finished).toEqual(["m0"])
+      expect(yield* broker.inFlight(sub.group)).toBe(0)
+      expect(yield* broker.depth(sub.group)).toBe(4)
+    })))
+
+  test("consumeBatches settles each message of a batch by its own outcome and counts them", () =>
+    run(Effect.gen(function*() {
+      const sub = { ...names(), prefetch: 10 }
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, Array.from({ length: 6 }, (_, i) => ({ id: `b${i}`, key: "k", body: String(i) }))))
+      const sizes: Array<number> = []
+      const fiber = yield* Effect.forkChild(consumeBatches(sub, (batch) => {
+        sizes.push(batch.length)
+        return Effect.succeed(batch.map((d) => Number(bodyText(d.message)) % 2 === 0 ? Outcome.ack : Outcome.deadLetter("odd")))
+      }, { maxBatch: 4, concurrency: 1 }))
+      const dead = yield* deadLetters(sub.group, 3)
+      yield* Fiber.interrupt(fiber)
+      expect(dead.map((d) => d.message.id).sort()).toEqual(["b1", "b3", "b5"])
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(4)
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(6)
+      const handled = yield* Metric.snapshot
+      const acks = handled.find((m) => m.id === "messages_handled" && m.attributes?.["subscription"] === sub.group && m.attributes?.["outcome"] === "ack")
+      expect((acks?.state as { count?: number } | undefined)?.count).toBe(3)
+    })))
+})
