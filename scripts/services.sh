@@ -88,7 +88,7 @@ up_postgres() {
     local t0=$EPOCHREALTIME ver
     ver=$(pg_version)
     log "postgres starting…"
-    pg_ctlcluster --skip-systemctl-redirect "$ver" main start ||
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start 9>&- ||
       log "postgres: pg_ctlcluster start exited non-zero, waiting for it anyway"
     wait_for "$PG_TIMEOUT" pg_up ||
       die "postgres did not accept connections on $HOST:$PG_PORT within ${PG_TIMEOUT}s (see /var/log/postgresql/postgresql-$ver-main.log)"
@@ -129,7 +129,7 @@ up_rabbitmq() {
   log "rabbitmq starting…"
   # A node that is still booting answers ping; starting a second one would fail.
   if ! timeout 15 rabbitmqctl -q ping >/dev/null 2>&1; then
-    rabbitmq-server -detached || die "rabbitmq: 'rabbitmq-server -detached' failed"
+    rabbitmq-server -detached 9>&- || die "rabbitmq: 'rabbitmq-server -detached' failed"
   fi
   wait_for "$RABBIT_TIMEOUT" rabbit_up ||
     die "rabbitmq did not open $HOST:$RABBIT_PORT within ${RABBIT_TIMEOUT}s (see /var/log/rabbitmq/)"
@@ -291,7 +291,8 @@ up_kafka() {
     fi
     printf '\n===== %s services.sh: starting kafka %s =====\n' "$(date -Is)" "$(kafka_installed_version)" >>"$KAFKA_LOG"
     # setsid: own session, so a Ctrl-C in the calling terminal does not reach the broker.
-    # 9>&-: the broker must not inherit (and so hold) the services.sh lock.
+    # 9>&-: a server must not inherit (and so hold) the services.sh lock; the PostgreSQL and
+    # RabbitMQ starts close it too.
     (cd "$KAFKA_DIR" && exec setsid nohup java \
       -Xms64m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
       -Djava.awt.headless=true "-Dlog4j2.configurationFile=$KAFKA_LOG4J" -Dkafka.logs.dir="$KAFKA_DIR" \
