@@ -21,6 +21,8 @@ import { toRecord } from "./codec.ts"
 export interface Producer {
   /** Resolves once the broker acknowledged every record with acks=all. */
   readonly send: (topic: string, records: ReadonlyArray<KafkaRecord>) => Effect.Effect<void, PublisherError>
+  /** Connected to the cluster, as the producer's own connect/disconnect events say. */
+  readonly connected: Effect.Effect<boolean>
 }
 
 export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Effect<Producer, SubscriberError, Scope.Scope> =>
@@ -30,6 +32,13 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
       maxInFlightRequests: 1,
       // kafkajs's default, named so it does not print its partitioner-change notice.
       createPartitioner: Partitioners.DefaultPartitioner
+    })
+    let connected = false
+    producer.on(producer.events.CONNECT, () => {
+      connected = true
+    })
+    producer.on(producer.events.DISCONNECT, () => {
+      connected = false
     })
     yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -55,7 +64,7 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
           Effect.asVoid
         )
 
-    return { send }
+    return { send, connected: Effect.sync(() => connected) }
   })
 
 /** The Publisher's raw send for `Publisher.make`. */

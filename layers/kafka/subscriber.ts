@@ -323,5 +323,5 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
       return result
     })
 
-  return { declare, subscribe }
+  return { declare, subscribe, healthy: producer.connected }
 }

@@ -182,6 +182,7 @@ const make = Effect.sync(() => {
     }))
 
   const subscriber = Subscriber.of({
+    healthy: Effect.succeed(true),
     declare: (subscription) => Effect.sync(() => declareSync(subscription)),
     subscribe: (subscription) =>
       Effect.gen(function*() {

@@ -8,6 +8,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Effect, Layer } from "effect"
 import { load } from "../../src/runtime/config.ts"
+import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
 import * as Telemetry from "../telemetry/otel.ts"
 import * as OpsServer from "./opsServer.ts"
@@ -30,13 +31,14 @@ export const baseLayer = (config: BaseConfig) =>
   )
 
 /**
- * Runs a worker with readiness: ready once started, and not ready from the moment shutdown
- * begins (a sibling fiber notices the interruption while the worker is still draining), so a
- * load balancer stops sending work before the last messages are settled.
+ * Runs a worker with readiness: ready once started while its broker is reachable, and not ready
+ * from the moment shutdown begins (a sibling fiber notices the interruption while the worker is
+ * still draining), so a load balancer stops sending work before the last messages are settled.
  */
-export const asWorker = <A, E, R>(worker: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Readiness> =>
+export const asWorker = <A, E, R>(worker: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Readiness | Subscriber> =>
   Effect.gen(function*() {
     const readiness = yield* Readiness
+    yield* readiness.register("broker", (yield* Subscriber).healthy)
     yield* readiness.set("worker", true)
     return yield* Effect.raceFirst(worker, Effect.never.pipe(Effect.onInterrupt(() => readiness.shutdown)))
   })

@@ -26,6 +26,8 @@ export interface Live {
 export interface Connection {
   /** The live connection, waiting for the reconnect when there is none. Never fails. */
   readonly current: Effect.Effect<Live>
+  /** Connected and not blocked by a broker alarm: what readiness reports. Never waits. */
+  readonly healthy: Effect.Effect<boolean>
   /** The URL with its password masked, for logs and error messages. */
   readonly safeUrl: string
 }
@@ -174,7 +176,9 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, Subs
       live !== undefined && !live.lost ? Effect.succeed(live) : Deferred.await(ready)
     )
 
-    return { current, safeUrl }
+    const healthy = Effect.sync(() => live !== undefined && !live.lost && live.blocked === undefined)
+
+    return { current, healthy, safeUrl }
   })
 
 /**

@@ -268,7 +268,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
       return consumer
     })
 
-  return { declare, subscribe }
+  return { declare, subscribe, healthy: connection.healthy }
 }
 
 const Open = 0

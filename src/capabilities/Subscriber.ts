@@ -65,6 +65,8 @@ export class SubscriberError extends Data.TaggedError("SubscriberError")<{
 export interface SubscriberShape {
   readonly subscribe: (subscription: Subscription) => Effect.Effect<Consumer, SubscriberError, Scope.Scope>
   readonly declare: (subscription: Subscription) => Effect.Effect<void, SubscriberError>
+  /** Whether the broker is reachable now, without waiting; `/readyz` reports it. */
+  readonly healthy: Effect.Effect<boolean>
 }
 
 export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("queueworks/Subscriber") {}

@@ -48,6 +48,7 @@ export const brokerContract = (
         expect(delivery.topic).toBe(sub.topic)
         expect(delivery.attempt).toBe(1)
         yield* delivery.ack
+        expect(yield* Subscriber.use((s) => s.healthy)).toBe(true)
       })), timeout)
 
     test("keeps the order of one key within a publish call", () =>

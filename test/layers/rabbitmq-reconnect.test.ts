@@ -66,11 +66,15 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
         const sub = fresh()
         const publisher = yield* Publisher
         yield* Subscriber.use((s) => s.declare(sub))
+        const healthy = Subscriber.use((s) => s.healthy)
+        expect(yield* healthy).toBe(true)
 
         proxy.refuse(true)
         proxy.cut()
         const timedOut = yield* Effect.exit(publisher.publish(sub.topic, [{ id: "lost", key: "k", body: "x" }]))
         expect(Exit.isFailure(timedOut)).toBe(true)
+        // /readyz reports this: the connection is down until the broker answers again.
+        expect(yield* healthy).toBe(false)
         if (Exit.isFailure(timedOut)) {
           const error = Cause.squash(timedOut.cause)
           expect(error).toMatchObject({ _tag: "PublisherError", operation: "publish", topic: sub.topic })
@@ -83,6 +87,7 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
         yield* Effect.sleep("300 millis")
         proxy.refuse(false)
         yield* Fiber.join(waiting)
+        expect(yield* healthy).toBe(true)
 
         const consumer = yield* Subscriber.use((s) => s.subscribe(sub))
         const got = yield* takeN(consumer, 1)
