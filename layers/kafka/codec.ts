@@ -9,6 +9,7 @@
  */
 import type { IHeaders, KafkaMessage, Message as KafkaRecord } from "kafkajs"
 import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import { asBuffer } from "../platform/buffer.ts"
 
 export const MessageIdHeader = "message-id"
 
@@ -19,14 +20,11 @@ export const toRecord = (
   extra: { readonly partition?: number; readonly headers?: Readonly<Record<string, string>> } = {}
 ): KafkaRecord => ({
   key: message.key,
-  value: bufferOf(message.body),
+  value: asBuffer(message.body),
   headers: { ...message.headers, ...extra.headers, [MessageIdHeader]: message.id },
   ...(extra.partition === undefined ? {} : { partition: extra.partition })
 })
 
-// No copy: kafkajs only reads the bytes while encoding the record batch.
-const bufferOf = (body: Uint8Array): Buffer =>
-  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 
 export interface Incoming {
   readonly message: Message

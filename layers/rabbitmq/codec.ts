@@ -8,6 +8,7 @@
  */
 import type * as amqp from "amqplib"
 import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import { asBuffer } from "../platform/buffer.ts"
 
 export const OriginalTopic = "x-original-exchange"
 export const OriginalKey = "x-original-routing-key"
@@ -25,13 +26,10 @@ export interface Outgoing {
 export const toAmqp = (exchange: string, message: Message): Outgoing => ({
   exchange,
   routingKey: message.key,
-  content: contentOf(message.body),
+  content: asBuffer(message.body),
   options: { persistent: true, messageId: message.id, headers: message.headers }
 })
 
-// No copy: amqplib only reads the bytes while framing them.
-const contentOf = (body: Uint8Array): Buffer =>
-  Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 
 export interface Incoming {
   readonly message: Message
