@@ -2,16 +2,17 @@
  * The event counter: counts unique events per user and type from the broker, then writes one
  * JSON file per type.
  *
- * Flow: consume runner → parse (malformed → dead-letter with the reason) → the queue of the
- * event's type → that type's worker records batches in the CounterStore → the handler, which
- * waited for its batch, returns and the message is acked. So a message is acked only once
- * counted, and each type is counted concurrently with the others.
+ * Flow: the batch consume runner hands over the messages at hand → each is parsed (malformed →
+ * dead-lettered with the reason) → the events go to the queue of their type → that type's worker
+ * records them in the CounterStore → the handler, which waited for its batch's events, returns
+ * and each message is acked. So a message is acked only once counted, and each type is counted
+ * concurrently with the others.
  *
  * It stops by itself `idleTimeout` after the last message, or when interrupted (SIGTERM); either
  * way intake stops, counting in flight finishes and is acked, and the files are written.
  */
 import { Cause, Clock, Deferred, Duration, Effect, Fiber, FileSystem, Metric, Path, Queue, Result, Schedule } from "effect"
-import type { Delivery, Subscriber } from "../capabilities/Subscriber.ts"
+import type { Delivery } from "../capabilities/Subscriber.ts"
 import { consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { CounterStore } from "./CounterStore.ts"
@@ -22,7 +23,7 @@ export interface CounterConfig {
   readonly queue: string
   readonly outputDir: string
   readonly idleTimeout: Duration.Duration
-  /** Unacked deliveries held at once; also the number of handlers. */
+  /** Unacked deliveries held at once; a handler gets up to half of them per batch. */
   readonly prefetch: number
   /** Events recorded in one store call per type. */
   readonly batchSize: number
@@ -50,6 +51,11 @@ export const runCounter = (config: CounterConfig) =>
     const queues = {} as Record<EventType, Queue.Queue<Job, Cause.Done>>
     for (const type of eventTypes) queues[type] = yield* Queue.unbounded<Job, Cause.Done>()
 
+    const record = (events: ReadonlyArray<CounterEvent>) =>
+      store.record(events).pipe(
+        Effect.tapError((error) => Effect.logWarning("recording counts failed; retrying", error.message)),
+        Effect.retry(storeRetry)
+      )
     const countedNew = Metric.withAttributes(counted, { result: "counted" })
     const duplicates = Metric.withAttributes(counted, { result: "duplicate" })
     // Each type is counted by its own fiber, concurrently with the others; jobs that queued up
@@ -58,17 +64,15 @@ export const runCounter = (config: CounterConfig) =>
       Effect.forever(Effect.gen(function*() {
         const jobs = yield* Queue.takeBetween(queue, 1, 64)
         const events = jobs.length === 1 ? jobs[0]!.events : jobs.flatMap((job) => job.events)
-        const fresh = yield* chunks(events, config.batchSize, store.record).pipe(
-          Effect.tapError((error) => Effect.logWarning("recording counts failed; retrying", error.message)),
-          Effect.retry(storeRetry)
-        )
+        const fresh = yield* chunks(events, config.batchSize, record)
         yield* Metric.update(countedNew, fresh)
         yield* Metric.update(duplicates, events.length - fresh)
         for (const job of jobs) Deferred.doneUnsafe(job.done, Effect.void)
       })).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
 
     const workers = yield* Effect.forEach(eventTypes, (type) => Effect.forkScoped(typeWorker(queues[type])))
-    // Runs first on the way out: the consume runner has settled its last handler by then.
+    // Finalizers run in reverse: by the time they run the consume runner has settled its last
+    // batch; the type queues drain first, then the counts are written.
     yield* Effect.addFinalizer(() => writeCounts(config.outputDir))
     yield* Effect.addFinalizer(() =>
       Effect.forEach(eventTypes, (type) => Queue.end(queues[type]), { discard: true }).pipe(
@@ -188,5 +192,3 @@ const writeCounts = (outputDir: string) =>
   }).pipe(
     Effect.catchCause((cause) => Effect.logError("writing the counts failed", Cause.pretty(cause)))
   )
-
-export type CounterServices = Subscriber | CounterStore | FileSystem.FileSystem | Path.Path

@@ -10,7 +10,7 @@ import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
-import { CounterStore } from "../../src/counter/CounterStore.ts"
+import { CounterStore, CounterStoreError } from "../../src/counter/CounterStore.ts"
 import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
 import { bindingPattern, eventTypes } from "../../src/counter/events.ts"
 import { generate } from "../../src/counter/generator.ts"
@@ -65,6 +65,39 @@ describe("event counter", () => {
     expect(reasons.filter((r) => r.includes(`unknown event type "archived"`)).length).toBe(5)
     expect(reasons.filter((r) => r.includes("over the limit")).length).toBe(5)
     expect(bodyText(dead.find((d) => d.message.headers[Headers.deadLetterReason] === "body is not valid JSON")!.message)).toBe("{not json")
+  })
+
+  test("a store that fails for a while holds the counter back, and nothing is lost or dead-lettered", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const run = generate({ count: 400, duplicateRatio: 0.1, seed: 9 })
+    let failures = 0
+    const flaky = Layer.effect(CounterStore, Effect.gen(function*() {
+      const real = yield* CounterStore
+      return CounterStore.of({
+        ...real,
+        record: (events) =>
+          Effect.suspend(() =>
+            failures++ < 4 ? Effect.fail(new CounterStoreError({ operation: "record", cause: "database is down" })) : real.record(events)
+          )
+      })
+    })).pipe(Layer.provide(CounterStore.memory))
+    const dead = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const cfg = config(dir)
+      yield* Subscriber.use((s) => s.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern }))
+      yield* Publisher.use((p) => p.publish(cfg.exchange, run.messages))
+      const fiber = yield* Effect.forkChild(runCounter(cfg))
+      const broker = yield* MemoryBroker
+      while ((yield* broker.depth(cfg.queue)) + (yield* broker.inFlight(cfg.queue)) > 0) {
+        yield* TestClock.adjust("1 second")
+        yield* Effect.yieldNow
+      }
+      yield* TestClock.adjust("5 seconds")
+      yield* Fiber.join(fiber)
+      return yield* broker.depth(deadLetterTopic(cfg.queue))
+    })).pipe(Effect.provide(Layer.mergeAll(MemoryBrokerLayer.layer, flaky, NodeFileSystem.layer, NodePath.layer, TestClock.layer()))))
+    expect(failures).toBeGreaterThan(4)
+    expect(dead).toBe(0)
+    expect(readCounts(dir)).toEqual(run.expected)
   })
 
   test("stops only after the idle timeout has passed since the last message", async () => {
