@@ -185,7 +185,9 @@ const writeCounts = (outputDir: string) =>
     yield* fs.makeDirectory(outputDir, { recursive: true })
     for (const type of eventTypes) {
       const file = path.join(outputDir, `${type}.json`)
-      yield* fs.writeFileString(file, JSON.stringify(counts[type], null, 2) + "\n")
+      // Users in a stable order, so two runs with the same counts write the same files.
+      const byUser = Object.fromEntries(Object.entries(counts[type]).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })))
+      yield* fs.writeFileString(file, JSON.stringify(byUser, null, 2) + "\n")
     }
     const totals = Object.fromEntries(eventTypes.map((t) => [t, Object.values(counts[t]).reduce((a, b) => a + b, 0)]))
     yield* Effect.logInfo("counts written").pipe(Effect.annotateLogs({ outputDir, ...totals }))
