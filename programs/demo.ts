@@ -11,6 +11,7 @@ import * as MemoryBroker from "../layers/memory/broker.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
 import { counterDemo } from "../src/counter/demo.ts"
+import { sortedByUser } from "../src/counter/events.ts"
 import { load } from "../src/runtime/config.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
 import { runMain } from "../src/runtime/runMain.ts"
@@ -20,13 +21,10 @@ const program = Effect.gen(function*() {
   const traffic = yield* load(trafficConfig({ ...defaultGeneratorOptions, count: 1000, malformed: 10 }))
   const result = yield* counterDemo(config, traffic)
   yield* Console.log(`\nEvent counter on the in-memory broker (files in ${config.outputDir}/)`)
-  yield* Console.table(sortedByUser(result.counts))
+  yield* Console.table(Object.fromEntries(Object.entries(result.counts).map(([type, byUser]) => [type, sortedByUser(byUser)])))
   yield* Console.log(`totals: ${JSON.stringify(result.totals)}; dead-lettered: ${result.deadLettered}`)
   yield* Console.log(result.matches ? "counts match the generator's expectation" : "COUNTS DIFFER from the generator's expectation")
   if (!result.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
 }).pipe(Effect.provide(Layer.mergeAll(MemoryBroker.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer)))
-
-const sortedByUser = (counts: Record<string, Record<string, number>>) =>
-  Object.fromEntries(Object.entries(counts).map(([type, byUser]) => [type, Object.fromEntries(Object.entries(byUser).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })))]))
 
 runMain(program, { name: "demo" })

@@ -71,3 +71,7 @@ export const sameCounts = (a: Counts, b: Counts): boolean =>
     const x = Object.entries(a[type])
     return x.length === Object.keys(b[type]).length && x.every(([user, n]) => b[type][user] === n)
   })
+
+/** One type's counts with users in a stable (numeric-aware) order, for files and tables. */
+export const sortedByUser = (byUser: Readonly<Record<string, number>>): Record<string, number> =>
+  Object.fromEntries(Object.entries(byUser).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })))
