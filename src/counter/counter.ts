@@ -16,7 +16,7 @@ import type { Delivery } from "../capabilities/Subscriber.ts"
 import { consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { CounterStore } from "./CounterStore.ts"
-import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, malformedKinds, parseEvent, sortedByUser } from "./events.ts"
+import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, malformedKinds, parseEvent, sortedByUser, totals } from "./events.ts"
 
 export interface CounterConfig {
   readonly exchange: string
@@ -188,8 +188,7 @@ const writeCounts = (outputDir: string) =>
       // Users in a stable order, so two runs with the same counts write the same files.
       yield* fs.writeFileString(file, JSON.stringify(sortedByUser(counts[type]), null, 2) + "\n")
     }
-    const totals = Object.fromEntries(eventTypes.map((t) => [t, Object.values(counts[t]).reduce((a, b) => a + b, 0)]))
-    yield* Effect.logInfo("counts written").pipe(Effect.annotateLogs({ outputDir, ...totals }))
+    yield* Effect.logInfo("counts written").pipe(Effect.annotateLogs({ outputDir, ...totals(counts) }))
   }).pipe(
     Effect.catchCause((cause) => Effect.logError("writing the counts failed", Cause.pretty(cause)))
   )

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import { deadLetterTopic, Subscriber } from "../capabilities/Subscriber.ts"
 import { type CounterConfig, runCounter } from "./counter.ts"
 import { CounterStore } from "./CounterStore.ts"
-import { eventTypes, sameCounts } from "./events.ts"
+import { sameCounts, totals } from "./events.ts"
 import type { GeneratorOptions } from "./generator.ts"
 import { publishTraffic } from "./publishTraffic.ts"
 
@@ -28,6 +28,3 @@ export const counterDemo = (config: CounterConfig, traffic: Partial<GeneratorOpt
     const matches = sameCounts(counts, run.expected)
     return { counts, expected: run.expected, deadLettered, matches, totals: totals(counts) }
   })
-
-const totals = (counts: Record<string, Record<string, number>>) =>
-  Object.fromEntries(eventTypes.map((t) => [t, Object.values(counts[t] ?? {}).reduce((a, b) => a + b, 0)]))

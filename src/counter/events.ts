@@ -75,3 +75,12 @@ export const sameCounts = (a: Counts, b: Counts): boolean =>
 /** One type's counts with users in a stable (numeric-aware) order, for files and tables. */
 export const sortedByUser = (byUser: Readonly<Record<string, number>>): Record<string, number> =>
   Object.fromEntries(Object.entries(byUser).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })))
+
+/** Events counted per type, over all users. */
+export const totals = (counts: Counts): Record<EventType, number> => ({
+  created: sum(counts.created),
+  updated: sum(counts.updated),
+  deleted: sum(counts.deleted)
+})
+
+const sum = (byUser: Readonly<Record<string, number>>) => Object.values(byUser).reduce((a, b) => a + b, 0)

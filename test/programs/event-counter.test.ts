@@ -10,7 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import * as RabbitMQ from "../../layers/rabbitmq/index.ts"
-import { type Counts, eventTypes } from "../../src/counter/events.ts"
+import { type Counts, eventTypes, totals } from "../../src/counter/events.ts"
 import type { GeneratorOptions } from "../../src/counter/generator.ts"
 import { publishTraffic } from "../../src/counter/publishTraffic.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
@@ -29,7 +29,7 @@ const publish = (dest: { exchange: string; queue: string }, traffic: Partial<Gen
 const readCounts = (dir: string): Counts =>
   Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))])) as Counts
 
-const total = (counts: Counts) => eventTypes.reduce((n, t) => n + Object.values(counts[t]).reduce((a, b) => a + b, 0), 0)
+const total = (counts: Counts) => Object.values(totals(counts)).reduce((a, b) => a + b, 0)
 
 const queueDepth = async (queue: string) => {
   const connection = await amqp.connect(url)
