@@ -1,9 +1,10 @@
 /**
  * The code stays on web standards and Node-compatible APIs, so the programs also run on Deno
- * (installed as a dev dependency). This runs the demonstration and the RabbitMQ counter under it.
+ * (installed by `scripts/deno.sh`, which `.ci/run` calls). This runs the demonstration and the
+ * RabbitMQ counter under it.
  */
 import { describe, expect, test } from "bun:test"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -12,7 +13,10 @@ import { publishTraffic } from "../../src/counter/publishTraffic.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 const root = join(import.meta.dir, "..", "..")
-const deno = join(root, "node_modules", ".bin", "deno")
+const deno = join(root, ".services", "deno", "node_modules", ".bin", "deno")
+const denoInstalled = await requireServer("Deno (install it with scripts/deno.sh)", async () => {
+  if (!existsSync(deno)) throw new Error(`${deno} does not exist`)
+})
 
 const runUnderDeno = async (program: string, env: Record<string, string>) => {
   const proc = Bun.spawn([deno, "run", "-A", "--node-modules-dir=manual", join(root, "programs", program)], {
@@ -25,7 +29,7 @@ const runUnderDeno = async (program: string, env: Record<string, string>) => {
   return { stdout, stderr, code }
 }
 
-describe("under Deno", () => {
+describe.if(denoInstalled)("under Deno", () => {
   test("the demonstration runs and its counts match", async () => {
     const dir = mkdtempSync(join(tmpdir(), "deno-demo-"))
     const run = await runUnderDeno("demo.ts", { OUTPUT_DIR: dir })
@@ -37,7 +41,7 @@ describe("under Deno", () => {
 const url = rabbitmqUrl()
 const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
 
-describe.if(rabbitUp)("under Deno, with RabbitMQ", () => {
+describe.if(denoInstalled && rabbitUp)("under Deno, with RabbitMQ", () => {
   test("the event counter counts exactly and serves its ops endpoints", async () => {
     const dest = { exchange: freshName("deno_x"), queue: freshName("deno_q") }
     const traffic = await Effect.runPromise(
