@@ -14,7 +14,7 @@ import { counterDemo } from "../src/counter/demo.ts"
 import { sortedByUser } from "../src/counter/events.ts"
 import { load } from "../src/runtime/config.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
-import { runMain } from "../src/runtime/runMain.ts"
+import { runMain } from "../layers/platform/runMain.ts"
 
 const program = Effect.gen(function*() {
   const config = yield* load(counterConfig({ outputDir: "out/demo", idleTimeout: Duration.seconds(1) }))

@@ -13,7 +13,7 @@ import { counterConfig, storeKind } from "../src/counter/config.ts"
 import { runCounter } from "../src/counter/counter.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
 import { load } from "../src/runtime/config.ts"
-import { runMain } from "../src/runtime/runMain.ts"
+import { runMain } from "../layers/platform/runMain.ts"
 
 const program = Effect.gen(function*() {
   const base = yield* loadBaseConfig("event-counter")

@@ -12,7 +12,7 @@ import * as RabbitMQ from "../layers/rabbitmq/index.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { publishTraffic } from "../src/counter/publishTraffic.ts"
 import { load } from "../src/runtime/config.ts"
-import { runMain } from "../src/runtime/runMain.ts"
+import { runMain } from "../layers/platform/runMain.ts"
 
 const program = Effect.gen(function*() {
   const destination = yield* load(counterConfig())

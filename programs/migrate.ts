@@ -10,7 +10,7 @@ import process from "node:process"
 import { Config, Console, Effect } from "effect"
 import * as Postgres from "../layers/postgres/sql.ts"
 import { load, oneOf, positiveInt } from "../src/runtime/config.ts"
-import { runMain } from "../src/runtime/runMain.ts"
+import { runMain } from "../layers/platform/runMain.ts"
 import { migrate } from "../src/sql/migrations.ts"
 import { systems } from "../src/sql/systems.ts"
 

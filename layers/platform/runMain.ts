@@ -7,12 +7,13 @@
  * - A `ConfigError` (before any broker is touched) prints one line naming the variable, exits 2.
  * - Any other failure or defect is logged with its cause, exits 1.
  *
- * This is the one place in `src/` that touches the process; the rest is plain Effect.
+ * The one place that touches the process (signals, exit, a timer for the deadline), so it lives
+ * with the other platform adapters; everything in `src/` is plain Effect.
  */
 import process from "node:process"
-import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Result } from "effect"
-import { ConfigError, duration, load, providerFrom } from "./config.ts"
-import * as Logging from "./logging.ts"
+import { Cause, Config, ConfigProvider, Duration, Effect, Exit, type Fiber, Result } from "effect"
+import { ConfigError, duration, load, providerFrom } from "../../src/runtime/config.ts"
+import * as Logging from "../../src/runtime/logging.ts"
 
 export interface RunOptions {
   /** Added to every log line as `service`. */
@@ -29,7 +30,9 @@ export const runMain = <A, E>(program: Effect.Effect<A, E>, options: RunOptions)
     return yield* program.pipe(Effect.annotateLogs({ service: options.name }), Effect.provide(Logging.layer(logging)))
   }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, providerFrom(process.argv.slice(2), process.env)))
 
-  const fiber = Effect.runFork(main)
+  // Handlers go in before the program starts: a signal that arrives while it is still starting
+  // must interrupt it too, not kill the process with nothing released.
+  let fiber: Fiber.Fiber<A, E | ConfigError> | undefined
   let signalled = false
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -42,12 +45,18 @@ export const runMain = <A, E>(program: Effect.Effect<A, E>, options: RunOptions)
       process.stderr.write(`${options.name}: shutdown did not finish within ${Duration.format(deadline)}, exiting\n`)
       process.exit(exitCodes.deadline)
     }, Duration.toMillis(deadline)).unref()
-    fiber.interruptUnsafe()
+    fiber?.interruptUnsafe()
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
+  // A fiber waiting on a timer or a Deferred holds no handle the runtime sees; without this the
+  // process would exit as soon as the event loop looked empty, mid-program.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
 
+  fiber = Effect.runFork(main)
+  if (signalled) fiber.interruptUnsafe()
   fiber.addObserver((exit) => {
+    clearInterval(keepAlive)
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)
     process.exit(exitCode(exit, options.name))
