@@ -41,6 +41,21 @@ const queueDepth = async (queue: string) => {
   }
 }
 
+/** The message ids of everything in a queue, taken off it. */
+const drainIds = async (queue: string) => {
+  const connection = await amqp.connect(url)
+  try {
+    const channel = await connection.createChannel()
+    const ids: Array<string> = []
+    for (let msg = await channel.get(queue, { noAck: true }); msg !== false; msg = await channel.get(queue, { noAck: true })) {
+      ids.push(String(msg.properties.messageId))
+    }
+    return ids
+  } finally {
+    await connection.close()
+  }
+}
+
 const cleanup: Array<() => Promise<unknown>> = []
 afterAll(async () => {
   for (const step of cleanup.reverse()) await step().catch(() => {})
@@ -177,6 +192,8 @@ describe.if(rabbitUp && postgresUp)("event-counter program, durable store", () =
     expect(await second.exited).toBe(0)
     expect(readCounts(dir)).toEqual(run.expected)
     expect(await queueDepth(dest.queue)).toBe(0)
-    expect(await queueDepth(`${dest.queue}.dlq`)).toBe(15)
+    // Dead-lettering is at-least-once too: a malformed message dead-lettered just before the kill,
+    // but not yet acked, is dead-lettered again after the restart. None may be missing.
+    expect(new Set(await drainIds(`${dest.queue}.dlq`)).size).toBe(15)
   })
 })
