@@ -5,7 +5,7 @@
  * Features say what a backend promises beyond the core; a case for a feature a backend lacks is
  * not run for it.
  */
-import { describe, expect, test } from "bun:test"
+import { afterAll, describe, expect, test } from "bun:test"
 import { Cause, Effect, Exit, Layer, Option, Scope } from "effect"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
@@ -25,13 +25,20 @@ export const brokerContract = (
   name: string,
   makeLayer: () => Layer.Layer<Broker, unknown>,
   features: BrokerFeatures,
-  options: { readonly timeout?: number } = {}
+  options: {
+    readonly timeout?: number
+    /** Removes what the cases declared (topics, groups and their dead-letter destinations). */
+    readonly cleanup?: (created: ReadonlyArray<Subscription>) => Promise<void>
+  } = {}
 ) => {
   const run = <A, E>(effect: Effect.Effect<A, E, Broker | Scope.Scope>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(makeLayer())) as Effect.Effect<A, E>)
   const timeout = options.timeout ?? 30_000
 
   describe(`broker contract: ${name}`, () => {
+    afterAll(async () => {
+      await options.cleanup?.(created.splice(0))
+    })
     test("delivers id, key, headers and body intact, published before the first consumer", () =>
       run(Effect.gen(function*() {
         const sub = fresh()
@@ -129,7 +136,9 @@ export const brokerContract = (
         const good = bad === one ? two! : one!
         yield* bad.deadLetter("body is not JSON")
         yield* good.ack
-        const dead = yield* subscribe({ topic: deadLetterTopic(sub.group), group: deadLetterTopic(sub.group) })
+        const deadLetters = { topic: deadLetterTopic(sub.group), group: deadLetterTopic(sub.group) }
+        created.push(deadLetters)
+        const dead = yield* subscribe(deadLetters)
         const got = yield* dead.take
         expect(got.message.id).toBe("bad")
         expect(bodyText(got.message)).toBe("not json")
@@ -252,9 +261,12 @@ export const brokerContract = (
 }
 
 let counter = 0
+const created: Array<Subscription> = []
 const fresh = (): Subscription => {
   const id = `${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`
-  return { topic: `contract.${id}`, group: `contract-${id}` }
+  const subscription = { topic: `contract.${id}`, group: `contract-${id}` }
+  created.push(subscription, { ...subscription, group: `${subscription.group}-other` })
+  return subscription
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)

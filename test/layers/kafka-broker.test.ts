@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test"
+import { Kafka as KafkaClient, logLevel } from "kafkajs"
 import { Effect, Option, Scope } from "effect"
 import * as Kafka from "../../layers/kafka/index.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { type Consumer, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { brokerContract } from "../contract/broker.ts"
 import { freshName, kafkaBrokers, probeKafka, requireServer } from "../support/servers.ts"
 
@@ -23,7 +24,23 @@ const makeLayer = () =>
 if (await requireServer("Kafka", probeKafka(brokers))) {
   // countsAbandonedAttempts: redelivery is the group re-reading from the committed offset,
   // which carries no count. prefetch: hand-outs wait for credit, so the bound is exact.
-  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false }, { timeout: 60_000 })
+  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false }, {
+    timeout: 60_000,
+    cleanup: async (created) => {
+      const admin = new KafkaClient({ clientId: "contract-cleanup", brokers: [...brokers], logLevel: logLevel.NOTHING }).admin()
+      await admin.connect()
+      try {
+        const existing = new Set(await admin.listTopics())
+        const topics = [...new Set(created.flatMap((sub) => [sub.topic, deadLetterTopic(sub.group)]))].filter((t) => existing.has(t))
+        if (topics.length > 0) await admin.deleteTopics({ topics })
+        const groups = new Set((await admin.listGroups()).groups.map((g) => g.groupId))
+        const ours = created.map((sub) => sub.group).filter((g) => groups.has(g))
+        if (ours.length > 0) await admin.deleteGroups(ours)
+      } finally {
+        await admin.disconnect()
+      }
+    }
+  })
 
   describe("kafka offsets", () => {
     const run = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | Scope.Scope>): Promise<A> =>

@@ -9,6 +9,7 @@ import * as RabbitMq from "../../layers/rabbitmq/index.ts"
 import { bodyText } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { closeConnectionsNamed, probeRabbitmqctl } from "../support/rabbitmqctl.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 import { startTcpProxy, type TcpProxy, viaProxy } from "../support/tcpProxy.ts"
@@ -144,9 +145,14 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
   }
 }
 
+const created: Array<Subscription> = []
+afterAll(() => deleteRabbitmqTopology(rabbitmqUrl(), created))
+
 const fresh = (): Subscription => {
   const id = freshName("reconnect")
-  return { topic: `${id}.topic`, group: id, prefetch: 10 }
+  const subscription = { topic: `${id}.topic`, group: id, prefetch: 10 }
+  created.push(subscription)
+  return subscription
 }
 
 const takeN = (consumer: Consumer, n: number) =>

@@ -3,13 +3,14 @@
  * (installed by `scripts/deno.sh`, which `.ci/run` calls). This runs the demonstration and the
  * RabbitMQ counter under it.
  */
-import { describe, expect, test } from "bun:test"
+import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import * as RabbitMQ from "../../layers/rabbitmq/index.ts"
 import { publishTraffic } from "../../src/counter/publishTraffic.ts"
+import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 const root = join(import.meta.dir, "..", "..")
@@ -41,9 +42,13 @@ describe.if(denoInstalled)("under Deno", () => {
 const url = rabbitmqUrl()
 const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
 
+const cleanup: Array<{ topic: string; group: string }> = []
+afterAll(() => deleteRabbitmqTopology(url, cleanup))
+
 describe.if(denoInstalled && rabbitUp)("under Deno, with RabbitMQ", () => {
   test("the event counter counts exactly and serves its ops endpoints", async () => {
     const dest = { exchange: freshName("deno_x"), queue: freshName("deno_q") }
+    cleanup.push({ topic: dest.exchange, group: dest.queue })
     const traffic = await Effect.runPromise(
       publishTraffic(dest, { count: 300, duplicateRatio: 0.2, malformed: 5, seed: 4 }).pipe(Effect.provide(RabbitMQ.layer({ url })))
     )

@@ -14,6 +14,7 @@ import { type Counts, eventTypes, totals } from "../../src/counter/events.ts"
 import type { GeneratorOptions } from "../../src/counter/generator.ts"
 import { publishTraffic } from "../../src/counter/publishTraffic.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
+import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { freshName, postgresUrl, probePostgres, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
@@ -61,15 +62,8 @@ afterAll(async () => {
   for (const step of cleanup.reverse()) await step().catch(() => {})
 })
 
-const deleteQueues = (dest: { exchange: string; queue: string }) => async () => {
-  const connection = await amqp.connect(url)
-  const channel = await connection.createChannel()
-  await channel.deleteQueue(dest.queue)
-  await channel.deleteQueue(`${dest.queue}.dlq`)
-  await channel.deleteExchange(dest.exchange)
-  await channel.deleteExchange(`${dest.queue}.dlq`)
-  await connection.close()
-}
+const deleteQueues = (dest: { exchange: string; queue: string }) => () =>
+  deleteRabbitmqTopology(url, [{ topic: dest.exchange, group: dest.queue }])
 
 /** Scrapes /metrics until `counted` events were recorded: the counter is mid-run. */
 const countedSoFar = async (base: string) => {
