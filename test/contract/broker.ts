@@ -11,6 +11,7 @@ import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
+import { declare, publish, subscribe, takeN, takeWithin } from "../support/broker.ts"
 
 export interface BrokerFeatures {
   /** `prefetch` bounds unsettled deliveries per consumer. */
@@ -270,18 +271,3 @@ const fresh = (): Subscription => {
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
-
-const declare = (sub: Subscription) => Subscriber.use((s) => s.declare(sub))
-const subscribe = (sub: Subscription) => Subscriber.use((s) => s.subscribe(sub))
-const publish = (topic: string, messages: Parameters<Publisher["Service"]["publish"]>[1]) =>
-  Publisher.use((p) => p.publish(topic, messages))
-
-const takeN = (consumer: Consumer, n: number) =>
-  Effect.forEach(range(n), () => consumer.take).pipe(
-    Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die(new Error(`timed out waiting for ${n} deliveries`)) })
-  )
-
-/** Some delivery within `millis`, or none: used only to assert that nothing more arrives. */
-const takeWithin = (consumer: Consumer, millis: number): Effect.Effect<Option.Option<Delivery>> =>
-  consumer.take.pipe(Effect.timeoutOption(millis), Effect.orElseSucceed(() => Option.none()))
-

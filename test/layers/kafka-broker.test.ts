@@ -6,6 +6,7 @@ import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { brokerContract } from "../contract/broker.ts"
 import { freshName, kafkaBrokers, probeKafka, requireServer } from "../support/servers.ts"
+import { declare, publish, subscribe, takeN } from "../support/broker.ts"
 
 const brokers = kafkaBrokers()
 
@@ -99,15 +100,7 @@ const fresh = (): Subscription => {
   return { topic: `offsets.${id}`, group: `offsets-${id}` }
 }
 
-const declare = (sub: Subscription) => Subscriber.use((s) => s.declare(sub))
-const subscribe = (sub: Subscription) => Subscriber.use((s) => s.subscribe(sub))
-const publish = (topic: string, messages: Parameters<Publisher["Service"]["publish"]>[1]) =>
-  Publisher.use((p) => p.publish(topic, messages))
 
-const takeN = (consumer: Consumer, n: number) =>
-  Effect.forEach(Array.from({ length: n }), () => consumer.take).pipe(
-    Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.die(new Error(`timed out waiting for ${n} deliveries`)) })
-  )
 
 /** Acks what arrives until nothing has for 2 s. */
 const drain = (consumer: Consumer) =>

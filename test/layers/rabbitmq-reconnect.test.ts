@@ -8,11 +8,12 @@ import { Cause, Effect, Exit, Fiber, Option, Scope } from "effect"
 import * as RabbitMq from "../../layers/rabbitmq/index.ts"
 import { bodyText } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { type Consumer, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { closeConnectionsNamed, probeRabbitmqctl } from "../support/rabbitmqctl.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 import { startTcpProxy, type TcpProxy, viaProxy } from "../support/tcpProxy.ts"
+import { takeN, takeWithin } from "../support/broker.ts"
 
 const url = rabbitmqUrl()
 
@@ -154,14 +155,3 @@ const fresh = (): Subscription => {
   created.push(subscription)
   return subscription
 }
-
-const takeN = (consumer: Consumer, n: number) =>
-  Effect.forEach(Array.from({ length: n }), () => consumer.take).pipe(
-    Effect.timeoutOrElse({
-      duration: "15 seconds",
-      orElse: () => Effect.die(new Error(`timed out waiting for ${n} deliveries`))
-    })
-  )
-
-const takeWithin = (consumer: Consumer, millis: number): Effect.Effect<Option.Option<Delivery>> =>
-  consumer.take.pipe(Effect.timeoutOption(millis), Effect.orElseSucceed(() => Option.none()))
