@@ -12,6 +12,7 @@
 import { Config, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
 import postgres from "postgres"
 import { type SqlClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
+import { url } from "../../src/runtime/config.ts"
 
 export interface PostgresSqlOptions {
   /** `postgres://user:password@host:port/db?sslmode=…`; the password is never logged. */
@@ -143,7 +144,8 @@ export const layer = (options: PostgresSqlOptions): Layer.Layer<SqlDatabase, Sql
  * `DB_PASSWORD`, `DB_NAME`, `DB_SSLMODE`. `DB_MAX_CONNECTIONS` sizes the pool either way.
  */
 export const config: Config.Config<PostgresSqlOptions> = Config.all({
-  url: Config.option(Config.Redacted("DATABASE_URL")),
+  // Checked at start: a wrong scheme stops the program (exit 2) before anything connects.
+  url: Config.option(url("DATABASE_URL", ["postgres", "postgresql"]).pipe(Config.map((text) => Redacted.make(text)))),
   host: Config.String("DB_HOST").pipe(Config.withDefault("localhost")),
   port: Config.Port("DB_PORT").pipe(Config.withDefault(5432)),
   user: Config.String("DB_USER").pipe(Config.withDefault("postgres")),

@@ -15,6 +15,7 @@ import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/cap
 import * as Connection from "./connection.ts"
 import { makeConfirms, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
+import { positiveInt, url } from "../../src/runtime/config.ts"
 
 export interface RabbitMqOptions {
   /**
@@ -58,8 +59,12 @@ export const layer = (options: RabbitMqOptions): Layer.Layer<Publisher | Subscri
 
 /** `RABBITMQ_URL` [amqp://guest:guest@localhost:5672] and `RABBITMQ_PREFETCH` [100]. */
 export const config: Config.Config<RabbitMqOptions> = Config.all({
-  url: Config.Redacted("RABBITMQ_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@localhost:5672"))),
-  prefetch: Config.Int("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
+  // Checked at start, so a wrong scheme stops the program (exit 2) instead of a reconnect loop.
+  url: url("RABBITMQ_URL", ["amqp", "amqps"]).pipe(
+    Config.withDefault("amqp://guest:guest@localhost:5672"),
+    Config.map((text) => Redacted.make(text))
+  ),
+  prefetch: positiveInt("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
 })
 
 export const layerConfig: Layer.Layer<Publisher | Subscriber, SubscriberError | Config.ConfigError> = Layer.unwrap(

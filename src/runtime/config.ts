@@ -112,7 +112,7 @@ export const url = (name: string, schemes: ReadonlyArray<string>) =>
       const parsed = URL.canParse(text) ? new URL(text) : undefined
       return parsed !== undefined && schemes.includes(parsed.protocol.replace(/:$/, ""))
         ? Effect.succeed(text)
-        : Effect.fail(configIssue(name, `a ${schemes.join(" or ")} URL`, `got "${redactUrl(text)}"`))
+        : Effect.fail(configIssue(name, `a URL starting with ${schemes.map((s) => `${s}://`).join(" or ")}`, `got "${redactUrl(text)}"`))
     })
   )
 

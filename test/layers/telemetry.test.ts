@@ -290,7 +290,7 @@ describe("telemetry and ops server: configuration", () => {
     )
     expect(error._tag).toBe("ConfigError")
     expect(error.variable).toBe("OTEL_EXPORTER_OTLP_ENDPOINT")
-    expect(error.message).toContain("http or https URL")
+    expect(error.message).toContain("a URL starting with http:// or https://")
   })
 
   test("OTEL_SERVICE_NAME replaces the program's name; an empty endpoint means no tracing", () =>

@@ -153,6 +153,11 @@ describe.if(rabbitUp)("event-counter program", () => {
     expect(await counter.exited).toBe(2)
     expect(counter.stderr()).toContain(`IDLE_TIMEOUT: expected a duration`)
     expect(counter.stderr()).not.toContain("ECONNREFUSED")
+
+    const wrongScheme = startProgram("event-counter.ts", { RABBITMQ_URL: "http://guest:secret@127.0.0.1:5672" })
+    expect(await wrongScheme.exited).toBe(2)
+    expect(wrongScheme.stderr()).toContain("RABBITMQ_URL: expected a URL starting with amqp:// or amqps://")
+    expect(wrongScheme.stderr()).not.toContain("secret")
   })
 })
 

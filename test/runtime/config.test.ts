@@ -32,7 +32,7 @@ describe("config", () => {
     const w = await read(oneOf("LOG_FORMAT", ["json", "pretty"]), { LOG_FORMAT: "xml" })
     expect(w._tag === "Failure" && w.failure.message).toContain(`LOG_FORMAT: expected one of json, pretty`)
     const u = await read(url("RABBITMQ_URL", ["amqp", "amqps"]), { RABBITMQ_URL: "http://guest:secret@host" })
-    expect(u._tag === "Failure" && u.failure.message).toContain("RABBITMQ_URL: expected a amqp or amqps URL")
+    expect(u._tag === "Failure" && u.failure.message).toContain("RABBITMQ_URL: expected a URL starting with amqp:// or amqps://")
     expect(u._tag === "Failure" && u.failure.message).not.toContain("secret")
   })
 
