@@ -64,8 +64,9 @@ class OpenError {
 }
 
 export const makeSubscriber = (connection: Connection, confirms: Confirms, options: SubscriberOptions): SubscriberShape => {
-  // A connection lost in the middle of declaring is retried on the next one, within the timeout.
-  const withChannel = <A>(operation: string, subject: string, use: (live: Live, signal: AbortSignal) => Promise<A>) =>
+  // A connection lost in the middle of `use` is retried on the next one, however long that takes;
+  // any other failure ends it.
+  const onLiveConnection = <A>(operation: string, subject: string, use: (live: Live, signal: AbortSignal) => Promise<A>) =>
     Effect.gen(function*() {
       while (true) {
         const live = yield* connection.current
@@ -78,7 +79,11 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
           return yield* Effect.fail(new SubscriberError({ operation, subject, cause: result.failure.cause }))
         }
       }
-    }).pipe(
+    })
+
+  // Declaring and the first subscribe wait for a connection only within the connect timeout.
+  const withChannel = <A>(operation: string, subject: string, use: (live: Live, signal: AbortSignal) => Promise<A>) =>
+    onLiveConnection(operation, subject, use).pipe(
       Effect.timeoutOrElse({
         duration: options.connectTimeout,
         orElse: () =>
@@ -216,19 +221,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
         }).pipe(Effect.ensuring(Effect.sync(() => Deferred.doneUnsafe(stopped, Effect.void))))
 
       // Reconnecting may take any time; only a non-connection failure ends the consumer.
-      const reconsume: Effect.Effect<Session, SubscriberError> = Effect.gen(function*() {
-        while (true) {
-          const live = yield* connection.current
-          const result = yield* Effect.result(Effect.tryPromise({
-            try: (signal) => open(live, signal),
-            catch: (cause) => new OpenError(live.lost, cause)
-          }))
-          if (result._tag === "Success") return result.success
-          if (!result.failure.retryable) {
-            return yield* Effect.fail(consumeError(result.failure.cause))
-          }
-        }
-      })
+      const reconsume: Effect.Effect<Session, SubscriberError> = onLiveConnection("consume", group, open)
 
       const flusher = Effect.gen(function*() {
         while (true) {
