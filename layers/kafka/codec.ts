@@ -25,7 +25,6 @@ export const toRecord = (
   ...(extra.partition === undefined ? {} : { partition: extra.partition })
 })
 
-
 export interface Incoming {
   readonly message: Message
   readonly topic: string

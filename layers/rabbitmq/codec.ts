@@ -30,7 +30,6 @@ export const toAmqp = (exchange: string, message: Message): Outgoing => ({
   options: { persistent: true, messageId: message.id, headers: message.headers }
 })
 
-
 export interface Incoming {
   readonly message: Message
   readonly topic: string

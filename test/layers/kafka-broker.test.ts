@@ -100,8 +100,6 @@ const fresh = (): Subscription => {
   return { topic: `offsets.${id}`, group: `offsets-${id}` }
 }
 
-
-
 /** Acks what arrives until nothing has for 2 s. */
 const drain = (consumer: Consumer) =>
   Effect.gen(function*() {
