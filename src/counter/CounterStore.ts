@@ -8,6 +8,7 @@
 import { Context, Data, Effect, Layer } from "effect"
 import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
 import { migrate } from "../sql/migrations.ts"
+import { IdSet } from "./IdSet.ts"
 import { type CounterEvent, type Counts, emptyCounts, type EventType, eventTypes } from "./events.ts"
 import * as Sql from "./sql.ts"
 
@@ -26,7 +27,7 @@ export class CounterStore extends Context.Service<CounterStore, {
 }>()("queueworks/CounterStore") {
   /** Lives as long as the process. */
   static readonly memory = Layer.sync(CounterStore, () => {
-    const seen = new Set<string>()
+    const seen = new IdSet()
     // Maps, not plain objects: user ids are arbitrary strings and the hot path updates them per event.
     const counts = new Map(eventTypes.map((type) => [type, new Map<string, number>()]))
     return CounterStore.of({
@@ -34,8 +35,7 @@ export class CounterStore extends Context.Service<CounterStore, {
         Effect.sync(() => {
           let counted = 0
           for (const event of events) {
-            if (seen.has(event.id)) continue
-            seen.add(event.id)
+            if (!seen.add(event.id)) continue
             const byUser = counts.get(event.type)!
             byUser.set(event.userId, (byUser.get(event.userId) ?? 0) + 1)
             counted++
