@@ -54,7 +54,7 @@ type End =
 interface Session {
   readonly live: Live
   readonly channel: amqp.Channel
-  readonly batcher: AckBatcher<amqp.ConsumeMessage>
+  readonly batcher: AckBatcher
   consumerTag: string | undefined
   readonly ended: Deferred.Deferred<End>
 }
@@ -128,7 +128,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
           return
         }
         const tag = msg.fields.deliveryTag
-        target.batcher.delivered(tag, msg)
+        target.batcher.delivered(tag)
         // Between asking for the cancel and the broker confirming it, deliveries still arrive.
         if (stopping) target.batcher.requeue(tag)
         else Queue.offerUnsafe(queue, new RabbitDelivery(target, tag, fromAmqp(msg), msg.content, group, confirms))
@@ -139,8 +139,8 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
           const opened: Session = {
             live,
             channel,
-            batcher: new AckBatcher<amqp.ConsumeMessage>(
-              { ack: (msg, multiple) => channel.ack(msg, multiple), nack: (msg) => channel.nack(msg, false, true) },
+            batcher: new AckBatcher(
+              { ack: (tag, multiple) => channel.ack(byTag(tag), multiple), nack: (tag) => channel.nack(byTag(tag), false, true) },
               threshold,
               () => wake.openUnsafe()
             ),
@@ -263,6 +263,10 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
 
   return { declare, subscribe, healthy: connection.healthy }
 }
+
+// amqplib's ack and nack read only the delivery tag of the message they are given; holding the
+// whole message until its ack is flushed would keep it alive for nothing.
+const byTag = (deliveryTag: number) => ({ fields: { deliveryTag } }) as amqp.Message
 
 const Open = 0
 const Settling = 1

@@ -4,12 +4,12 @@ import { AckBatcher } from "../../layers/rabbitmq/ackBatcher.ts"
 const setup = (threshold: number) => {
   const wire: Array<string> = []
   let armed = 0
-  const batcher = new AckBatcher<number>(
+  const batcher = new AckBatcher(
     { ack: (tag, multiple) => wire.push(multiple ? `ack<=${tag}` : `ack ${tag}`), nack: (tag) => wire.push(`nack ${tag}`) },
     threshold,
     () => armed++
   )
-  const deliver = (...tags: Array<number>) => tags.forEach((tag) => batcher.delivered(tag, tag))
+  const deliver = (...tags: Array<number>) => tags.forEach((tag) => batcher.delivered(tag))
   return { wire, batcher, deliver, armed: () => armed }
 }
 
@@ -72,5 +72,23 @@ describe("rabbitmq ack batcher", () => {
     batcher.flush(true)
     expect(wire).toEqual(["ack<=1"])
     expect(batcher.isAlive).toBe(false)
+  })
+
+  test("a window far wider than its start (one slow delivery, thousands behind it) settles every tag exactly once", () => {
+    const { wire, batcher, deliver } = setup(8)
+    const last = 3000
+    deliver(...Array.from({ length: last }, (_, i) => i + 1))
+    for (let tag = last; tag >= 2; tag--) batcher.ack(tag)
+    batcher.flush(true)
+    batcher.ack(1)
+    batcher.flush(true)
+    deliver(last + 1, last + 2)
+    batcher.ack(last + 2)
+    batcher.ack(last + 1)
+    batcher.flush(true)
+    const settled = wire.map((frame) => frame.replace(/^ack<?=?\s*/, ""))
+    expect(new Set(settled).size).toBe(settled.length)
+    expect(wire.slice(-2)).toEqual(["ack<=1", `ack<=${last + 2}`])
+    expect(wire.filter((frame) => frame.startsWith("ack ")).length).toBe(last - 1)
   })
 })
