@@ -14,7 +14,7 @@
  * - Interruption is the shutdown: no new message is taken; handlers already running finish and
  *   their messages are settled; buffered deliveries go back to the broker; the consumer closes.
  */
-import { Cause, Clock, type Duration, Effect, Exit, Metric, type Tracer } from "effect"
+import { Cause, Clock, type Duration, Effect, Exit, Metric, Tracer } from "effect"
 import { Headers, type Message } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/Publisher.ts"
 import { type Consumer, type Delivery, Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
@@ -76,9 +76,14 @@ export const consumeBatches = <E, R>(
   return runWorkers<E, R>(subscription, options, options.concurrency ?? 2, (consumer, settler) =>
     Effect.flatMap(consumer.takeBatch(maxBatch), (batch) =>
       settler.timed(Effect.gen(function*() {
+        // Effect's own tracer records nothing: message spans would be made only to be dropped,
+        // and at thousands of messages a second they are a good part of the cost. The batch
+        // span stays, so logs and publishes of the handler keep their trace.
         const spans: Array<Tracer.Span> = []
-        for (const delivery of batch) {
-          spans.push(yield* Effect.makeSpan(settler.spanName, settler.spanOptions(delivery)))
+        if ((yield* Effect.tracer) !== Tracer.nativeTracer) {
+          for (const delivery of batch) {
+            spans.push(yield* Effect.makeSpan(settler.spanName, settler.spanOptions(delivery)))
+          }
         }
         const exit = yield* settler.run(handler(batch))
         const outcomes = Exit.isSuccess(exit) && exit.value.length !== batch.length
@@ -87,7 +92,7 @@ export const consumeBatches = <E, R>(
         for (let i = 0; i < batch.length; i++) {
           const one = Exit.isSuccess(outcomes) ? Exit.succeed(outcomes.value[i]) : Exit.failCause(outcomes.cause)
           yield* settler.settle(batch[i]!, one)
-          spans[i]!.end(yield* Clock.currentTimeNanos, one)
+          spans[i]?.end(yield* Clock.currentTimeNanos, one)
         }
       }).pipe(Effect.withSpan(`${settler.spanName} batch`, {
         kind: "consumer",
