@@ -89,6 +89,7 @@ export const consumeBatches = <E, R>(
         const outcomes = Exit.isSuccess(exit) && exit.value.length !== batch.length
           ? Exit.die(new Error(`the batch handler returned ${exit.value.length} outcomes for ${batch.length} messages`))
           : exit
+        if (spans.length === 0 && Exit.isSuccess(outcomes)) return yield* settler.settleAll(batch, outcomes.value)
         for (let i = 0; i < batch.length; i++) {
           const one = Exit.isSuccess(outcomes) ? Exit.succeed(outcomes.value[i]) : Exit.failCause(outcomes.cause)
           yield* settler.settle(batch[i]!, one)
@@ -105,6 +106,8 @@ interface Settler<E> {
   readonly spanOptions: (delivery: Delivery) => Tracer.SpanOptionsNoTrace
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E | Cause.TimeoutError>, never, R>
   readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
+  /** Settles each delivery by its outcome, the acks together: same result as `settle` one by one. */
+  readonly settleAll: (batch: ReadonlyArray<Delivery>, outcomes: ReadonlyArray<Outcome.Outcome | void>) => Effect.Effect<void>
   /** Records the duration of `effect` and keeps it from being interrupted: started work is finished. */
   readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
 }
@@ -129,13 +132,33 @@ const runWorkers = <E, R>(
 const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Settler<E> => {
   const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
   const group = subscription.group
-  const countAck = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "ack" }), 1)
+  const acked = Metric.withAttributes(handled, { subscription: group, outcome: "ack" })
+  const countAck = Metric.update(acked, 1)
   const countRetry = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "retry" }), 1)
   const countDeadLetter = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "dead_letter" }), 1)
   const duration = Metric.withAttributes(handlingSeconds, { subscription: group })
   // A settlement lost with the connection is redelivered by the broker: at-least-once.
   const settleFailed = (error: SubscriberError) =>
     Effect.logWarning("settling a message failed; it will be redelivered", error.message)
+
+  // Written as plain combinators: this runs once per message and sets the throughput ceiling.
+  const settle = (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>): Effect.Effect<void> => {
+    const outcome = toOutcome(exit)
+    if (outcome._tag === "Ack") return Effect.catch(Effect.andThen(delivery.ack, countAck), settleFailed)
+    const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
+    const deadLetter = outcome._tag === "DeadLetter" || exhausted
+    const settlement = deadLetter
+      ? Effect.andThen(
+        delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
+        countDeadLetter
+      )
+      : Effect.andThen(delivery.retry, countRetry)
+    return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
+      Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
+      Effect.andThen(settlement),
+      Effect.catch(settleFailed)
+    )
+  }
 
   return {
     spanName: `consume ${subscription.topic}`,
@@ -150,24 +173,24 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
       }
     }),
     run: (effect) => Effect.exit(options.timeout === undefined ? effect : Effect.timeout(effect, options.timeout)),
-    // Written as plain combinators: this runs once per message and sets the throughput ceiling.
-    settle: (delivery, exit) => {
-      const outcome = toOutcome(exit)
-      if (outcome._tag === "Ack") return Effect.catch(Effect.andThen(delivery.ack, countAck), settleFailed)
-      const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
-      const deadLetter = outcome._tag === "DeadLetter" || exhausted
-      const settlement = deadLetter
-        ? Effect.andThen(
-          delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
-          countDeadLetter
-        )
-        : Effect.andThen(delivery.retry, countRetry)
-      return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
-        Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
-        Effect.andThen(settlement),
-        Effect.catch(settleFailed)
-      )
-    },
+    settle,
+    settleAll: (batch, outcomes) =>
+      Effect.suspend(() => {
+        const acks: Array<Delivery> = []
+        const others: Array<Effect.Effect<void>> = []
+        for (let i = 0; i < batch.length; i++) {
+          const outcome = outcomes[i]
+          if (outcome === undefined || outcome._tag === "Ack") acks.push(batch[i]!)
+          else others.push(settle(batch[i]!, Exit.succeed(outcome)))
+        }
+        let failed = 0
+        const ackAll = Effect.forEach(acks, (delivery) =>
+          Effect.catch(delivery.ack, (error) => {
+            failed++
+            return settleFailed(error)
+          }), { discard: true }).pipe(Effect.andThen(Effect.suspend(() => Metric.update(acked, acks.length - failed))))
+        return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { discard: true }))
+      }),
     timed: (effect) =>
       Effect.uninterruptible(
         Effect.flatMap(Clock.currentTimeMillis, (started) =>
