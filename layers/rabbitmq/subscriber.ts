@@ -112,8 +112,9 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
     Effect.gen(function*() {
       const group = subscription.group
       const prefetch = Math.max(1, subscription.prefetch ?? options.prefetch)
-      // Acking half the window at a time lets the broker refill it while the other half is handled.
-      const threshold = Math.max(1, Math.min(50, Math.floor(prefetch / 2)))
+      // A small window is acked half at a time, so the broker refills it while the other half is
+      // handled; a large one every tenth, so acks cost few frames yet the window never runs dry.
+      const threshold = Math.max(1, Math.min(50, Math.floor(prefetch / 2)), Math.floor(prefetch / 10))
       const queue = yield* Queue.unbounded<Delivery, Cause.Done | SubscriberError>()
       const wake = Latch.makeUnsafe(false)
       const stopRequested = Deferred.makeUnsafe<void>()
