@@ -4,23 +4,34 @@
  * The in-memory counter remembers every id it has counted, so this set is what its memory grows
  * with. A JavaScript `Set<string>` of UUIDs costs about 240 bytes per id (the string, its
  * characters, the hash-table entry); here a canonical lowercase UUID is stored as its 16 bytes in
- * an open-addressing table, about 40 bytes per id with the table's slack. Any other id (another
+ * an open-addressing table, 21 to 43 bytes per id with the table's slack. Any other id (another
  * format, upper case, the nil UUID) goes to an ordinary `Set`, so membership is exactly string
  * equality either way: nothing is hashed down or lost.
+ *
+ * The table is split in shards that grow one at a time, so growing never holds two copies of the
+ * whole table at once.
  */
 const Words = 4
-const InitialSlots = 1024
+const ShardBits = 6
+const Shards = 1 << ShardBits
+const InitialSlots = 64
+
+class Shard {
+  table = new Int32Array(InitialSlots * Words)
+  mask = InitialSlots - 1
+  size = 0
+}
 
 export class IdSet {
-  private table = new Int32Array(InitialSlots * Words)
-  private mask = InitialSlots - 1
+  private readonly shards = Array.from({ length: Shards }, () => new Shard())
   private compact = 0
   private readonly others = new Set<string>()
-  // The last parsed UUID, so the hot path allocates nothing.
+  // The last parsed UUID and its hash, so the hot path allocates nothing.
   private w0 = 0
   private w1 = 0
   private w2 = 0
   private w3 = 0
+  private hash = 0
 
   get size(): number {
     return this.compact + this.others.size
@@ -28,7 +39,8 @@ export class IdSet {
 
   has(id: string): boolean {
     if (!this.parse(id)) return this.others.has(id)
-    return this.occupied(this.find())
+    const shard = this.shard()
+    return occupied(shard.table, this.find(shard))
   }
 
   /** Adds `id`; true when it was not in the set before. */
@@ -38,37 +50,35 @@ export class IdSet {
       this.others.add(id)
       return true
     }
-    const slot = this.find()
-    if (this.occupied(slot)) return false
-    this.store(slot)
-    if (++this.compact * 4 > (this.mask + 1) * 3) this.grow()
+    const shard = this.shard()
+    const slot = this.find(shard)
+    if (occupied(shard.table, slot)) return false
+    this.store(shard, slot)
+    this.compact++
+    if (++shard.size * 4 > (shard.mask + 1) * 3) this.grow(shard)
     return true
   }
 
-  // A slot is empty when all four words are zero; the nil UUID, the only id that would look
-  // empty, is never parsed into the table.
-  private occupied(slot: number): boolean {
-    const t = this.table
-    const i = slot * Words
-    return (t[i]! | t[i + 1]! | t[i + 2]! | t[i + 3]!) !== 0
+  private shard(): Shard {
+    return this.shards[this.hash >>> (32 - ShardBits)]!
   }
 
   /** The slot holding the parsed id, or the empty slot where it would go (linear probing). */
-  private find(): number {
-    const t = this.table
+  private find(shard: Shard): number {
+    const t = shard.table
     const w0 = this.w0, w1 = this.w1, w2 = this.w2, w3 = this.w3
-    let slot = hash(w0, w1, w2, w3) & this.mask
+    let slot = this.hash & shard.mask
     while (true) {
       const i = slot * Words
       const a = t[i]!, b = t[i + 1]!, c = t[i + 2]!, d = t[i + 3]!
       if ((a | b | c | d) === 0) return slot
       if (a === w0 && b === w1 && c === w2 && d === w3) return slot
-      slot = (slot + 1) & this.mask
+      slot = (slot + 1) & shard.mask
     }
   }
 
-  private store(slot: number): void {
-    const t = this.table
+  private store(shard: Shard, slot: number): void {
+    const t = shard.table
     const i = slot * Words
     t[i] = this.w0
     t[i + 1] = this.w1
@@ -76,17 +86,18 @@ export class IdSet {
     t[i + 3] = this.w3
   }
 
-  private grow(): void {
-    const old = this.table
-    this.table = new Int32Array(old.length * 2)
-    this.mask = this.table.length / Words - 1
+  private grow(shard: Shard): void {
+    const old = shard.table
+    shard.table = new Int32Array(old.length * 2)
+    shard.mask = shard.table.length / Words - 1
     for (let i = 0; i < old.length; i += Words) {
       if ((old[i]! | old[i + 1]! | old[i + 2]! | old[i + 3]!) === 0) continue
       this.w0 = old[i]!
       this.w1 = old[i + 1]!
       this.w2 = old[i + 2]!
       this.w3 = old[i + 3]!
-      this.store(this.find())
+      this.hash = mix(this.w0, this.w1, this.w2, this.w3)
+      this.store(shard, this.find(shard))
     }
   }
 
@@ -106,12 +117,21 @@ export class IdSet {
     this.w1 = w1
     this.w2 = w2
     this.w3 = w3
+    this.hash = mix(w0, w1, w2, w3)
     return true
   }
 }
 
-// Mixes all 128 bits: time-ordered UUIDs (v1, v7) share their leading bits.
-const hash = (a: number, b: number, c: number, d: number): number => {
+// A slot is empty when all four words are zero; the nil UUID, the only id that would look empty,
+// is never parsed into the table.
+const occupied = (t: Int32Array, slot: number): boolean => {
+  const i = slot * Words
+  return (t[i]! | t[i + 1]! | t[i + 2]! | t[i + 3]!) !== 0
+}
+
+// Mixes all 128 bits: time-ordered UUIDs (v1, v7) share their leading bits. The top bits pick
+// the shard, the low bits the slot.
+const mix = (a: number, b: number, c: number, d: number): number => {
   let h = Math.imul(a ^ (a >>> 16), 0x85ebca6b) ^ b
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ c
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ d

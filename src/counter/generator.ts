@@ -45,6 +45,18 @@ const random = (seed: number) => () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
+const hex = (value: number, digits: number) => value.toString(16).padStart(digits, "0")
+
+/**
+ * A version-4-shaped UUID, as most producers send, made from the seeded generator so runs repeat;
+ * the last group is the message's index, so ids within a run never collide.
+ */
+const uuid = (next: () => number, index: number): string => {
+  const word = () => Math.floor(next() * 4294967296)
+  const a = word(), b = word()
+  return `${hex(a, 8)}-${hex(b >>> 16, 4)}-4${hex(b & 0xfff, 3)}-${hex(8 + Math.floor(next() * 4), 1)}${hex(word() & 0xfff, 3)}-${hex(index, 12)}`
+}
+
 export const generate = (options: Partial<GeneratorOptions> = {}): Generated => {
   const o = { ...defaultGeneratorOptions, ...options }
   const next = random(o.seed)
@@ -62,7 +74,7 @@ export const generate = (options: Partial<GeneratorOptions> = {}): Generated => 
     }
     const user = pick(users)
     const type = pick(eventTypes)
-    const id = `${o.seed}-${i}-${Math.floor(next() * 1e9).toString(36)}`
+    const id = uuid(next, i)
     const message = { id, key: routingKey(user, type), body: JSON.stringify({ id }) }
     messages.push(message)
     sent.push(message)
