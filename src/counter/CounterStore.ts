@@ -28,8 +28,9 @@ export class CounterStore extends Context.Service<CounterStore, {
   /** Lives as long as the process. */
   static readonly memory = Layer.sync(CounterStore, () => {
     const seen = new IdSet()
-    // Maps, not plain objects: user ids are arbitrary strings and the hot path updates them per event.
-    const counts = new Map(eventTypes.map((type) => [type, new Map<string, number>()]))
+    // Maps, not plain objects: user ids are arbitrary strings. Each holds a mutable cell, so the
+    // hot path looks a user up once per event.
+    const counts = new Map(eventTypes.map((type) => [type, new Map<string, { n: number }>()]))
     return CounterStore.of({
       record: (events) =>
         Effect.sync(() => {
@@ -37,14 +38,18 @@ export class CounterStore extends Context.Service<CounterStore, {
           for (const event of events) {
             if (!seen.add(event.id)) continue
             const byUser = counts.get(event.type)!
-            byUser.set(event.userId, (byUser.get(event.userId) ?? 0) + 1)
+            const cell = byUser.get(event.userId)
+            if (cell === undefined) byUser.set(event.userId, { n: 1 })
+            else cell.n++
             counted++
           }
           return counted
         }),
       snapshot: Effect.sync(() => {
         const out = emptyCounts()
-        for (const [type, byUser] of counts) out[type] = Object.fromEntries(byUser)
+        for (const [type, byUser] of counts) {
+          for (const [user, cell] of byUser) out[type][user] = cell.n
+        }
         return out
       })
     })

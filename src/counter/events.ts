@@ -34,14 +34,17 @@ export type Malformed =
 const isEventType = (s: string): s is EventType => s === "created" || s === "updated" || s === "deleted"
 
 export const parseEvent = (message: Message, maxBytes: number): Result.Result<CounterEvent, Malformed> => {
-  const parts = message.key.split(".")
-  if (parts.length !== 3 || parts[1] !== "event" || parts[0] === "" || parts[2] === "") {
+  // <userId>.event.<type>, read without splitting: this runs for every message.
+  const key = message.key
+  const dot = key.indexOf(".")
+  if (dot <= 0 || !key.startsWith(".event.", dot) || key.length === dot + 7 || key.indexOf(".", dot + 7) !== -1) {
     return Result.fail({
       kind: "routing_key",
-      reason: `routing key "${message.key}" does not have the form <userId>.event.<type>`
+      reason: `routing key "${key}" does not have the form <userId>.event.<type>`
     })
   }
-  const [userId, , type] = parts as [string, string, string]
+  const userId = key.slice(0, dot)
+  const type = key.slice(dot + 7)
   if (!isEventType(type)) {
     return Result.fail({ kind: "unknown_type", reason: `unknown event type "${type}" (expected ${eventTypes.join(", ")})` })
   }
