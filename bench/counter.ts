@@ -1,7 +1,7 @@
 /**
  * Event counter throughput from RabbitMQ, against the fastest raw amqplib loop, in one run.
  *
- *   bun run bench/counter.ts [--messages 200000] [--prefetch 1000] [--rounds 3]
+ *   bun run bench/counter.ts [--messages 200000] [--prefetch 1000] [--rounds 5]
  *
  * 1. baseline: a bare amqplib consumer (prefetch P, ack every 100 with `multiple`) drains a queue
  *    holding the messages; rate = messages / (last ack - first delivery).
@@ -25,7 +25,7 @@ const arg = (name: string, fallback: number) => {
 }
 const messages = arg("messages", 200_000)
 const prefetch = arg("prefetch", 1000)
-const rounds = arg("rounds", 3)
+const rounds = arg("rounds", 5)
 const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"
 const tag = Date.now().toString(36)
 const raw = { exchange: `bench_raw_x_${tag}`, queue: `bench_raw_q_${tag}` }
@@ -57,20 +57,22 @@ const rawLoop = async (queue: string) => {
   return messages / ((last - first) / 1000)
 }
 
+/** Peak VmRSS and peak RssAnon (RSS without the mapped executable and libraries) of a process. */
 const peakRss = (pid: number) => {
   let peak = 0
+  let peakAnon = 0
   const timer = setInterval(() => {
     try {
       const status = readFileSync(`/proc/${pid}/status`, "utf8")
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-      peak = Math.max(peak, kb)
+      peak = Math.max(peak, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0))
+      peakAnon = Math.max(peakAnon, Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0))
     } catch {
       // the process has exited
     }
   }, 20)
   return () => {
     clearInterval(timer)
-    return peak / 1024
+    return { rss: peak / 1024, anon: peakAnon / 1024 }
   }
 }
 
@@ -91,7 +93,12 @@ const counterRun = async (dest: { exchange: string; queue: string }) => {
   const peak = rss()
   const summary = log.split("\n").filter((l) => l.includes(`"counter finished"`)).map((l) => JSON.parse(l))[0]
   if (code !== 0 || summary === undefined) throw new Error(`counter exited ${code}\n${log.slice(-2000)}`)
-  return { perSecond: summary.annotations.perSecond as number, handled: summary.annotations.messages as number, peakRssMb: peak }
+  return {
+    perSecond: summary.annotations.perSecond as number,
+    handled: summary.annotations.messages as number,
+    peakRssMb: peak.rss,
+    peakAnonMb: peak.anon
+  }
 }
 
 const cleanup = async () => {
@@ -110,16 +117,22 @@ const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math
 
 console.log(`bench/counter: ${messages} messages, prefetch ${prefetch}, ${rounds} rounds, ${url.replace(/:[^:@/]*@/, ":***@")}`)
 try {
-  const results: Array<{ raw: number; counter: number; ratio: number; rss: number }> = []
+  const results: Array<{ raw: number; counter: number; ratio: number; rss: number; anon: number }> = []
   for (let round = 1; round <= rounds; round++) {
     await fill(raw)
     await fill(counted)
     const baseline = await rawLoop(raw.queue)
     const counter = await counterRun(counted)
     if (counter.handled !== messages) throw new Error(`the counter handled ${counter.handled} of ${messages}`)
-    results.push({ raw: baseline, counter: counter.perSecond, ratio: counter.perSecond / baseline, rss: counter.peakRssMb })
+    results.push({
+      raw: baseline,
+      counter: counter.perSecond,
+      ratio: counter.perSecond / baseline,
+      rss: counter.peakRssMb,
+      anon: counter.peakAnonMb
+    })
     console.log(
-      `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | event counter ${counter.perSecond} msg/s = ${(counter.perSecond / baseline).toFixed(2)} of raw | counter peak RSS ${counter.peakRssMb.toFixed(1)} MB`
+      `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | event counter ${counter.perSecond} msg/s = ${(counter.perSecond / baseline).toFixed(2)} of raw | counter peak RSS ${counter.peakRssMb.toFixed(1)} MB (anonymous ${counter.peakAnonMb.toFixed(1)} MB)`
     )
   }
   const summary = {
@@ -129,11 +142,12 @@ try {
     rawPerSecond: Math.round(median(results.map((r) => r.raw))),
     counterPerSecond: Math.round(median(results.map((r) => r.counter))),
     ratio: Number(median(results.map((r) => r.ratio)).toFixed(2)),
-    counterPeakRssMb: Number(median(results.map((r) => r.rss)).toFixed(1))
+    counterPeakRssMb: Number(median(results.map((r) => r.rss)).toFixed(1)),
+    counterPeakAnonMb: Number(median(results.map((r) => r.anon)).toFixed(1))
   }
   console.log(`median: raw amqplib loop (ack every 100, multiple) ${summary.rawPerSecond} msg/s`)
   console.log(`median: event counter (programs/event-counter.ts)  ${summary.counterPerSecond} msg/s = ${summary.ratio} of raw`)
-  console.log(`median: event counter peak RSS ${summary.counterPeakRssMb} MB`)
+  console.log(`median: event counter peak RSS ${summary.counterPeakRssMb} MB (anonymous ${summary.counterPeakAnonMb} MB)`)
   console.log(JSON.stringify(summary))
 } finally {
   await cleanup()

@@ -7,7 +7,8 @@
  * - Traces, only with an OTLP endpoint: Effect spans go through the OpenTelemetry tracer and a
  *   `BatchSpanProcessor` to `<endpoint>/v1/traces` (JSON over HTTP; Jaeger and the collector read
  *   it). Without an endpoint Effect's native tracer stays: spans still exist, so `traceparent`
- *   headers and log correlation work, but they cost a couple of µs and go nowhere.
+ *   headers and log correlation work, but they cost a couple of µs and go nowhere (which is why
+ *   `consumeBatches` skips its per-message spans under that tracer).
  *
  * Closing the layer flushes pending spans and shuts the providers down, each bounded by
  * `shutdownTimeout` [5 seconds], so a dead collector cannot hold up process exit.

@@ -8,7 +8,9 @@
  * - A handler returns an `Outcome` (or nothing, meaning ack). A typed failure or a defect is
  *   retried; after `maxAttempts` deliveries the message is dead-lettered with the last reason.
  * - Each message gets a `consume <topic>` span whose parent is the producer's span from the
- *   `traceparent` header, ended when the message is settled.
+ *   `traceparent` header, ended when the message is settled. `consumeBatches` runs the handler
+ *   in a `consume <topic> batch` span and makes the message spans only when a tracer that
+ *   records them (OpenTelemetry) is installed.
  * - A message is settled only after its handler finished, so whatever the handler published or
  *   wrote is done before the ack.
  * - Interruption is the shutdown: no new message is taken; handlers already running finish and
