@@ -12,7 +12,7 @@
  * The machine may be shared and noisy, so rounds alternate the two and the medians are reported.
  */
 import * as amqp from "amqplib"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"

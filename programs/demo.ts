@@ -6,7 +6,10 @@
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Console, Duration, Effect, Layer } from "effect"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as MemoryBroker from "../layers/memory/broker.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"

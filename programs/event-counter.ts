@@ -5,7 +5,8 @@
  *
  *   bun run programs/event-counter.ts [--output-dir out] [--idle-timeout 5s] [--rabbitmq-url amqp://...]
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { asWorker, baseLayer, loadBaseConfig } from "../layers/platform/program.ts"
 import * as Postgres from "../layers/postgres/sql.ts"
 import * as RabbitMQ from "../layers/rabbitmq/index.ts"

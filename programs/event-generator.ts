@@ -7,7 +7,11 @@
  *   bun run programs/event-generator.ts [--count 100] [--malformed 5] [--expected-file expected.json]
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Config, Console, Effect, FileSystem, Option } from "effect"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
 import * as RabbitMQ from "../layers/rabbitmq/index.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { publishTraffic } from "../src/counter/publishTraffic.ts"

@@ -7,7 +7,9 @@
  * Database: DATABASE_URL, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME.
  */
 import process from "node:process"
-import { Config, Console, Effect } from "effect"
+import * as Config from "effect/Config"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import * as Postgres from "../layers/postgres/sql.ts"
 import { load, oneOf, positiveInt } from "../src/runtime/config.ts"
 import { runMain } from "../layers/platform/runMain.ts"

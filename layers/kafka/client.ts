@@ -12,7 +12,8 @@
  * topic to exist, with more than one partition so a group's consumers can share the work.
  * `ensure` creates the missing ones through the admin client and remembers what exists.
  */
-import { Effect, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs"
 import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
 

@@ -14,7 +14,12 @@
  * Closing the layer: consumers leave their groups as their own scopes close, which come first;
  * then the producer and the admin client disconnect.
  */
-import { Config, ConfigProvider, Context, type Duration, Effect, Layer } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/capabilities/Subscriber.ts"
 import { type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"

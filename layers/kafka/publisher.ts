@@ -10,7 +10,9 @@
  * A send cannot be cancelled in kafkajs: when `timeout` fails a call the records may still
  * arrive, which the contract allows (publishing again may duplicate, never lose).
  */
-import { Duration, Effect, type Scope } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { Partitioners, type Message as KafkaRecord } from "kafkajs"
 import type { Message } from "../../src/capabilities/Message.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"

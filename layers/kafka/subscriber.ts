@@ -33,7 +33,13 @@
  * hands the error back to kafkajs, which joins the group again. kafkajs rebalances eagerly, so
  * this also happens to partitions the member keeps.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Queue, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import type { EachBatchPayload } from "kafkajs"
 import { Headers } from "../../src/capabilities/Message.ts"
 import type { PublisherError } from "../../src/capabilities/Publisher.ts"

@@ -6,7 +6,11 @@
  * each consumer holds at most `prefetch` unsettled deliveries, and whatever a consumer leaves
  * unsettled when it goes away is delivered again. Nothing survives the process.
  */
-import { Cause, Context, Effect, Layer, Queue } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import { Headers, type Message } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import {

@@ -10,7 +10,13 @@
  * would wait for the permit the body holds, so it fails at once instead of hanging.
  */
 import { PGlite } from "@electric-sql/pglite"
-import { Context, Effect, Exit, Layer, Queue, Semaphore, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
 import { type Row, type SqlClient, SqlDatabase, SqlError, sqlState } from "../../src/capabilities/SqlDatabase.ts"
 
 export interface PgliteSqlOptions {

@@ -6,7 +6,10 @@
  * port; the bound one is returned. Closing the scope stops accepting connections, lets requests
  * in flight finish for up to `drainTimeout`, then cuts whatever is left.
  */
-import { Data, Duration, Effect, Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>
 

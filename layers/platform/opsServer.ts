@@ -6,7 +6,11 @@
  * server is still up to say so, and only then stops the server. Both steps sit in one finalizer:
  * the order between finalizers of sibling layers is not something to rely on.
  */
-import { Config, Context, Effect, Layer, Scope } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { type ConfigError, intInRange, load } from "../../src/runtime/config.ts"
 import type { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 import { makeOpsApp } from "../../src/runtime/opsApp.ts"

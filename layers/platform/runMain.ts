@@ -11,7 +11,14 @@
  * with the other platform adapters; everything in `src/` is plain Effect.
  */
 import process from "node:process"
-import { Cause, Config, ConfigProvider, Duration, Effect, Exit, type Fiber, Result } from "effect"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as Result from "effect/Result"
 import { ConfigError, duration, load, providerFrom } from "../../src/runtime/config.ts"
 import * as Logging from "../../src/runtime/logging.ts"
 

@@ -9,7 +9,14 @@
  *   transaction's connection the ROLLBACK queues behind it.
  * - `listen` uses postgres.js's dedicated LISTEN connection, which re-subscribes after a reconnect.
  */
-import { Config, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import postgres from "postgres"
 import { type SqlClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
 import { url } from "../../src/runtime/config.ts"

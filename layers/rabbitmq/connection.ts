@@ -9,7 +9,11 @@
  * channels on the next `current`.
  */
 import * as amqp from "amqplib"
-import { Deferred, Duration, Effect, Schedule, type Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
 
 /** One established connection. Never reused after `lost` turns true. */

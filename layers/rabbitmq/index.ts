@@ -9,7 +9,13 @@
  * Closing the layer closes consumers' channels first (their scopes end before it), then the
  * confirm channel, then the connection.
  */
-import { Config, Context, Duration, Effect, Layer, Redacted, type Schedule } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/capabilities/Subscriber.ts"
 import * as Connection from "./connection.ts"

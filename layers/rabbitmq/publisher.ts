@@ -13,7 +13,11 @@
  * reconnect included, is bounded by `timeout`.
  */
 import type * as amqp from "amqplib"
-import { Data, Duration, Effect, Semaphore, type Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Semaphore from "effect/Semaphore"
+import type * as Scope from "effect/Scope"
 import type { Message } from "../../src/capabilities/Message.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
 import { type Outgoing, toAmqp } from "./codec.ts"

@@ -21,7 +21,14 @@
  * once the buffer is drained.
  */
 import type * as amqp from "amqplib"
-import { Cause, Deferred, Duration, Effect, Exit, Latch, Queue, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Latch from "effect/Latch"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import { Headers } from "../../src/capabilities/Message.ts"
 import {
   type Consumer,

@@ -1,26 +1,24 @@
 /**
  * Telemetry: Effect metrics as Prometheus text, Effect spans to an OTLP/HTTP collector.
  *
- * - Metrics, always: Effect's metric registry is bridged into an OpenTelemetry
- *   `PrometheusExporter` that starts no server of its own; `MetricsSource.render` collects it and
- *   serializes the Prometheus text, and the ops server serves it on `/metrics`.
- * - Traces, only with an OTLP endpoint: Effect spans go through the OpenTelemetry tracer and a
- *   `BatchSpanProcessor` to `<endpoint>/v1/traces` (JSON over HTTP; Jaeger and the collector read
- *   it). Without an endpoint Effect's native tracer stays: spans still exist, so `traceparent`
- *   headers and log correlation work, but they cost a couple of µs and go nowhere (which is why
- *   `consumeBatches` skips its per-message spans under that tracer).
+ * - Metrics, always: `MetricsSource.prometheus` renders Effect's metric registry on each scrape,
+ *   and the ops server serves it on `/metrics`, with `target_info{service_name}`.
+ * - Traces, only with an OTLP endpoint: `./tracing.ts`, loaded then and only then, sends Effect
+ *   spans through the OpenTelemetry tracer to `<endpoint>/v1/traces`. Without an endpoint
+ *   Effect's native tracer stays: spans still exist, so `traceparent` headers and log correlation
+ *   work, but they cost a couple of µs and go nowhere (which is why `consumeBatches` skips its
+ *   per-message spans under that tracer).
  *
- * Closing the layer flushes pending spans and shuts the providers down, each bounded by
+ * Closing the layer flushes pending spans and shuts the provider down, bounded by
  * `shutdownTimeout` [5 seconds], so a dead collector cannot hold up process exit.
  *
  * `layerConfig` reads `OTEL_EXPORTER_OTLP_ENDPOINT` (optional, http or https URL) and
  * `OTEL_SERVICE_NAME` (replaces the program's name).
  */
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Config, Duration, Effect, Layer } from "effect"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { type ConfigError, toConfigError, url } from "../../src/runtime/config.ts"
 import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 
@@ -33,36 +31,27 @@ export interface TelemetryOptions {
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
-export const layer = (options: TelemetryOptions): Layer.Layer<MetricsSource> =>
-  Layer.unwrap(Effect.sync(() => {
-    // Built inside the layer so every build (each test, each program) gets fresh, unshut readers.
-    const exporter = new PrometheusExporter({ preventServerStart: true })
-    const serializer = new PrometheusSerializer()
-    const sdk = NodeSdk.layer(() => ({
-      resource: {
+export const layer = (options: TelemetryOptions): Layer.Layer<MetricsSource> => {
+  const metrics = MetricsSource.prometheus({
+    service_name: options.serviceName,
+    ...(options.serviceVersion === undefined ? {} : { service_version: options.serviceVersion })
+  })
+  const endpoint = options.otlpEndpoint
+  if (endpoint === undefined) return metrics
+  // The tracing layer also carries Effect's Tracer, so it is merged into the output rather than
+  // provided underneath (which would hide it from the program).
+  const tracing = Layer.unwrap(Effect.map(
+    Effect.promise(() => import("./tracing.ts")),
+    (tracing) =>
+      tracing.layer({
         serviceName: options.serviceName,
-        ...(options.serviceVersion === undefined ? {} : { serviceVersion: options.serviceVersion })
-      },
-      metricReader: exporter,
-      spanProcessor: options.otlpEndpoint === undefined
-        ? undefined
-        : new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(options.otlpEndpoint) })),
-      shutdownTimeout: options.shutdownTimeout ?? Duration.seconds(5)
-    }))
-
-    const render = Effect.tryPromise(() => exporter.collect()).pipe(
-      Effect.tap(({ errors }) =>
-        errors.length === 0 ? Effect.void : Effect.logWarning("metrics collection reported errors", errors)
-      ),
-      Effect.map(({ resourceMetrics }) => serializer.serialize(resourceMetrics)),
-      // A scrape racing shutdown gets an empty page rather than a 500 that would page someone.
-      Effect.catch((error) => Effect.logWarning("metrics unavailable", error).pipe(Effect.as("")))
-    )
-
-    // The SDK layer also carries Effect's Tracer when it installs one, so it is merged into the
-    // output rather than provided underneath (which would hide it from the program).
-    return Layer.merge(Layer.succeed(MetricsSource, MetricsSource.of({ render })), sdk)
-  }))
+        serviceVersion: options.serviceVersion,
+        tracesUrl: tracesUrl(endpoint),
+        shutdownTimeout: options.shutdownTimeout ?? Duration.seconds(5)
+      })
+  ))
+  return Layer.merge(metrics, tracing)
+}
 
 const OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 const SERVICE_NAME = "OTEL_SERVICE_NAME"

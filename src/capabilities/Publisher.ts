@@ -10,7 +10,9 @@
  * - Each call runs in a `publish <topic>` span whose context is written to the `traceparent`
  *   header of every message, so a consumer's span becomes its child.
  */
-import { Context, Data, Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { Headers, normalize, type Message, type OutgoingMessage } from "./Message.ts"
 import { currentTraceparent } from "../messaging/traceContext.ts"
 

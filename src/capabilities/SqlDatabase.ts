@@ -7,7 +7,10 @@
  *   interruption of `body` rolls back. Statements outside `body` never join it.
  * - `listen` delivers NOTIFY payloads on a channel for as long as the stream is consumed.
  */
-import { Context, Data, Effect, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { describeCause } from "./Publisher.ts"
 
 export type Row = Record<string, unknown>

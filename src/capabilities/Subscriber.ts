@@ -17,7 +17,11 @@
  *   taken go back to the broker, and `take` fails with `Cause.Done` once the buffer is empty.
  *   Closing the scope does the same and also abandons unsettled deliveries to redelivery.
  */
-import { Cause, Context, Data, Effect, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
 import type { Message } from "./Message.ts"
 import { describeCause } from "./Publisher.ts"
 

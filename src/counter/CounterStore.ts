@@ -5,7 +5,10 @@
  * checking and counting are one atomic step, so a redelivered or duplicate message is never
  * counted twice, also across restarts of a durable store.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
 import { migrate } from "../sql/migrations.ts"
 import { IdSet } from "./IdSet.ts"

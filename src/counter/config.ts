@@ -1,7 +1,8 @@
 /**
  * The counter's settings, under the original challenge's names where it had them.
  */
-import { Config, Duration } from "effect"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import { duration, intInRange, numberInRange, oneOf, positiveInt } from "../runtime/config.ts"
 import type { CounterConfig } from "./counter.ts"
 import { defaultExchange, defaultQueue } from "./events.ts"

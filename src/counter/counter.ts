@@ -11,7 +11,18 @@
  * It stops by itself `idleTimeout` after the last message, or when interrupted (SIGTERM); either
  * way intake stops, counting in flight finishes and is acked, and the files are written.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, FileSystem, Metric, Path, Queue, Result, Schedule } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FileSystem from "effect/FileSystem"
+import * as Metric from "effect/Metric"
+import * as Path from "effect/Path"
+import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
 import type { Delivery } from "../capabilities/Subscriber.ts"
 import { consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"

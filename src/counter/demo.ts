@@ -1,7 +1,7 @@
 /**
  * The counter demonstration: generate traffic, count it, compare with what the generator knows.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { deadLetterTopic, Subscriber } from "../capabilities/Subscriber.ts"
 import { type CounterConfig, runCounter } from "./counter.ts"
 import { CounterStore } from "./CounterStore.ts"

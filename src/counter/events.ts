@@ -2,7 +2,7 @@
  * The event counter's wire contract, kept exactly as the original challenge defined it:
  * routing key `<userId>.event.<type>`, type one of created/updated/deleted, body `{"id": "..."}`.
  */
-import { Result } from "effect"
+import * as Result from "effect/Result"
 import { bodyText, type Message } from "../capabilities/Message.ts"
 
 export const eventTypes = ["created", "updated", "deleted"] as const

@@ -2,7 +2,7 @@
  * Declares the counter's exchange, queue and binding, then publishes generated traffic in
  * confirmed batches, reporting progress on long runs.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Publisher } from "../capabilities/Publisher.ts"
 import { Subscriber } from "../capabilities/Subscriber.ts"
 import { bindingPattern } from "./events.ts"

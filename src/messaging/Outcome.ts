@@ -1,7 +1,7 @@
 /**
  * What a handler decides for a message; the consume runner settles the delivery accordingly.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 export type Outcome = Data.TaggedEnum<{
   /** Done: ack it. */

@@ -16,7 +16,13 @@
  * - Interruption is the shutdown: no new message is taken; handlers already running finish and
  *   their messages are settled; buffered deliveries go back to the broker; the consumer closes.
  */
-import { Cause, Clock, type Duration, Effect, Exit, Metric, Tracer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as Tracer from "effect/Tracer"
 import { Headers, type Message } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/Publisher.ts"
 import { type Consumer, type Delivery, Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"

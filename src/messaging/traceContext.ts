@@ -4,7 +4,8 @@
  * Written from the current Effect span on publish and read back on consume, so a consumer's
  * span is the child of the producer's whatever tracer is installed (native or OpenTelemetry).
  */
-import { Effect, Tracer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Tracer from "effect/Tracer"
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 const ZEROS = /^0+$/

@@ -1,11 +1,20 @@
 /**
  * MetricsSource: the program's metrics as Prometheus text, for `GET /metrics`.
  *
- * The telemetry layer (`layers/telemetry/otel.ts`) provides it from the OpenTelemetry Prometheus
- * exporter, which reads Effect's metric registry on every scrape.
+ * `MetricsSource.prometheus` renders Effect's metric registry on every scrape
+ * (`./prometheus.ts`); the telemetry layer (`layers/telemetry/otel.ts`) provides it.
  */
-import { Context, Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import { renderPrometheus } from "./prometheus.ts"
 
 export class MetricsSource extends Context.Service<MetricsSource, {
   readonly render: Effect.Effect<string>
-}>()("queueworks/MetricsSource") {}
+}>()("queueworks/MetricsSource") {
+  /** Effect's metrics as Prometheus text, with `target_info` carrying `target` (e.g. `service_name`). */
+  static prometheus(target: Readonly<Record<string, string>>): Layer.Layer<MetricsSource> {
+    return Layer.succeed(MetricsSource, MetricsSource.of({ render: Effect.map(Metric.snapshot, (s) => renderPrometheus(s, target)) }))
+  }
+}

@@ -4,7 +4,10 @@
  * Each dependency registers a check (`broker`, `database`); the process is ready when every
  * check passes and it is not shutting down. `/readyz` reports it with the failing checks named.
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 
 export interface ReadinessReport {
   readonly ready: boolean

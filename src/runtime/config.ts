@@ -5,7 +5,12 @@
  * `--output-dir x`) sets `OUTPUT_DIR` and wins over the environment. A bad value fails with a
  * `ConfigError` that names the variable and the form it expects; the runner turns it into exit 2.
  */
-import { Config, ConfigProvider, Data, Duration, Effect, Option } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   readonly variable: string
@@ -91,6 +96,28 @@ export const intInRange = (name: string, min: number, max: number, what = `an in
       return Number.isSafeInteger(n) && n >= min && n <= max
         ? Effect.succeed(n)
         : Effect.fail(configIssue(name, what, `got "${text}"`))
+    })
+  )
+
+const BYTE_UNITS: Record<string, number> = {
+  "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30
+}
+
+/** Reads `512MiB`, `96MB`, `1.5GiB`, `100m` (as Kubernetes and Docker write them) or plain bytes. */
+export const parseBytes = (text: string): number | undefined => {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text)
+  const unit = BYTE_UNITS[match?.[2]?.toLowerCase() ?? "?"]
+  return match === null || unit === undefined ? undefined : Math.round(Number(match[1]) * unit)
+}
+
+/** A size in bytes; see `parseBytes`. */
+export const bytes = (name: string) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const n = parseBytes(text)
+      return n === undefined
+        ? Effect.fail(configIssue(name, "a size such as 96MiB, 512MB, 1GiB or a number of bytes", `got "${text}"`))
+        : Effect.succeed(n)
     })
   )
 

@@ -3,7 +3,11 @@
  *
  * Logs go to stderr so a program's stdout stays free for its results.
  */
-import { Config, Effect, Layer, Logger, References } from "effect"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as References from "effect/References"
 import { load, oneOf } from "./config.ts"
 
 const levels = ["trace", "debug", "info", "warn", "error", "fatal", "none"] as const

@@ -4,7 +4,7 @@
  * Only `Request`/`Response`: any runtime serves it (`layers/platform/httpServer.ts` does under
  * Bun and Deno), and tests call `app.request()` without a server.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Hono } from "hono"
 import { MetricsSource } from "./MetricsSource.ts"
 import { Readiness } from "./Readiness.ts"

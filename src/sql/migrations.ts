@@ -9,7 +9,8 @@
  * A migration's SQL runs inside that transaction, so statements PostgreSQL refuses to run in one
  * (CREATE INDEX CONCURRENTLY, VACUUM) do not belong in a migration.
  */
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { type SqlClient, SqlDatabase, type SqlError } from "../capabilities/SqlDatabase.ts"
 
 export interface Migration {

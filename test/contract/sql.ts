@@ -6,7 +6,15 @@
  * share one database (a PostgreSQL schema per run) needs no cleanup between cases.
  */
 import { test as bunTest, describe, expect } from "bun:test"
-import { Data, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Stream } from "effect"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 import { SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
 import { type Migration, migrate, MigrationError } from "../../src/sql/migrations.ts"
 

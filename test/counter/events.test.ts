@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Result } from "effect"
+import * as Result from "effect/Result"
 import { parseEvent } from "../../src/counter/events.ts"
 
 const parse = (key: string, body = `{"id":"e1"}`) =>

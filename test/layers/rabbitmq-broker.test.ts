@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as RabbitMq from "../../layers/rabbitmq/index.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"

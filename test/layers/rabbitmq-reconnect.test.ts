@@ -4,7 +4,12 @@
  * close the connection with `rabbitmqctl` (what a broker shutting down sends).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { Cause, Effect, Exit, Fiber, Option, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as RabbitMq from "../../layers/rabbitmq/index.ts"
 import { bodyText } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"

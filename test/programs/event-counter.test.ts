@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import * as amqp from "amqplib"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"

@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test"
-import { Config, ConfigProvider, Duration, Effect } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { duration, load, oneOf, parseDuration, positiveInt, providerFrom, redactUrl, url } from "../../src/runtime/config.ts"
 
 const read = <A>(config: Config.Config<A>, env: Record<string, string>, argv: Array<string> = []) =>

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 import { makeOpsApp, PROMETHEUS_CONTENT_TYPE } from "../../src/runtime/opsApp.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"

@@ -2,7 +2,8 @@
  * Small Effect helpers the broker tests share: declare, subscribe, publish, and taking a known
  * number of deliveries (or asserting that none more arrives).
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 

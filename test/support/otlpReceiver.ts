@@ -8,7 +8,12 @@
  * Waiting is push-based: each POST completes the deferreds of the waiters whose predicate a new
  * span matches.
  */
-import { Data, Deferred, Duration, Effect, Exit, Scope } from "effect"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { type HttpServerError, serve } from "../../layers/platform/httpServer.ts"
 
 export interface ReceivedSpan {
