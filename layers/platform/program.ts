@@ -1,21 +1,24 @@
 /**
  * What every long-running worker program runs with, besides its broker and database: readiness,
- * telemetry (traces over OTLP when configured, Prometheus metrics), the ops HTTP server, and the
- * file system. Config is read up front by `loadBaseConfig`, so a bad value stops the program
- * before anything connects.
+ * telemetry (traces over OTLP when configured, Prometheus metrics), the ops HTTP server, the
+ * file system, and the soft memory limit when `MEMORY_LIMIT` is set. Config is read up front by
+ * `loadBaseConfig`, so a bad value stops the program before anything connects.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { load } from "../../src/runtime/config.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
 import * as Telemetry from "../telemetry/otel.ts"
+import * as MemoryLimit from "./memoryLimit.ts"
 import * as OpsServer from "./opsServer.ts"
 
 export const loadBaseConfig = (serviceName: string) =>
   Effect.all({
     ops: load(OpsServer.OpsServerConfig),
+    memoryLimit: load(MemoryLimit.MemoryLimitConfig),
     telemetry: Telemetry.TelemetryConfig
   }).pipe(Effect.map((config) => ({ serviceName: config.telemetry.serviceName ?? serviceName, ...config })))
 
@@ -27,7 +30,7 @@ export const baseLayer = (config: BaseConfig) =>
       Readiness.layer,
       Telemetry.layer({ serviceName: config.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint })
     )),
-    Layer.merge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer))
+    Layer.merge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, MemoryLimit.layer(config.memoryLimit)))
   )
 
 /**
