@@ -2,14 +2,17 @@
  * Event counter throughput from RabbitMQ, against the fastest raw amqplib loop, in one run.
  *
  *   bun run bench/counter.ts [--messages 200000] [--prefetch 1000] [--rounds 5]
+ *                            [--from bundle|source] [--memory-limit 90MiB|off]
  *
  * 1. baseline: a bare amqplib consumer (prefetch P, ack every 100 with `multiple`) drains a queue
  *    holding the messages; rate = messages / (last ack - first delivery).
- * 2. counter: programs/event-counter.ts, as a child process, drains a queue holding the same
- *    messages; rate = what it reports (first message taken to last message settled). Its peak
- *    RSS is sampled from /proc while it runs.
- * Both queues are filled before either run, so publishing speed does not enter the figures.
- * The machine may be shared and noisy, so rounds alternate the two and the medians are reported.
+ * 2. counter: the event counter as the image runs it (the bundle `scripts/build.ts` makes; with
+ *    `--from source`, programs/event-counter.ts), as a child process with its defaults, drains a
+ *    queue holding the same messages; rate = what it reports (first message taken to last
+ *    message settled). Its peak RSS is sampled from /proc while it runs.
+ * 3. the same counter with `MEMORY_LIMIT` set (unless `--memory-limit off`), over the same messages.
+ * All queues are filled before any run, so publishing speed does not enter the figures.
+ * The machine may be shared and noisy, so rounds alternate the runs and the medians are reported.
  */
 import * as amqp from "amqplib"
 import * as Effect from "effect/Effect"
@@ -26,10 +29,17 @@ const arg = (name: string, fallback: number) => {
 const messages = arg("messages", 200_000)
 const prefetch = arg("prefetch", 1000)
 const rounds = arg("rounds", 5)
+const text = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1]! : fallback
+}
+const from = text("from", "bundle")
+const memoryLimit = text("memory-limit", "90MiB")
 const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"
 const tag = Date.now().toString(36)
 const raw = { exchange: `bench_raw_x_${tag}`, queue: `bench_raw_q_${tag}` }
 const counted = { exchange: `bench_counter_x_${tag}`, queue: `bench_counter_q_${tag}` }
+const limited = { exchange: `bench_limited_x_${tag}`, queue: `bench_limited_q_${tag}` }
 
 const fill = (dest: { exchange: string; queue: string }) =>
   Effect.runPromise(
@@ -76,10 +86,23 @@ const peakRss = (pid: number) => {
   }
 }
 
-const counterRun = async (dest: { exchange: string; queue: string }) => {
-  const proc = Bun.spawn([process.execPath, "run", join(import.meta.dir, "..", "programs", "event-counter.ts")], {
+/** The counter as it ships: bundled alone into a scratch directory, or the source file. */
+const counterFile = async () => {
+  if (from === "source") return join(import.meta.dir, "..", "programs", "event-counter.ts")
+  const outdir = mkdtempSync(join(tmpdir(), "bench-bundle-"))
+  const build = Bun.spawn([process.execPath, "run", join(import.meta.dir, "..", "scripts", "build.ts"), "--outdir", outdir], {
+    stdout: "ignore",
+    stderr: "inherit"
+  })
+  if ((await build.exited) !== 0) throw new Error("scripts/build.ts failed")
+  return join(outdir, "event-counter.js")
+}
+
+const counterRun = async (file: string, dest: { exchange: string; queue: string }, env: Record<string, string> = {}) => {
+  const proc = Bun.spawn([process.execPath, "run", file], {
     env: {
       ...process.env,
+      ...env,
       RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue,
       OUTPUT_DIR: mkdtempSync(join(tmpdir(), "bench-counter-")), IDLE_TIMEOUT: "1s", METRICS_PORT: "0",
       PREFETCH: String(prefetch), LOG_FORMAT: "json"
@@ -104,7 +127,7 @@ const counterRun = async (dest: { exchange: string; queue: string }) => {
 const cleanup = async () => {
   const connection = await amqp.connect(url)
   const channel = await connection.createChannel()
-  for (const d of [raw, counted]) {
+  for (const d of [raw, counted, limited]) {
     await channel.deleteQueue(d.queue)
     await channel.deleteQueue(`${d.queue}.dlq`)
     await channel.deleteExchange(d.exchange)
@@ -115,39 +138,57 @@ const cleanup = async () => {
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-console.log(`bench/counter: ${messages} messages, prefetch ${prefetch}, ${rounds} rounds, ${url.replace(/:[^:@/]*@/, ":***@")}`)
+const withLimit = memoryLimit !== "off"
+console.log(
+  `bench/counter: ${messages} messages, prefetch ${prefetch}, ${rounds} rounds, counter from ${from}${
+    withLimit ? `, also with MEMORY_LIMIT=${memoryLimit}` : ""
+  }, ${url.replace(/:[^:@/]*@/, ":***@")}`
+)
 try {
-  const results: Array<{ raw: number; counter: number; ratio: number; rss: number; anon: number }> = []
+  const file = await counterFile()
+  type Run = { perSecond: number; ratio: number; rss: number; anon: number }
+  const results: Array<{ raw: number; counter: Run; limited: Run | undefined }> = []
+  const describe = (label: string, run: Run) =>
+    `${label} ${run.perSecond} msg/s = ${run.ratio.toFixed(2)} of raw, peak RSS ${run.rss.toFixed(1)} MB (anonymous ${run.anon.toFixed(1)} MB)`
   for (let round = 1; round <= rounds; round++) {
     await fill(raw)
     await fill(counted)
+    if (withLimit) await fill(limited)
     const baseline = await rawLoop(raw.queue)
-    const counter = await counterRun(counted)
-    if (counter.handled !== messages) throw new Error(`the counter handled ${counter.handled} of ${messages}`)
-    results.push({
-      raw: baseline,
-      counter: counter.perSecond,
-      ratio: counter.perSecond / baseline,
-      rss: counter.peakRssMb,
-      anon: counter.peakAnonMb
-    })
+    const measure = async (dest: typeof counted, env?: Record<string, string>): Promise<Run> => {
+      const run = await counterRun(file, dest, env)
+      if (run.handled !== messages) throw new Error(`the counter handled ${run.handled} of ${messages}`)
+      return { perSecond: run.perSecond, ratio: run.perSecond / baseline, rss: run.peakRssMb, anon: run.peakAnonMb }
+    }
+    const counter = await measure(counted)
+    const capped = withLimit ? await measure(limited, { MEMORY_LIMIT: memoryLimit }) : undefined
+    results.push({ raw: baseline, counter, limited: capped })
     console.log(
-      `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | event counter ${counter.perSecond} msg/s = ${(counter.perSecond / baseline).toFixed(2)} of raw | counter peak RSS ${counter.peakRssMb.toFixed(1)} MB (anonymous ${counter.peakAnonMb.toFixed(1)} MB)`
+      `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | ${describe("event counter", counter)}${
+        capped === undefined ? "" : ` | ${describe(`with MEMORY_LIMIT=${memoryLimit}`, capped)}`
+      }`
     )
   }
+  const medians = (runs: ReadonlyArray<Run>) => ({
+    perSecond: Math.round(median(runs.map((r) => r.perSecond))),
+    ratio: Number(median(runs.map((r) => r.ratio)).toFixed(2)),
+    peakRssMb: Number(median(runs.map((r) => r.rss)).toFixed(1)),
+    peakAnonMb: Number(median(runs.map((r) => r.anon)).toFixed(1))
+  })
   const summary = {
     messages,
     prefetch,
     rounds,
+    from,
     rawPerSecond: Math.round(median(results.map((r) => r.raw))),
-    counterPerSecond: Math.round(median(results.map((r) => r.counter))),
-    ratio: Number(median(results.map((r) => r.ratio)).toFixed(2)),
-    counterPeakRssMb: Number(median(results.map((r) => r.rss)).toFixed(1)),
-    counterPeakAnonMb: Number(median(results.map((r) => r.anon)).toFixed(1))
+    counter: medians(results.map((r) => r.counter)),
+    ...(withLimit ? { memoryLimit, limited: medians(results.flatMap((r) => (r.limited === undefined ? [] : [r.limited]))) } : {})
   }
+  const line = (label: string, m: ReturnType<typeof medians>) =>
+    console.log(`median: ${label} ${m.perSecond} msg/s = ${m.ratio} of raw, peak RSS ${m.peakRssMb} MB (anonymous ${m.peakAnonMb} MB)`)
   console.log(`median: raw amqplib loop (ack every 100, multiple) ${summary.rawPerSecond} msg/s`)
-  console.log(`median: event counter (programs/event-counter.ts)  ${summary.counterPerSecond} msg/s = ${summary.ratio} of raw`)
-  console.log(`median: event counter peak RSS ${summary.counterPeakRssMb} MB (anonymous ${summary.counterPeakAnonMb} MB)`)
+  line(`event counter (${from}, defaults)`, summary.counter)
+  if (summary.limited !== undefined) line(`event counter (${from}, MEMORY_LIMIT=${memoryLimit})`, summary.limited)
   console.log(JSON.stringify(summary))
 } finally {
   await cleanup()

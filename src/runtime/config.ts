@@ -110,17 +110,6 @@ export const parseBytes = (text: string): number | undefined => {
   return match === null || unit === undefined ? undefined : Math.round(Number(match[1]) * unit)
 }
 
-/** A size in bytes; see `parseBytes`. */
-export const bytes = (name: string) =>
-  Config.String(name).pipe(
-    Config.mapEffect((text) => {
-      const n = parseBytes(text)
-      return n === undefined
-        ? Effect.fail(configIssue(name, "a size such as 96MiB, 512MB, 1GiB or a number of bytes", `got "${text}"`))
-        : Effect.succeed(n)
-    })
-  )
-
 /** One of a fixed set of words. */
 export const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>, options: { readonly caseInsensitive?: boolean } = {}) =>
   Config.String(name).pipe(
@@ -157,7 +146,8 @@ interface Issue {
   readonly detail: string
 }
 
-const configIssue = (variable: string, expected: string, detail: string) =>
+/** The error a config helper fails with: the runner prints it naming `variable` and exits 2. */
+export const configIssue = (variable: string, expected: string, detail: string) =>
   new Config.ConfigError(
     new ConfigProvider.SourceError({ message: `${variable}: expected ${expected} (${detail})`, cause: { variable, expected, detail } satisfies Issue })
   )

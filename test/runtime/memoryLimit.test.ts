@@ -7,7 +7,7 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import { TestClock } from "effect/testing"
 import * as ConfigProvider from "effect/ConfigProvider"
-import { MemoryLimitConfig } from "../../layers/platform/memoryLimit.ts"
+import { containerMemoryLimit, MemoryLimitConfig, resolveMemoryLimit } from "../../layers/platform/memoryLimit.ts"
 import { load, parseBytes } from "../../src/runtime/config.ts"
 import { enforceMemoryLimit } from "../../src/runtime/memoryLimit.ts"
 import { renderPrometheus } from "../../src/runtime/prometheus.ts"
@@ -109,16 +109,36 @@ describe("byte sizes in config", () => {
     for (const bad of ["", "MiB", "12 parsecs", "-5MB", "1e6"]) expect(parseBytes(bad)).toBeUndefined()
   })
 
-  test("MEMORY_LIMIT: unset or 0 means no limit; a bad value names the variable", async () => {
+  test("MEMORY_LIMIT: unset means auto, off or 0 no limit, a size that many bytes; a bad value names the variable", async () => {
     const read = (env: Record<string, string>) =>
       Effect.runPromise(Effect.result(load(MemoryLimitConfig)).pipe(
         Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnvRecord(env))
       ))
-    expect(await read({})).toMatchObject({ _tag: "Success", success: undefined })
-    expect(await read({ MEMORY_LIMIT: "0" })).toMatchObject({ _tag: "Success", success: undefined })
+    expect(await read({})).toMatchObject({ _tag: "Success", success: "auto" })
+    expect(await read({ MEMORY_LIMIT: "off" })).toMatchObject({ _tag: "Success", success: "off" })
+    expect(await read({ MEMORY_LIMIT: "0" })).toMatchObject({ _tag: "Success", success: "off" })
     expect(await read({ MEMORY_LIMIT: "90MiB" })).toMatchObject({ _tag: "Success", success: 90 * MiB })
     const bad = await read({ MEMORY_LIMIT: "lots" })
     expect(bad._tag).toBe("Failure")
     if (bad._tag === "Failure") expect(bad.failure.message).toContain("MEMORY_LIMIT: expected a size such as 96MiB")
+  })
+
+  test("auto: 90% of the container's limit from cgroup v2 or v1, none when there is no real limit", () => {
+    const GiB = 2 ** 30
+    const files = (contents: Record<string, string>) => (path: string) => contents[path]
+    const v2 = "/sys/fs/cgroup/memory.max"
+    const v1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    expect(containerMemoryLimit(files({ [v2]: "201326592\n" }), 24 * GiB)).toBe(192 * MiB)
+    expect(containerMemoryLimit(files({ [v2]: "max\n" }), 24 * GiB)).toBeUndefined()
+    expect(containerMemoryLimit(files({ [v1]: "536870912\n" }), 24 * GiB)).toBe(512 * MiB)
+    expect(containerMemoryLimit(files({ [v1]: "9223372036854771712\n" }), 24 * GiB)).toBeUndefined()
+    expect(containerMemoryLimit(files({}), 24 * GiB)).toBeUndefined()
+    // A "limit" above the machine's memory limits nothing.
+    expect(containerMemoryLimit(files({ [v2]: String(32 * GiB) }), 24 * GiB)).toBeUndefined()
+
+    expect(resolveMemoryLimit("auto", () => 200 * MiB)).toEqual({ bytes: 180 * MiB, source: "90% of the container's 200 MiB" })
+    expect(resolveMemoryLimit("auto", () => undefined)).toBeUndefined()
+    expect(resolveMemoryLimit("off", () => 200 * MiB)).toBeUndefined()
+    expect(resolveMemoryLimit(64 * MiB, () => 200 * MiB)).toEqual({ bytes: 64 * MiB, source: "MEMORY_LIMIT" })
   })
 })

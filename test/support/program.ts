@@ -1,8 +1,8 @@
 /**
- * Runs a program from `programs/` as a real child process, as a user would, and lets a test
- * wait for what it logs, signal it and collect its exit.
+ * Runs a program from `programs/` (or a built bundle, given by absolute path) as a real child
+ * process, as a user would, and lets a test wait for what it logs, signal it and collect its exit.
  */
-import { join } from "node:path"
+import { isAbsolute, join } from "node:path"
 
 const root = join(import.meta.dir, "..", "..")
 
@@ -17,9 +17,15 @@ export interface RunningProgram {
   readonly stderr: () => string
 }
 
-export const startProgram = (program: string, env: Record<string, string>, args: ReadonlyArray<string> = []): RunningProgram => {
-  const proc = Bun.spawn([process.execPath, "run", join(root, "programs", program), ...args], {
-    cwd: root,
+export const startProgram = (
+  program: string,
+  env: Record<string, string>,
+  args: ReadonlyArray<string> = [],
+  options: { readonly cwd?: string } = {}
+): RunningProgram => {
+  const file = isAbsolute(program) ? program : join(root, "programs", program)
+  const proc = Bun.spawn([process.execPath, "run", file, ...args], {
+    cwd: options.cwd ?? root,
     env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info", METRICS_PORT: "0", ...env },
     stdout: "pipe",
     stderr: "pipe"

@@ -1,0 +1,37 @@
+/**
+ * Bundles every program into one self-contained file each, as the container image runs them:
+ *
+ *   bun run scripts/build.ts [--outdir dist]
+ *
+ * A bundle holds only the code a program reaches (tree-shaken) with whitespace and syntax
+ * minified; names stay, so stack traces still read. It needs no node_modules at run time, and it
+ * starts and runs in less memory than the sources: an idle event counter holds about 42 MB
+ * resident instead of 55, and its heap is sized from what stays live (see bench/RESULTS.md).
+ * No source map: Bun loads one at start-up, which costs 3-4 MB per process.
+ */
+import { readdirSync } from "node:fs"
+import { join, relative } from "node:path"
+
+const root = join(import.meta.dir, "..")
+const at = process.argv.indexOf("--outdir")
+const outdir = at >= 0 ? process.argv[at + 1]! : join(root, "dist")
+const entrypoints = readdirSync(join(root, "programs"))
+  .filter((name) => name.endsWith(".ts"))
+  .sort()
+  .map((name) => join(root, "programs", name))
+
+const started = performance.now()
+const result = await Bun.build({
+  entrypoints,
+  outdir,
+  target: "bun",
+  minify: { whitespace: true, syntax: true, identifiers: false }
+})
+if (!result.success) {
+  for (const log of result.logs) console.error(log)
+  process.exit(1)
+}
+for (const output of result.outputs) {
+  console.log(`built ${relative(process.cwd(), output.path)} (${(output.size / 1024).toFixed(0)} KB)`)
+}
+console.log(`${result.outputs.length} programs bundled in ${Math.round(performance.now() - started)} ms`)
