@@ -97,11 +97,18 @@ export const consumeBatches = <E, R>(
         const outcomes = Exit.isSuccess(exit) && exit.value.length !== batch.length
           ? Exit.die(new Error(`the batch handler returned ${exit.value.length} outcomes for ${batch.length} messages`))
           : exit
-        if (spans.length === 0 && Exit.isSuccess(outcomes)) return yield* settler.settleAll(batch, outcomes.value)
+        if (Exit.isSuccess(outcomes)) {
+          yield* settler.settleAll(batch, outcomes.value)
+          if (spans.length === 0) return
+          const now = yield* Clock.currentTimeNanos
+          for (let i = 0; i < spans.length; i++) spans[i]!.end(now, Exit.succeed(outcomes.value[i]))
+          return
+        }
+        // The handler failed: every message of the batch is retried (or dead-lettered) for it.
+        const failed = Exit.failCause(outcomes.cause)
         for (let i = 0; i < batch.length; i++) {
-          const one = Exit.isSuccess(outcomes) ? Exit.succeed(outcomes.value[i]) : Exit.failCause(outcomes.cause)
-          yield* settler.settle(batch[i]!, one)
-          spans[i]?.end(yield* Clock.currentTimeNanos, one)
+          yield* settler.settle(batch[i]!, failed)
+          spans[i]?.end(yield* Clock.currentTimeNanos, failed)
         }
       }).pipe(Effect.withSpan(`${settler.spanName} batch`, {
         kind: "consumer",

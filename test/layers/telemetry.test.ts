@@ -10,8 +10,9 @@ import * as MemoryBroker from "../../layers/memory/broker.ts"
 import { serve } from "../../layers/platform/httpServer.ts"
 import { layer as opsServerFromEnv, layerOptions as opsServer, OpsServer } from "../../layers/platform/opsServer.ts"
 import * as Otel from "../../layers/telemetry/otel.ts"
+import { Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
 import { consume, consumeBatches } from "../../src/messaging/consume.ts"
 import * as Outcome from "../../src/messaging/Outcome.ts"
@@ -236,6 +237,50 @@ describe("telemetry: traces over OTLP", () => {
         }))
       ))
   }
+
+  test("a traced batch settles each message by its own outcome and exports a span for each", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const topic = `events-${crypto.randomUUID()}`
+        const group = `counter-${crypto.randomUUID()}`
+
+        const dead = yield* Effect.gen(function*() {
+          yield* Subscriber.use((s) => s.declare({ topic, group }))
+          yield* Publisher.use((p) =>
+            p.publish(topic, [{ id: "good", key: "k", body: "{}" }, { id: "bad", key: "k", body: "not json" }])
+          ).pipe(Effect.withSpan("produce"))
+          const handled = yield* Deferred.make<void>()
+          const fiber = yield* Effect.forkChild(consumeBatches({ topic, group }, (batch) =>
+            Deferred.succeed(handled, undefined).pipe(Effect.as(batch.map((d) =>
+              d.message.id === "good" ? Outcome.ack : Outcome.deadLetter("not JSON")
+            )))))
+          yield* Deferred.await(handled)
+          const dlq = yield* Subscriber.use((s) => s.subscribe({ topic: deadLetterTopic(group), group: deadLetterTopic(group) }))
+          const dead = yield* dlq.take
+          yield* dead.ack
+          yield* Fiber.interrupt(fiber)
+          return dead
+        }).pipe(
+          Effect.provide(Layer.merge(
+            MemoryBroker.layer,
+            Otel.layer({ serviceName: "qw-trace-test", otlpEndpoint: receiver.endpoint })
+          ))
+        )
+
+        expect(dead.message.id).toBe("bad")
+        expect(dead.message.headers[Headers.deadLetterReason]).toBe("not JSON")
+        const isMessageSpan = (id: string) => (s: OtlpReceiver.ReceivedSpan) =>
+          s.name === `consume ${topic}` && s.attributes["messaging.message.id"] === id
+        const spans = [
+          yield* receiver.awaitSpan(isMessageSpan("good"), { timeout: "1 second" }),
+          yield* receiver.awaitSpan(isMessageSpan("bad"), { timeout: "1 second" })
+        ]
+        expect(spans.map((s) => s.attributes["messaging.message.id"]).sort()).toEqual(["bad", "good"])
+        const publishes = (yield* receiver.spans).filter((s) => s.name === `publish ${topic}`).map((s) => s.spanId)
+        for (const span of spans) expect(publishes.includes(span.parentSpanId ?? "")).toBe(true)
+      }))
+    ))
 
   test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
     Effect.runPromise(
