@@ -86,11 +86,16 @@ export const consumeBatches = <E, R>(
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,
         // and at thousands of messages a second they are a good part of the cost. The batch
-        // span stays, so logs and publishes of the handler keep their trace.
-        const spans: Array<Tracer.Span> = []
+        // span stays, so logs and publishes of the handler keep their trace. For the same reason
+        // a message whose producer did not sample its trace gets no span of its own, which is
+        // what OpenTelemetry's default (parent-based) sampler would decide anyway.
+        const spans: Array<Tracer.Span | undefined> = []
         if ((yield* Effect.tracer) !== Tracer.nativeTracer) {
           for (const delivery of batch) {
-            spans.push(yield* Effect.makeSpan(settler.spanName, settler.spanOptions(delivery)))
+            const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
+            spans.push(
+              parent?.sampled === false ? undefined : yield* Effect.makeSpan(settler.spanName, settler.spanOptions(delivery, parent))
+            )
           }
         }
         const exit = yield* settler.run(handler(batch))
@@ -101,7 +106,7 @@ export const consumeBatches = <E, R>(
           yield* settler.settleAll(batch, outcomes.value)
           if (spans.length === 0) return
           const now = yield* Clock.currentTimeNanos
-          for (let i = 0; i < spans.length; i++) spans[i]!.end(now, Exit.succeed(outcomes.value[i]))
+          for (let i = 0; i < spans.length; i++) spans[i]?.end(now, Exit.succeed(outcomes.value[i]))
           return
         }
         // The handler failed: every message of the batch is retried (or dead-lettered) for it.
@@ -118,7 +123,8 @@ export const consumeBatches = <E, R>(
 
 interface Settler<E> {
   readonly spanName: string
-  readonly spanOptions: (delivery: Delivery) => Tracer.SpanOptionsNoTrace
+  /** `parent` defaults to the one in the message's `traceparent` header. */
+  readonly spanOptions: (delivery: Delivery, parent?: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E | Cause.TimeoutError>, never, R>
   readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
   /** Settles each delivery by its outcome, the acks together: same result as `settle` one by one. */
@@ -177,9 +183,9 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
 
   return {
     spanName: `consume ${subscription.topic}`,
-    spanOptions: (delivery) => ({
+    spanOptions: (delivery, parent = parseTraceparent(delivery.message.headers[Headers.traceparent])) => ({
       kind: "consumer",
-      parent: parseTraceparent(delivery.message.headers[Headers.traceparent]),
+      parent,
       attributes: {
         "messaging.destination.name": delivery.topic,
         "messaging.consumer.group.name": group,

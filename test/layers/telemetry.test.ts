@@ -282,6 +282,46 @@ describe("telemetry: traces over OTLP", () => {
       }))
     ))
 
+  test("a traced batch makes no span for a message its producer did not sample", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const topic = `events-${crypto.randomUUID()}`
+        const group = `counter-${crypto.randomUUID()}`
+        const sampledParent = { traceId: "1".repeat(32), spanId: "2".repeat(16) }
+        const unsampledParent = { traceId: "3".repeat(32), spanId: "4".repeat(16) }
+
+        yield* Effect.gen(function*() {
+          yield* Subscriber.use((s) => s.declare({ topic, group }))
+          yield* Publisher.use((p) =>
+            p.publish(topic, [
+              { id: "sampled", key: "k", body: "{}", headers: { traceparent: `00-${sampledParent.traceId}-${sampledParent.spanId}-01` } },
+              { id: "unsampled", key: "k", body: "{}", headers: { traceparent: `00-${unsampledParent.traceId}-${unsampledParent.spanId}-00` } }
+            ])
+          )
+          const handled = yield* Deferred.make<ReadonlyArray<string>>()
+          const fiber = yield* Effect.forkChild(consumeBatches({ topic, group }, (batch) =>
+            Deferred.succeed(handled, batch.map((d) => d.message.id)).pipe(Effect.as(batch.map(() => Outcome.ack)))))
+          expect(yield* Deferred.await(handled)).toEqual(["sampled", "unsampled"])
+          yield* Fiber.interrupt(fiber)
+        }).pipe(
+          Effect.provide(Layer.merge(
+            MemoryBroker.layer,
+            Otel.layer({ serviceName: "qw-trace-test", otlpEndpoint: receiver.endpoint })
+          ))
+        )
+
+        const sampled = yield* receiver.awaitSpan((s) => s.name === `consume ${topic}`, { timeout: "1 second" })
+        expect(sampled.attributes["messaging.message.id"]).toBe("sampled")
+        expect(sampled.traceId).toBe(sampledParent.traceId)
+        expect(sampled.parentSpanId).toBe(sampledParent.spanId)
+        yield* receiver.awaitSpan((s) => s.name === `consume ${topic} batch`, { timeout: "1 second" })
+        // Everything was flushed when the layer closed: the unsampled message's span never existed.
+        const all = yield* receiver.spans
+        expect(all.filter((s) => s.attributes["messaging.message.id"] === "unsampled" || s.traceId === unsampledParent.traceId)).toEqual([])
+      }))
+    ))
+
   test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
     Effect.runPromise(
       Effect.scoped(Effect.gen(function*() {
