@@ -8,9 +8,10 @@
  * - A handler returns an `Outcome` (or nothing, meaning ack). A typed failure or a defect is
  *   retried; after `maxAttempts` deliveries the message is dead-lettered with the last reason.
  * - Each message gets a `consume <topic>` span whose parent is the producer's span from the
- *   `traceparent` header, ended when the message is settled. `consumeBatches` runs the handler
- *   in a `consume <topic> batch` span and makes the message spans only when a tracer that
- *   records them (OpenTelemetry) is installed.
+ *   `traceparent` header, ended when the message is settled; a message whose producer did not
+ *   sample its trace gets none (its handler still runs in that trace). `consumeBatches` runs
+ *   the handler in a `consume <topic> batch` span and makes the message spans only when a
+ *   tracer that records them (OpenTelemetry) is installed.
  * - A message is settled only after its handler finished, so whatever the handler published or
  *   wrote is done before the ack.
  * - Interruption is the shutdown: no new message is taken; handlers already running finish and
@@ -66,13 +67,18 @@ export const consume = <E, R>(
   options: ConsumeOptions = {}
 ): Effect.Effect<void, SubscriberError, Subscriber | R> =>
   runWorkers<E, R>(subscription, options, options.concurrency ?? subscription.prefetch ?? 100, (consumer, settler) =>
-    Effect.flatMap(consumer.take, (delivery) =>
-      settler.timed(Effect.withSpan(
-        Effect.flatMap(settler.run(handler(delivery.message, delivery)), (exit) =>
-          settler.settle(delivery, exit)),
-        settler.spanName,
-        { ...settler.spanOptions(delivery), captureStackTrace: false }
-      ))))
+    Effect.flatMap(consumer.take, (delivery) => {
+      const handled = Effect.flatMap(settler.run(handler(delivery.message, delivery)), (exit) => settler.settle(delivery, exit))
+      const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
+      // A trace its producer did not sample is carried on, not recorded: the handler runs with
+      // the producer's span as its parent, so what it publishes stays in that (unsampled) trace,
+      // and no span is made that a parent-based sampler would only drop.
+      return settler.timed(
+        parent?.sampled === false
+          ? Effect.withParentSpan(handled, parent)
+          : Effect.withSpan(handled, settler.spanName, { ...settler.spanOptions(delivery, parent), captureStackTrace: false })
+      )
+    }))
 
 /** Runs `handler` on batches of the messages at hand until interrupted, or until the subscriber fails. */
 export const consumeBatches = <E, R>(

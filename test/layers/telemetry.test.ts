@@ -322,6 +322,42 @@ describe("telemetry: traces over OTLP", () => {
       }))
     ))
 
+  test("consume carries a trace its producer did not sample on to what the handler publishes, and records no span", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const topic = `orders-${crypto.randomUUID()}`
+        const group = `billing-${crypto.randomUUID()}`
+        const downstream = `invoices-${crypto.randomUUID()}`
+        const producer = { traceId: "5".repeat(32), spanId: "6".repeat(16) }
+
+        const forwarded = yield* Effect.gen(function*() {
+          yield* Subscriber.use((s) => s.declare({ topic, group }))
+          yield* Subscriber.use((s) => s.declare({ topic: downstream, group: downstream }))
+          yield* Publisher.use((p) =>
+            p.publish(topic, [{ id: "o1", key: "k", body: "{}", headers: { traceparent: `00-${producer.traceId}-${producer.spanId}-00` } }])
+          )
+          const fiber = yield* Effect.forkChild(consume({ topic, group }, (message) =>
+            Publisher.use((p) => p.publish(downstream, [{ id: `invoice-${message.id}`, key: "k", body: "{}" }]))))
+          const next = yield* Subscriber.use((s) => s.subscribe({ topic: downstream, group: downstream }))
+          const delivery = yield* next.take
+          yield* delivery.ack
+          yield* Fiber.interrupt(fiber)
+          return delivery.message
+        }).pipe(
+          Effect.provide(Layer.merge(
+            MemoryBroker.layer,
+            Otel.layer({ serviceName: "qw-trace-test", otlpEndpoint: receiver.endpoint })
+          ))
+        )
+
+        const context = parseTraceparent(forwarded.headers["traceparent"])
+        expect(context?.traceId).toBe(producer.traceId)
+        expect(context?.sampled).toBe(false)
+        expect((yield* receiver.spans).filter((s) => s.traceId === producer.traceId)).toEqual([])
+      }))
+    ))
+
   test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
     Effect.runPromise(
       Effect.scoped(Effect.gen(function*() {
