@@ -129,8 +129,8 @@ export const consumeBatches = <E, R>(
 
 interface Settler<E> {
   readonly spanName: string
-  /** `parent` defaults to the one in the message's `traceparent` header. */
-  readonly spanOptions: (delivery: Delivery, parent?: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
+  /** `parent`: the producer's span, from the message's `traceparent` header. */
+  readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E | Cause.TimeoutError>, never, R>
   readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
   /** Settles each delivery by its outcome, the acks together: same result as `settle` one by one. */
@@ -189,7 +189,7 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
 
   return {
     spanName: `consume ${subscription.topic}`,
-    spanOptions: (delivery, parent = parseTraceparent(delivery.message.headers[Headers.traceparent])) => ({
+    spanOptions: (delivery, parent) => ({
       kind: "consumer",
       parent,
       attributes: {
