@@ -8,7 +8,7 @@
  * (`topic/partition/offset`), which stays the same when the group reads it again.
  */
 import type { IHeaders, KafkaMessage, Message as KafkaRecord } from "kafkajs"
-import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
 import { asBuffer } from "../platform/buffer.ts"
 
 export const MessageIdHeader = "message-id"
@@ -34,14 +34,8 @@ export interface Incoming {
 
 export const fromRecord = (topic: string, partition: number, record: KafkaMessage): Incoming => {
   const raw: IHeaders = record.headers ?? {}
-  const headers: Record<string, string> = {}
-  for (const name in raw) {
-    if (internal.has(name)) continue
-    const value = headerText(raw[name])
-    if (value !== undefined) headers[name] = value
-  }
+  const headers = receivedHeaders(raw, internal, headerText)
   const id = headerText(raw[MessageIdHeader])
-  const counted = Number(headerText(raw[Headers.attempt]))
   return {
     message: {
       id: id !== undefined && id !== "" ? id : `${topic}/${partition}/${record.offset}`,
@@ -51,7 +45,7 @@ export const fromRecord = (topic: string, partition: number, record: KafkaMessag
     },
     topic,
     partition,
-    attempt: Number.isInteger(counted) && counted >= 1 ? counted : 1
+    attempt: attemptFrom(headerText(raw[Headers.attempt]))
   }
 }
 

@@ -7,7 +7,7 @@
  * here: handlers see the message as it was first published.
  */
 import type * as amqp from "amqplib"
-import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
 import { asBuffer } from "../platform/buffer.ts"
 
 export const OriginalTopic = "x-original-exchange"
@@ -38,17 +38,11 @@ export interface Incoming {
 
 export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
   const raw: Record<string, unknown> = msg.properties.headers ?? {}
-  const headers: Record<string, string> = {}
-  for (const name in raw) {
-    if (internal.has(name)) continue
-    const value = headerText(raw[name])
-    if (value !== undefined) headers[name] = value
-  }
+  const headers = receivedHeaders(raw, internal, headerText)
   const originalTopic = headerText(raw[OriginalTopic])
   const originalKey = headerText(raw[OriginalKey])
-  const counted = Number(headerText(raw[Headers.attempt]))
   // A retry copy carries the attempt it is; a redelivery of any message is one more than that.
-  const base = Number.isInteger(counted) && counted >= 1 ? counted : 1
+  const base = attemptFrom(headerText(raw[Headers.attempt]))
   const id = msg.properties.messageId
   return {
     message: {

@@ -32,6 +32,30 @@ export const Headers = {
   attempt: "x-delivery-attempt"
 } as const
 
+/**
+ * The headers a backend hands its handlers: every received header but its own (`internal`), as
+ * text. `text` reads one value the driver's way; undefined drops the header.
+ */
+export const receivedHeaders = <V>(
+  raw: Readonly<Record<string, V>>,
+  internal: ReadonlySet<string>,
+  text: (value: V) => string | undefined
+): Record<string, string> => {
+  const headers: Record<string, string> = {}
+  for (const name in raw) {
+    if (internal.has(name)) continue
+    const value = text(raw[name] as V)
+    if (value !== undefined) headers[name] = value
+  }
+  return headers
+}
+
+/** The attempt an `x-delivery-attempt` header value states: a positive integer, else 1. */
+export const attemptFrom = (header: string | undefined): number => {
+  const counted = Number(header)
+  return Number.isInteger(counted) && counted >= 1 ? counted : 1
+}
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
