@@ -22,17 +22,14 @@ import { join } from "node:path"
 import * as RabbitMQ from "../layers/rabbitmq/index.ts"
 import { publishTraffic } from "../src/counter/publishTraffic.ts"
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
-const messages = arg("messages", 200_000)
-const prefetch = arg("prefetch", 1000)
-const rounds = arg("rounds", 5)
 const text = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? process.argv[i + 1]! : fallback
 }
+const arg = (name: string, fallback: number) => Number(text(name, String(fallback)))
+const messages = arg("messages", 200_000)
+const prefetch = arg("prefetch", 1000)
+const rounds = arg("rounds", 5)
 const from = text("from", "bundle")
 const memoryLimit = text("memory-limit", "90MiB")
 const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"

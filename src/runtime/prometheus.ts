@@ -104,15 +104,15 @@ const formatValue = (value: number | bigint): string => {
   return String(value)
 }
 
-const metricName = (id: string): string => {
-  const name = id.replace(/[^a-zA-Z0-9_:]/g, "_")
+// Both kinds of name: invalid characters become `_`, and one never starts with a digit.
+const validName = (text: string, invalid: RegExp): string => {
+  const name = text.replace(invalid, "_")
   return /^[0-9]/.test(name) || name === "" ? `_${name}` : name
 }
 
-const labelName = (key: string): string => {
-  const name = key.replace(/[^a-zA-Z0-9_]/g, "_")
-  return /^[0-9]/.test(name) || name === "" ? `_${name}` : name
-}
+const metricName = (id: string): string => validName(id, /[^a-zA-Z0-9_:]/g)
+
+const labelName = (key: string): string => validName(key, /[^a-zA-Z0-9_]/g)
 
 const escapeLabel = (value: string): string => value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n")
 
