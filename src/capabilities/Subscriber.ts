@@ -17,12 +17,11 @@
  *   taken go back to the broker, and `take` fails with `Cause.Done` once the buffer is empty.
  *   Closing the scope does the same and also abandons unsettled deliveries to redelivery.
  */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
-import type { Message } from "./Message.ts"
+import type { Delivery as DeliveryOf, DeliverySource } from "./Delivery.ts"
 import { describeCause } from "./Publisher.ts"
 
 export interface Subscription {
@@ -39,22 +38,11 @@ export interface Subscription {
   readonly prefetch?: number
 }
 
-export interface Delivery {
-  readonly message: Message
-  readonly topic: string
-  /** 1 on first delivery; counts redeliveries where the backend can know them. */
-  readonly attempt: number
-  readonly ack: Effect.Effect<void, SubscriberError>
-  readonly retry: Effect.Effect<void, SubscriberError>
-  readonly deadLetter: (reason: string) => Effect.Effect<void, SubscriberError>
-}
+/** A delivery from a subscription; see `./Delivery.ts` for what settling means. */
+export type Delivery = DeliveryOf<SubscriberError>
 
-export interface Consumer {
-  readonly take: Effect.Effect<Delivery, Cause.Done | SubscriberError>
-  /** At least one delivery, and up to `max` of those already buffered, in delivery order. */
-  readonly takeBatch: (max: number) => Effect.Effect<ReadonlyArray<Delivery>, Cause.Done | SubscriberError>
-  readonly stop: Effect.Effect<void>
-}
+/** A subscription's deliveries, one consumer (group member) of it. */
+export type Consumer = DeliverySource<SubscriberError>
 
 export class SubscriberError extends Data.TaggedError("SubscriberError")<{
   readonly operation: string

@@ -23,7 +23,7 @@ import * as Path from "effect/Path"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
-import type { Delivery } from "../capabilities/Subscriber.ts"
+import type { Received } from "../capabilities/Delivery.ts"
 import { consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { CounterStore } from "./CounterStore.ts"
@@ -123,7 +123,7 @@ export const runCounter = (config: CounterConfig) =>
     }))
 
     const malformedBy = Object.fromEntries(malformedKinds.map((kind) => [kind, Metric.withAttributes(malformed, { reason: kind })]))
-    const handler = (deliveries: ReadonlyArray<Delivery>) =>
+    const handler = (deliveries: ReadonlyArray<Received>) =>
       Effect.gen(function*() {
         yield* begin(deliveries.length)
         const outcomes: Array<Outcome.Outcome> = []
@@ -166,7 +166,9 @@ export const runCounter = (config: CounterConfig) =>
         { topic: config.exchange, group: config.queue, filter: bindingPattern, prefetch: config.prefetch },
         handler,
         // Two batches in flight: one is parsed and handed out while the other is being recorded.
-        { concurrency: 2, maxBatch: Math.max(1, Math.ceil(config.prefetch / 2)) }
+        // No handler timeout: a store that is down holds the batch (the store call retries), and
+        // a timeout would only turn that into redeliveries and, at last, dead letters.
+        { concurrency: 2, maxBatch: Math.max(1, Math.ceil(config.prefetch / 2)), timeout: Duration.infinity }
       ),
       idle.pipe(Effect.andThen(Effect.logInfo(`no message for ${Duration.format(config.idleTimeout)}, stopping`)))
     )

@@ -1,12 +1,20 @@
 /**
- * The consume runners: take deliveries from a subscription and run a handler on them, with the
+ * The consume runners: take deliveries from a source and run a handler on them, with the
  * per-message concerns written once — span, metrics, failure policy, settlement, shutdown.
  *
+ * - A source is anything that hands out settleable deliveries (`DeliverySource`): a broker
+ *   subscription (`consume`, `consumeBatches`), and through `consumeFrom`/`consumeBatchesFrom` a
+ *   session of a session queue, claimed outbox rows, a reply queue.
  * - `consume` runs a handler per message; `consumeBatches` hands a handler every delivery
  *   already buffered (up to `maxBatch`) at once, for workers whose cost is per batch (a database
  *   write, a fan-out to other fibers). Both settle each message by its own outcome.
- * - A handler returns an `Outcome` (or nothing, meaning ack). A typed failure or a defect is
- *   retried; after `maxAttempts` deliveries the message is dead-lettered with the last reason.
+ * - A handler sees what was received, never the settle functions. It returns an `Outcome` (or
+ *   nothing, meaning ack). A typed failure, a defect or a timeout is retried; after
+ *   `maxAttempts` deliveries the message is dead-lettered with the last reason.
+ *   `Outcome.retry(reason, { after })` holds the message that long before handing it back (a
+ *   shutdown cuts the wait short).
+ * - Every handler call is bounded by `timeout` [20 s, below the 30 s shutdown deadline], so one
+ *   hung handler cannot hold a shutdown to its deadline; `Duration.infinity` turns it off.
  * - Each message gets a `consume <topic>` span whose parent is the producer's span from the
  *   `traceparent` header, ended when the message is settled; a message whose producer did not
  *   sample its trace gets none (its handler still runs in that trace). `consumeBatches` runs
@@ -15,34 +23,44 @@
  * - A message is settled only after its handler finished, so whatever the handler published or
  *   wrote is done before the ack.
  * - Interruption is the shutdown: no new message is taken; handlers already running finish and
- *   their messages are settled; buffered deliveries go back to the broker; the consumer closes.
+ *   their messages are settled; buffered deliveries go back to the source; it closes.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Tracer from "effect/Tracer"
-import { Headers, type Message } from "../capabilities/Message.ts"
+import type * as Scope from "effect/Scope"
+import type { Delivery, DeliverySource } from "../capabilities/Delivery.ts"
+import { Headers } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/Publisher.ts"
-import { type Consumer, type Delivery, Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
+import { Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
+import type { BatchHandler, Handler } from "./Handler.ts"
 import * as Outcome from "./Outcome.ts"
 import { parseTraceparent } from "./traceContext.ts"
 
-export type Handler<E, R> = (message: Message, delivery: Delivery) => Effect.Effect<Outcome.Outcome | void, E, R>
+export type { BatchHandler, Handler } from "./Handler.ts"
 
-/** One outcome per delivery, in the order given. */
-export type BatchHandler<E, R> = (
-  deliveries: ReadonlyArray<Delivery>
-) => Effect.Effect<ReadonlyArray<Outcome.Outcome | void>, E, R>
+/** How a source is named in metrics (`subscription` label) and spans (`consume <topic>`). */
+export interface SourceName {
+  readonly topic: string
+  readonly group: string
+}
+
+/** Longest a handler call may run when `timeout` is not given. */
+export const defaultHandlerTimeout: Duration.Duration = Duration.seconds(20)
 
 export interface ConsumeOptions {
   /** Handlers running at once [`consume`: the subscription's prefetch, else 100; `consumeBatches`: 2]. */
   readonly concurrency?: number
   /** Deliveries of one message before a failing one is dead-lettered [5]. */
   readonly maxAttempts?: number
-  /** Longest a handler may run before it counts as failed [none]. */
+  /**
+   * Longest a handler call may run; then it is interrupted and its messages retried
+   * [`defaultHandlerTimeout`, 20 s]. `Duration.infinity` for none.
+   */
   readonly timeout?: Duration.Input
 }
 
@@ -60,15 +78,24 @@ const handlingSeconds = Metric.histogram("message_handling_duration_seconds", {
   boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
 })
 
-/** Runs `handler` on each message until interrupted, or until the subscriber fails for good. */
+/** Runs `handler` on each message of a subscription until interrupted, or until the subscriber fails for good. */
 export const consume = <E, R>(
   subscription: Subscription,
   handler: Handler<E, R>,
   options: ConsumeOptions = {}
 ): Effect.Effect<void, SubscriberError, Subscriber | R> =>
-  runWorkers<E, R>(subscription, options, options.concurrency ?? subscription.prefetch ?? 100, (consumer, settler) =>
-    Effect.flatMap(consumer.take, (delivery) => {
-      const handled = Effect.flatMap(settler.run(handler(delivery.message, delivery)), (exit) => settler.settle(delivery, exit))
+  consumeFrom(subscribe(subscription), subscription, handler, { ...options, concurrency: options.concurrency ?? subscription.prefetch ?? 100 })
+
+/** Runs `handler` on each delivery of the source `open` makes, until interrupted or the source fails. */
+export const consumeFrom = <E, R, ES, RS>(
+  open: Effect.Effect<DeliverySource<ES>, ES, RS>,
+  name: SourceName,
+  handler: Handler<E, R>,
+  options: ConsumeOptions = {}
+): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
+  runWorkers<E, R, ES, RS>(open, name, options, options.concurrency ?? 100, (source, settler) =>
+    Effect.flatMap(source.take, (delivery) => {
+      const handled = Effect.flatMap(settler.run(handler(delivery)), (exit) => settler.settle(delivery, exit))
       const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
       // A trace its producer did not sample is carried on, not recorded: the handler runs with
       // the producer's span as its parent, so what it publishes stays in that (unsampled) trace,
@@ -80,15 +107,24 @@ export const consume = <E, R>(
       )
     }))
 
-/** Runs `handler` on batches of the messages at hand until interrupted, or until the subscriber fails. */
+/** Runs `handler` on batches of a subscription's messages until interrupted, or until the subscriber fails. */
 export const consumeBatches = <E, R>(
   subscription: Subscription,
   handler: BatchHandler<E, R>,
   options: ConsumeBatchesOptions = {}
-): Effect.Effect<void, SubscriberError, Subscriber | R> => {
-  const maxBatch = Math.max(1, options.maxBatch ?? subscription.prefetch ?? 100)
-  return runWorkers<E, R>(subscription, options, options.concurrency ?? 2, (consumer, settler) =>
-    Effect.flatMap(consumer.takeBatch(maxBatch), (batch) =>
+): Effect.Effect<void, SubscriberError, Subscriber | R> =>
+  consumeBatchesFrom(subscribe(subscription), subscription, handler, { ...options, maxBatch: options.maxBatch ?? subscription.prefetch ?? 100 })
+
+/** Runs `handler` on batches of the deliveries at hand from the source `open` makes. */
+export const consumeBatchesFrom = <E, R, ES, RS>(
+  open: Effect.Effect<DeliverySource<ES>, ES, RS>,
+  name: SourceName,
+  handler: BatchHandler<E, R>,
+  options: ConsumeBatchesOptions = {}
+): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> => {
+  const maxBatch = Math.max(1, options.maxBatch ?? 100)
+  return runWorkers<E, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) =>
+    Effect.flatMap(source.takeBatch(maxBatch), (batch) =>
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,
         // and at thousands of messages a second they are a good part of the cost. The batch
@@ -123,9 +159,11 @@ export const consumeBatches = <E, R>(
         }
       }).pipe(Effect.withSpan(`${settler.spanName} batch`, {
         kind: "consumer",
-        attributes: { "messaging.batch.message_count": batch.length, "messaging.consumer.group.name": subscription.group }
+        attributes: { "messaging.batch.message_count": batch.length, "messaging.consumer.group.name": name.group }
       }, { captureStackTrace: false })))))
 }
+
+const subscribe = (subscription: Subscription) => Subscriber.use((subscriber) => subscriber.subscribe(subscription))
 
 interface Settler<E> {
   readonly spanName: string
@@ -139,34 +177,35 @@ interface Settler<E> {
   readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
 }
 
-const runWorkers = <E, R>(
-  subscription: Subscription,
+const runWorkers = <E, R, ES, RS>(
+  open: Effect.Effect<DeliverySource<ES>, ES, RS>,
+  name: SourceName,
   options: ConsumeOptions,
   concurrency: number,
-  step: (consumer: Consumer, settler: Settler<E>) => Effect.Effect<void, Cause.Done | SubscriberError, R>
-): Effect.Effect<void, SubscriberError, Subscriber | R> =>
+  step: (source: DeliverySource<ES>, settler: Settler<E>) => Effect.Effect<void, Cause.Done | ES, R>
+): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
   Effect.scoped(Effect.gen(function*() {
-    const subscriber = yield* Subscriber
-    const consumer = yield* subscriber.subscribe(subscription)
-    const settler = makeSettler<E>(subscription, options)
-    const worker = Effect.forever(step(consumer, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
+    const source = yield* open
+    const settler = makeSettler<E>(name, options)
+    const worker = Effect.forever(step(source, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, {
       concurrency: "unbounded",
       discard: true
     })
-  }))
+  })) as Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R>
 
-const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Settler<E> => {
+const makeSettler = <E>(name: SourceName, options: ConsumeOptions): Settler<E> => {
   const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
-  const group = subscription.group
+  const group = name.group
+  const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultHandlerTimeout)
   const acked = Metric.withAttributes(handled, { subscription: group, outcome: "ack" })
   const countAck = Metric.update(acked, 1)
   const countRetry = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "retry" }), 1)
   const countDeadLetter = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "dead_letter" }), 1)
   const duration = Metric.withAttributes(handlingSeconds, { subscription: group })
   // A settlement lost with the connection is redelivered by the broker: at-least-once.
-  const settleFailed = (error: SubscriberError) =>
-    Effect.logWarning("settling a message failed; it will be redelivered", error.message)
+  const settleFailed = (error: unknown) =>
+    Effect.logWarning("settling a message failed; it will be redelivered", describeCause(error))
 
   // Written as plain combinators: this runs once per message and sets the throughput ceiling.
   const settle = (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>): Effect.Effect<void> => {
@@ -179,7 +218,7 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
         delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
         countDeadLetter
       )
-      : Effect.andThen(delivery.retry, countRetry)
+      : Effect.andThen(outcome.after === undefined ? delivery.retry : Effect.andThen(holdFor(outcome.after), delivery.retry), countRetry)
     return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
       Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
       Effect.andThen(settlement),
@@ -188,7 +227,7 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
   }
 
   return {
-    spanName: `consume ${subscription.topic}`,
+    spanName: `consume ${name.topic}`,
     spanOptions: (delivery, parent) => ({
       kind: "consumer",
       parent,
@@ -199,7 +238,7 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
         "messaging.delivery.attempt": delivery.attempt
       }
     }),
-    run: (effect) => Effect.exit(options.timeout === undefined ? effect : Effect.timeout(effect, options.timeout)),
+    run: (effect) => Effect.exit(Duration.isFinite(timeout) ? Effect.timeout(effect, timeout) : effect),
     settle,
     settleAll: (batch, outcomes) =>
       Effect.suspend(() => {
@@ -216,7 +255,8 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
             failed++
             return settleFailed(error)
           }), { discard: true }).pipe(Effect.andThen(Effect.suspend(() => Metric.update(acked, acks.length - failed))))
-        return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { discard: true }))
+        // Concurrently: delayed retries wait side by side, not one after another.
+        return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { concurrency: "unbounded", discard: true }))
       }),
     timed: (effect) =>
       Effect.uninterruptible(
@@ -225,6 +265,12 @@ const makeSettler = <E>(subscription: Subscription, options: ConsumeOptions): Se
       )
   }
 }
+
+/**
+ * Waits before a delayed retry. Settling runs uninterruptibly; the wait alone may be interrupted,
+ * so a shutdown ends it early and the message is handed back at once instead of after the delay.
+ */
+const holdFor = (delay: Duration.Duration): Effect.Effect<void> => Effect.exit(Effect.interruptible(Effect.sleep(delay)))
 
 const toOutcome = (exit: Exit.Exit<Outcome.Outcome | void, unknown>): Outcome.Outcome => {
   if (Exit.isSuccess(exit)) return exit.value ?? Outcome.ack

@@ -337,7 +337,7 @@ describe("telemetry: traces over OTLP", () => {
           yield* Publisher.use((p) =>
             p.publish(topic, [{ id: "o1", key: "k", body: "{}", headers: { traceparent: `00-${producer.traceId}-${producer.spanId}-00` } }])
           )
-          const fiber = yield* Effect.forkChild(consume({ topic, group }, (message) =>
+          const fiber = yield* Effect.forkChild(consume({ topic, group }, ({ message }) =>
             Publisher.use((p) => p.publish(downstream, [{ id: `invoice-${message.id}`, key: "k", body: "{}" }]))))
           const next = yield* Subscriber.use((s) => s.subscribe({ topic: downstream, group: downstream }))
           const delivery = yield* next.take

@@ -32,9 +32,9 @@ describe("consume runner", () => {
       yield* Subscriber.use((s) => s.declare(sub))
       yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "m", key: "k", body: "x" }]))
       const attempts: Array<number> = []
-      const fiber = yield* Effect.forkChild(consume(sub, (_message, delivery) => {
-        attempts.push(delivery.attempt)
-        return Effect.fail(new Error(`down on attempt ${delivery.attempt}`))
+      const fiber = yield* Effect.forkChild(consume(sub, (received) => {
+        attempts.push(received.attempt)
+        return Effect.fail(new Error(`down on attempt ${received.attempt}`))
       }, { maxAttempts: 3 }))
       const [dead] = yield* deadLetters(sub.group, 1)
       yield* Fiber.interrupt(fiber)
@@ -48,8 +48,8 @@ describe("consume runner", () => {
       yield* Subscriber.use((s) => s.declare(sub))
       yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "bad", key: "k", body: "bad" }, { id: "boom", key: "k", body: "boom" }]))
       const seen: Array<string> = []
-      const fiber = yield* Effect.forkChild(consume(sub, (message, delivery) => {
-        seen.push(`${message.id}@${delivery.attempt}`)
+      const fiber = yield* Effect.forkChild(consume(sub, ({ message, attempt }) => {
+        seen.push(`${message.id}@${attempt}`)
         return bodyText(message) === "bad" ? Effect.succeed(Outcome.deadLetter("rejected")) : Effect.die(new Error("kaboom"))
       }, { maxAttempts: 2, concurrency: 1 }))
       const dead = yield* deadLetters(sub.group, 2)
@@ -70,7 +70,7 @@ describe("consume runner", () => {
       const started = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
       const finished: Array<string> = []
-      const fiber = yield* Effect.forkChild(consume(sub, (message) =>
+      const fiber = yield* Effect.forkChild(consume(sub, ({ message }) =>
         Effect.gen(function*() {
           yield* Deferred.succeed(started, undefined)
           yield* Deferred.await(release)
