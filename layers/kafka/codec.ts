@@ -2,13 +2,14 @@
  * Message <-> Kafka record: key is the record key, body the value, id the `message-id` header,
  * every other header a string header.
  *
- * A retry is a copy of the record appended to the same partition with `x-delivery-attempt` set
- * to the attempt it will be; that header and `message-id` are read here and not handed to
- * handlers. A record produced outside this toolkit has no `message-id`: its id is its position
- * (`topic/partition/offset`), which stays the same when the group reads it again.
+ * `message-id` is read here and not handed to handlers. A record produced outside this toolkit
+ * has no `message-id`: its id is its position (`topic/partition/offset`), which stays the same
+ * when the group reads it again. Every record read from Kafka is a first attempt: retries stay
+ * inside the consumer (`subscriber.ts`), so an `x-delivery-attempt` header can only come from a
+ * producer, is not trusted, and is dropped.
  */
 import type { IHeaders, KafkaMessage, Message as KafkaRecord } from "kafkajs"
-import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
+import { Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
 import { asBuffer } from "../platform/buffer.ts"
 
 export const MessageIdHeader = "message-id"
@@ -45,7 +46,7 @@ export const fromRecord = (topic: string, partition: number, record: KafkaMessag
     },
     topic,
     partition,
-    attempt: attemptFrom(headerText(raw[Headers.attempt]))
+    attempt: 1
   }
 }
 

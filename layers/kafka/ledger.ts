@@ -11,7 +11,7 @@
  */
 
 /**
- * - buffered: handed to the consumer's buffer, not yet taken
+ * - buffered: handed to the consumer's buffer, not yet taken (again, after a retry)
  * - taken: in a handler's hands
  * - settling: a retry or dead letter is being published for it
  * - settled: may be committed
@@ -70,6 +70,21 @@ export class ConsumerLedger {
   beginSettle(slot: Slot): boolean {
     if (slot.state !== "taken") return false
     slot.state = "settling"
+    return true
+  }
+
+  /**
+   * taken -> buffered, for a retry handed out again by this consumer (the record keeps its place
+   * in the batch, so its offset, and all after it, stay uncommitted). False when the slot was
+   * settled or dropped, or intake has stopped: then it is dropped, and the group reads it again.
+   */
+  requeue(slot: Slot): boolean {
+    if (slot.state !== "taken") return false
+    if (this.stopped || slot.batch.revoked) {
+      this.transition(slot, "dropped")
+      return false
+    }
+    slot.state = "buffered"
     return true
   }
 

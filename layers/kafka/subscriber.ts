@@ -13,13 +13,16 @@
  * Settling:
  * - `ack` marks the record settled; the commit follows within `commitInterval`, and always when
  *   the batch is done or the consumer leaves.
- * - `retry`: Kafka cannot hand one record back. A copy (same id, key and headers,
- *   `x-delivery-attempt` = attempt + 1) is appended to the same partition and acknowledged by the
- *   broker, then the original counts as settled: the copy is read after what the partition held
- *   already.
+ * - `retry` stays inside this consumer: the same record goes back into this consumer's buffer as
+ *   a new delivery with `attempt + 1`, keeping its place in the batch, so its offset and every
+ *   later one of its partition stay uncommitted until it is settled. Nothing is written to the
+ *   topic, so other groups never see a retry; and since the record still holds its prefetch
+ *   credit, with a prefetch of 1 no later record of its partition (of its key) is handed out
+ *   before it. If the consumer stops, crashes or loses the partition first, the group reads it
+ *   again from the committed offset, as attempt 1 (Kafka keeps no count).
  * - `deadLetter` appends a copy to `deadLetterTopic(group)` with the reason and the source topic,
  *   then the original counts as settled.
- * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
+ * - The first settlement of a delivery wins; a dead letter that fails leaves it unsettled.
  *
  * `subscribe` returns once the member has joined its group (kafkajs's GROUP_JOIN) and so holds
  * its assignment, which is empty when the group has more members than the topic has partitions.
@@ -41,7 +44,6 @@ import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { EachBatchPayload } from "kafkajs"
-import { Headers } from "../../src/capabilities/Message.ts"
 import type { PublisherError } from "../../src/capabilities/Publisher.ts"
 import {
   type Consumer,
@@ -52,6 +54,7 @@ import {
   type SubscriberShape,
   type Subscription
 } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
 import type { Client, Topics } from "./client.ts"
 import { fromRecord, type Incoming, toRecord } from "./codec.ts"
 import { ConsumerLedger, type Slot } from "./ledger.ts"
@@ -155,12 +158,23 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
 
       const makeDelivery = (slot: Slot, incoming: Incoming): Delivery => {
         const { message } = incoming
+        // Per delivery, not per slot: after a retry the slot belongs to the next delivery.
+        let settled = false
         const settleWith = (operation: string, publish: () => Effect.Effect<void, PublisherError>) =>
           Effect.suspend(() => {
-            if (!ledger.beginSettle(slot)) return Effect.void
+            if (settled || !ledger.beginSettle(slot)) return Effect.void
             return publish().pipe(
               Effect.mapError((error) => new SubscriberError({ operation, subject: group, cause: error.cause })),
-              Effect.onExit((exit) => Effect.sync(() => Exit.isSuccess(exit) ? ledger.settle(slot) : ledger.abortSettle(slot)))
+              Effect.onExit((exit) =>
+                Effect.sync(() => {
+                  if (Exit.isSuccess(exit)) {
+                    settled = true
+                    ledger.settle(slot)
+                  } else {
+                    ledger.abortSettle(slot)
+                  }
+                })
+              )
             )
           })
         return {
@@ -168,18 +182,16 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
           topic: incoming.topic,
           attempt: incoming.attempt,
           ack: settleWith("ack", () => Effect.void),
-          retry: settleWith("retry", () =>
-            producer.send(incoming.topic, [
-              toRecord(message, { partition: incoming.partition, headers: { [Headers.attempt]: String(incoming.attempt + 1) } })
-            ])),
+          retry: Effect.sync(() => {
+            if (settled) return
+            settled = true
+            if (!ledger.requeue(slot)) return
+            const again = { slot, delivery: makeDelivery(slot, { ...incoming, attempt: incoming.attempt + 1 }) }
+            // The buffer ended (stop, crash) between the check and here: the group reads it again.
+            if (!Queue.offerUnsafe(buffer, again)) ledger.transition(slot, "dropped")
+          }),
           deadLetter: (reason) =>
-            settleWith("deadLetter", () =>
-              producer.send(dead, [
-                toRecord({
-                  ...message,
-                  headers: { ...message.headers, [Headers.deadLetterReason]: reason, [Headers.deadLetterSource]: incoming.topic }
-                })
-              ]))
+            settleWith("deadLetter", () => producer.send(dead, [toRecord(deadLetterMessage(message, reason, incoming.topic))]))
         }
       }
 

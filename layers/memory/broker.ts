@@ -11,7 +11,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
-import { Headers, type Message } from "../../src/capabilities/Message.ts"
+import type { Message } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import {
   type Consumer,
@@ -22,6 +22,7 @@ import {
   Subscriber,
   type Subscription
 } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
 
 interface Entry {
   readonly message: Message
@@ -136,10 +137,7 @@ const make = Effect.sync(() => {
       deadLetter: (reason) =>
         settle(name, consumer, pending, () => {
           const dlq = deadLetterTopic(name)
-          route(dlq, {
-            ...entry.message,
-            headers: { ...entry.message.headers, [Headers.deadLetterReason]: reason, [Headers.deadLetterSource]: entry.topic }
-          })
+          route(dlq, deadLetterMessage(entry.message, reason, entry.topic))
           dispatch(dlq)
         })
     }

@@ -4,7 +4,9 @@
  *
  * A retry is republished to the group's queue through the default exchange, whose routing key is
  * the queue name, so the original exchange and routing key ride along in headers and are restored
- * here: handlers see the message as it was first published.
+ * here: handlers see the message as it was first published. Those headers and the attempt are
+ * read only from messages that came through the default exchange, as retries do: a producer
+ * publishing to a topic exchange cannot set its message's attempt or origin.
  */
 import type * as amqp from "amqplib"
 import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
@@ -39,10 +41,11 @@ export interface Incoming {
 export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
   const raw: Record<string, unknown> = msg.properties.headers ?? {}
   const headers = receivedHeaders(raw, internal, headerText)
-  const originalTopic = headerText(raw[OriginalTopic])
-  const originalKey = headerText(raw[OriginalKey])
+  const retried = msg.fields.exchange === ""
+  const originalTopic = retried ? headerText(raw[OriginalTopic]) : undefined
+  const originalKey = retried ? headerText(raw[OriginalKey]) : undefined
   // A retry copy carries the attempt it is; a redelivery of any message is one more than that.
-  const base = attemptFrom(headerText(raw[Headers.attempt]))
+  const base = retried ? attemptFrom(headerText(raw[Headers.attempt])) : 1
   const id = msg.properties.messageId
   return {
     message: {

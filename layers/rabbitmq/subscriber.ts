@@ -38,8 +38,9 @@ import {
   type SubscriberShape,
   type Subscription
 } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
 import { AckBatcher } from "./ackBatcher.ts"
-import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing } from "./codec.ts"
+import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
 import { declareSubscription } from "./topology.ts"
@@ -325,19 +326,8 @@ class RabbitDelivery implements Delivery {
     })
   }
 
-  readonly deadLetter = (reason: string): Effect.Effect<void, SubscriberError> => {
-    const exchange = deadLetterTopic(this.group)
-    return this.republish("deadLetter", {
-      exchange,
-      routingKey: this.message.key,
-      content: this.content,
-      options: {
-        persistent: true,
-        messageId: this.message.id,
-        headers: { ...this.message.headers, [Headers.deadLetterReason]: reason, [Headers.deadLetterSource]: this.topic }
-      }
-    })
-  }
+  readonly deadLetter = (reason: string): Effect.Effect<void, SubscriberError> =>
+    Effect.suspend(() => this.republish("deadLetter", toAmqp(deadLetterTopic(this.group), deadLetterMessage(this.message, reason, this.topic))))
 
   /** Buffered, never handed out: back to the queue as it is. */
   requeue(): void {

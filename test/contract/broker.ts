@@ -12,6 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
@@ -23,6 +24,11 @@ export interface BrokerFeatures {
   readonly prefetch: boolean
   /** `attempt` grows on redelivery after a consumer went away without settling. */
   readonly countsAbandonedAttempts: boolean
+  /**
+   * A retried message comes back before any later message of its key is handed out (with a
+   * prefetch of 1): a retry does not let the next message of the same key overtake it.
+   */
+  readonly retryKeepsKeyOrder: boolean
 }
 
 type Broker = Publisher | Subscriber
@@ -159,18 +165,77 @@ export const brokerContract = (
       run(Effect.gen(function*() {
         const sub = fresh()
         yield* declare(sub)
-        yield* publish(sub.topic, [{ id: "once", key: "k", body: "x" }, { id: "next", key: "k", body: "y" }])
-        const consumer = yield* subscribe(sub)
+        yield* publish(sub.topic, [{ id: "acked", key: "k", body: "x" }, { id: "retried", key: "k", body: "y" }])
+        const consumer = yield* subscribe({ ...sub, prefetch: 1 })
         const first = yield* consumer.take
+        expect(first.message.id).toBe("acked")
         yield* first.ack
         yield* first.ack
         yield* first.retry
         yield* first.deadLetter("late")
         const second = yield* consumer.take
-        expect(second.message.id).not.toBe(first.message.id)
+        expect(second.message.id).toBe("retried")
+        yield* second.retry
         yield* second.ack
+        yield* second.retry
+        yield* second.deadLetter("late")
+        // The retry won: the message comes back once, as attempt 2, and nothing else does.
+        const again = yield* consumer.take
+        expect([again.message.id, again.attempt]).toEqual(["retried", 2])
+        yield* again.ack
         expect(yield* takeWithin(consumer, 500)).toEqual(Option.none())
+        // And none of the late dead letters reached the dead-letter topic.
+        const deadLetters = { topic: deadLetterTopic(sub.group), group: deadLetterTopic(sub.group) }
+        created.push(deadLetters)
+        const dead = yield* subscribe(deadLetters)
+        expect(yield* takeWithin(dead, 1000)).toEqual(Option.none())
       })), timeout)
+
+    test("a retry is seen by the retrying group only", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        const other = { ...sub, group: `${sub.group}-other` }
+        yield* declare(sub)
+        yield* declare(other)
+        yield* publish(sub.topic, [{ id: "once", key: "k", body: "x" }])
+        const retrying = yield* subscribe(sub)
+        const first = yield* retrying.take
+        yield* first.retry
+        const second = yield* retrying.take
+        expect([second.message.id, second.attempt]).toEqual(["once", 2])
+        yield* second.retry
+        const third = yield* retrying.take
+        expect(third.attempt).toBe(3)
+        yield* third.ack
+        const bystander = yield* subscribe(other)
+        const copy = yield* bystander.take
+        expect([copy.message.id, copy.attempt]).toEqual(["once", 1])
+        yield* copy.ack
+        expect(yield* takeWithin(bystander, 1000)).toEqual(Option.none())
+      })), timeout)
+
+    if (features.retryKeepsKeyOrder) {
+      test("a retried message comes back before the next message of its key", () =>
+        run(Effect.gen(function*() {
+          const sub = { ...fresh(), prefetch: 1 }
+          yield* declare(sub)
+          yield* publish(sub.topic, range(3).map((i) => ({ id: `k-${i}`, key: "k.same", body: String(i) })))
+          const consumer = yield* subscribe(sub)
+          const seen: Array<string> = []
+          let retried = false
+          while (seen.length < 4) {
+            const delivery = yield* consumer.take
+            seen.push(`${delivery.message.id}@${delivery.attempt}`)
+            if (delivery.message.id === "k-0" && !retried) {
+              retried = true
+              yield* delivery.retry
+            } else {
+              yield* delivery.ack
+            }
+          }
+          expect(seen).toEqual(["k-0@1", "k-0@2", "k-1@1", "k-2@1"])
+        })), timeout)
+    }
 
     test("consumers of one group share the messages; another group gets them all", () =>
       run(Effect.gen(function*() {
@@ -253,18 +318,37 @@ export const brokerContract = (
       run(Effect.gen(function*() {
         const sub = fresh()
         yield* declare(sub)
+        // The header names the publish span, a child of the caller's span, in the caller's trace.
+        let publishSpan: Tracer.Span | undefined
         const span = yield* publish(sub.topic, [{ id: "t", key: "k", body: "x" }]).pipe(
           Effect.andThen(Effect.currentSpan),
-          Effect.withSpan("producer")
+          Effect.withSpan("producer"),
+          Effect.provideService(Tracer.Tracer, recordingTracer((made) => {
+            if (made.name.startsWith("publish ")) publishSpan = made
+          }))
         )
         const consumer = yield* subscribe(sub)
         const delivery = yield* consumer.take
         const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
+        expect(publishSpan).toBeDefined()
         expect(parent?.traceId).toBe(span.traceId)
+        expect(parent?.spanId).toBe(publishSpan!.spanId)
+        expect(parent?.spanId).not.toBe(span.spanId)
+        expect(parent?.sampled).toBe(true)
         yield* delivery.ack
       })), timeout)
   })
 }
+
+/** Effect's native tracer, telling `onSpan` of every span it makes. */
+const recordingTracer = (onSpan: (span: Tracer.Span) => void): Tracer.Tracer =>
+  Tracer.make({
+    span: (options) => {
+      const span = Tracer.nativeTracer.span(options)
+      onSpan(span)
+      return span
+    }
+  })
 
 let counter = 0
 const created: Array<Subscription> = []

@@ -27,7 +27,9 @@ const makeLayer = () =>
 if (await requireServer("Kafka", probeKafka(brokers))) {
   // countsAbandonedAttempts: redelivery is the group re-reading from the committed offset,
   // which carries no count. prefetch: hand-outs wait for credit, so the bound is exact.
-  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false }, {
+  // retryKeepsKeyOrder: a retry goes back into the consumer's own buffer and keeps its prefetch
+  // credit, so nothing later of its partition is handed out before it.
+  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false, retryKeepsKeyOrder: true }, {
     timeout: 60_000,
     cleanup: async (created) => {
       const admin = new KafkaClient({ clientId: "contract-cleanup", brokers: [...brokers], logLevel: logLevel.NOTHING }).admin()

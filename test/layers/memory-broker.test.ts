@@ -1,4 +1,5 @@
 import * as MemoryBroker from "../../layers/memory/broker.ts"
 import { brokerContract } from "../contract/broker.ts"
 
-brokerContract("memory", () => MemoryBroker.layer, { prefetch: true, countsAbandonedAttempts: true })
+// retryKeepsKeyOrder: like RabbitMQ, a retry goes to the tail of the group's queue.
+brokerContract("memory", () => MemoryBroker.layer, { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false })

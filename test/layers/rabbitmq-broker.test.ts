@@ -13,7 +13,8 @@ const url = rabbitmqUrl()
 if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
   // countsAbandonedAttempts: the broker's `redelivered` flag makes an abandoned delivery's next
   // attempt 2; a classic queue cannot count further than that.
-  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true }, {
+  // retryKeepsKeyOrder: a retry is a copy republished to the tail of the group's queue.
+  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false }, {
     cleanup: (created) => deleteRabbitmqTopology(url, created)
   })
 

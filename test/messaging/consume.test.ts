@@ -4,17 +4,24 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
+import * as Duration from "effect/Duration"
 import type * as Scope from "effect/Scope"
+import { TestClock } from "effect/testing"
 import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
 import { MemoryBroker } from "../../layers/memory/broker.ts"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
-import { consume, consumeBatches } from "../../src/messaging/consume.ts"
+import { consume, consumeBatches, defaultHandlerTimeout } from "../../src/messaging/consume.ts"
 import * as Outcome from "../../src/messaging/Outcome.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | MemoryBroker | Scope.Scope>) =>
   Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(MemoryBrokerLayer.layer), Effect.provide(Logger.layer([]))))
+
+const runTimed = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | MemoryBroker | Scope.Scope>) =>
+  Effect.runPromise(
+    Effect.scoped(effect).pipe(Effect.provide(MemoryBrokerLayer.layer), Effect.provide(TestClock.layer()), Effect.provide(Logger.layer([])))
+  )
 
 let n = 0
 const names = () => ({ topic: `t${++n}`, group: `g${n}` })
@@ -104,5 +111,66 @@ describe("consume runner", () => {
       const handled = yield* Metric.snapshot
       const acks = handled.find((m) => m.id === "messages_handled" && m.attributes?.["subscription"] === sub.group && m.attributes?.["outcome"] === "ack")
       expect((acks?.state as { count?: number } | undefined)?.count).toBe(3)
+    })))
+
+  test("Outcome.retry with `after` holds the message that long before handing it back", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "later", key: "k", body: "x" }]))
+      const first = yield* Deferred.make<void>()
+      const second = yield* Deferred.make<number>()
+      const fiber = yield* Effect.forkChild(consume(sub, ({ attempt }) =>
+        attempt === 1
+          ? Effect.as(Deferred.succeed(first, undefined), Outcome.retry("not yet", { after: "10 seconds" }))
+          : Effect.as(Deferred.succeed(second, attempt), Outcome.ack)))
+      yield* Deferred.await(first)
+      yield* TestClock.adjust("9 seconds")
+      expect(yield* Deferred.isDone(second)).toBe(false)
+      expect(yield* (yield* MemoryBroker).inFlight(sub.group)).toBe(1)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Deferred.await(second)).toBe(2)
+      yield* Fiber.interrupt(fiber)
+    })))
+
+  test("a shutdown cuts a delayed retry short: the message goes back at once, as the next attempt", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "later", key: "k", body: "x" }]))
+      const handled = yield* Deferred.make<void>()
+      const fiber = yield* Effect.forkChild(consume(sub, () =>
+        Effect.as(Deferred.succeed(handled, undefined), Outcome.retry("not yet", { after: "1 hour" }))))
+      yield* Deferred.await(handled)
+      yield* Fiber.interrupt(fiber)
+      const broker = yield* MemoryBroker
+      expect(yield* broker.inFlight(sub.group)).toBe(0)
+      expect(yield* broker.depth(sub.group)).toBe(1)
+      const back = yield* (yield* Subscriber).subscribe(sub).pipe(Effect.flatMap((c) => c.take))
+      expect([back.message.id, back.attempt]).toEqual(["later", 2])
+    })))
+
+  test("a handler that hangs is interrupted after the default timeout and its message retried", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "hang", key: "k", body: "x" }]))
+      const started = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const retried = yield* Deferred.make<number>()
+      const fiber = yield* Effect.forkChild(consume(sub, ({ attempt }) =>
+        attempt === 1
+          ? Deferred.succeed(started, undefined).pipe(
+            Effect.andThen(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+          : Effect.as(Deferred.succeed(retried, attempt), Outcome.ack)))
+      yield* Deferred.await(started)
+      yield* TestClock.adjust(Duration.subtract(defaultHandlerTimeout, Duration.millis(1)))
+      expect(yield* Deferred.isDone(interrupted)).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      yield* Deferred.await(interrupted)
+      expect(yield* Deferred.await(retried)).toBe(2)
+      yield* Fiber.interrupt(fiber)
     })))
 })
