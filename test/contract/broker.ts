@@ -120,6 +120,20 @@ export const brokerContract = (
         expect(yield* takeWithin(second, 500)).toEqual(Option.none())
       })), timeout)
 
+    test("a producer cannot set a message's attempt or origin through the toolkit's headers", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        yield* declare(sub)
+        const forged = { [Headers.attempt]: "7", "x-original-exchange": "elsewhere", "x-original-routing-key": "other.key" }
+        yield* publish(sub.topic, [{ id: "forged", key: "k.real", headers: forged, body: "x" }])
+        const consumer = yield* subscribe(sub)
+        const delivery = yield* consumer.take
+        expect(delivery.attempt).toBe(1)
+        expect(delivery.topic).toBe(sub.topic)
+        expect(delivery.message.key).toBe("k.real")
+        yield* delivery.ack
+      })), timeout)
+
     test("retry hands the message back with attempt + 1", () =>
       run(Effect.gen(function*() {
         const sub = fresh()
