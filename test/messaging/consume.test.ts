@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -9,10 +10,11 @@ import type * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
 import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
 import { MemoryBroker } from "../../layers/memory/broker.ts"
+import type { Delivery, DeliverySource } from "../../src/capabilities/Delivery.ts"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
-import { consume, consumeBatches, defaultHandlerTimeout } from "../../src/messaging/consume.ts"
+import { consume, consumeBatches, consumeFrom, defaultHandlerTimeout } from "../../src/messaging/consume.ts"
 import * as Outcome from "../../src/messaging/Outcome.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | MemoryBroker | Scope.Scope>) =>
@@ -172,5 +174,52 @@ describe("consume runner", () => {
       yield* Deferred.await(interrupted)
       expect(yield* Deferred.await(retried)).toBe(2)
       yield* Fiber.interrupt(fiber)
+    })))
+
+  test("consumeFrom runs any DeliverySource: each delivery settled by its outcome, and the source stopped on shutdown", () =>
+    run(Effect.gen(function*() {
+      // A source that is no broker: a fixed list of rows, as a claimed outbox batch would be.
+      const settled: Array<string> = []
+      const allSettled = Deferred.makeUnsafe<void>()
+      const record = (entry: string) =>
+        Effect.sync(() => {
+          settled.push(entry)
+          if (settled.length === 4) Deferred.doneUnsafe(allSettled, Effect.void)
+        })
+      const rows = ["ok", "bad", "flaky"]
+      let stopped = false
+      const deliveryOf = (id: string, attempt: number): Delivery<never> => ({
+        message: { id, key: id, headers: {}, body: new TextEncoder().encode(id) },
+        topic: "rows",
+        attempt,
+        ack: record(`${id}@${attempt}:ack`),
+        retry: Effect.andThen(record(`${id}@${attempt}:retry`), Effect.sync(() => void queue.push(deliveryOf(id, attempt + 1)))),
+        deadLetter: (reason) => record(`${id}@${attempt}:dead(${reason})`)
+      })
+      const queue: Array<Delivery<never>> = rows.map((id) => deliveryOf(id, 1))
+      const source: DeliverySource<never> = {
+        take: Effect.suspend(() => {
+          const next = queue.shift()
+          return next === undefined ? (stopped ? Cause.done() : Effect.never) : Effect.succeed(next)
+        }),
+        takeBatch: () => Effect.die("not used"),
+        stop: Effect.sync(() => void (stopped = true))
+      }
+      const open = Effect.acquireRelease(Effect.succeed(source), () => Effect.sync(() => void (stopped = true)))
+      const fiber = yield* Effect.forkChild(consumeFrom(open, { topic: "rows", group: "relay" }, ({ message, attempt }) => {
+        const outcome = message.id === "bad"
+          ? Effect.succeed(Outcome.deadLetter("no such order"))
+          : message.id === "flaky" && attempt === 1
+          ? Effect.fail("kafka down")
+          : Effect.succeed(Outcome.ack)
+        return outcome
+      }, { concurrency: 1 }))
+      yield* Deferred.await(allSettled)
+      yield* Fiber.interrupt(fiber)
+      expect(settled).toEqual(["ok@1:ack", "bad@1:dead(no such order)", "flaky@1:retry", "flaky@2:ack"])
+      expect(stopped).toBe(true)
+      const handled = yield* Metric.snapshot
+      const retries = handled.find((m) => m.id === "messages_handled" && m.attributes?.["subscription"] === "relay" && m.attributes?.["outcome"] === "retry")
+      expect((retries?.state as { count?: number } | undefined)?.count).toBe(1)
     })))
 })
