@@ -13,13 +13,13 @@
  * Settling:
  * - `ack` marks the record settled; the commit follows within `commitInterval`, and always when
  *   the batch is done or the consumer leaves.
- * - `retry` stays inside this consumer: the same record goes back into this consumer's buffer as
- *   a new delivery with `attempt + 1`, keeping its place in the batch, so its offset and every
- *   later one of its partition stay uncommitted until it is settled. Nothing is written to the
- *   topic, so other groups never see a retry; and since the record still holds its prefetch
- *   credit, with a prefetch of 1 no later record of its partition (of its key) is handed out
- *   before it. If the consumer stops, crashes or loses the partition first, the group reads it
- *   again from the committed offset, as attempt 1 (Kafka keeps no count).
+ * - `retry` stays inside this consumer: the same record goes back to the head of this consumer's
+ *   buffer as a new delivery with `attempt + 1`, keeping its place in the batch, so its offset
+ *   and every later one of its partition stay uncommitted until it is settled. Nothing is
+ *   written to the topic, so other groups never see a retry, and a consumer that takes one
+ *   delivery at a time gets the retried record before any later record of its key. If the
+ *   consumer stops, crashes or loses the partition first, the group reads it again from the
+ *   committed offset, as attempt 1 (Kafka keeps no count).
  * - `deadLetter` appends a copy to `deadLetterTopic(group)` with the reason and the source topic,
  *   then the original counts as settled.
  * - The first settlement of a delivery wins; a dead letter that fails leaves it unsettled.
@@ -187,8 +187,15 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
             settled = true
             if (!ledger.requeue(slot)) return
             const again = { slot, delivery: makeDelivery(slot, { ...incoming, attempt: incoming.attempt + 1 }) }
-            // The buffer ended (stop, crash) between the check and here: the group reads it again.
-            if (!Queue.offerUnsafe(buffer, again)) ledger.transition(slot, "dropped")
+            // First in line again, ahead of what was buffered after it: taken one at a time, a
+            // retried record is handled before any later record of its partition (of its key).
+            const behind: Array<Buffered> = []
+            for (let next = Queue.takeUnsafe(buffer); next !== undefined && Exit.isSuccess(next); next = Queue.takeUnsafe(buffer)) {
+              behind.push(next.value)
+            }
+            // The buffer ended (stop, crash): the group reads it again.
+            if (!Queue.offerUnsafe(buffer, again)) return ledger.transition(slot, "dropped")
+            Queue.offerAllUnsafe(buffer, behind)
           }),
           deadLetter: (reason) =>
             settleWith("deadLetter", () => producer.send(dead, [toRecord(deadLetterMessage(message, reason, incoming.topic))]))

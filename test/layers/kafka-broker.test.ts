@@ -27,8 +27,7 @@ const makeLayer = () =>
 if (await requireServer("Kafka", probeKafka(brokers))) {
   // countsAbandonedAttempts: redelivery is the group re-reading from the committed offset,
   // which carries no count. prefetch: hand-outs wait for credit, so the bound is exact.
-  // retryKeepsKeyOrder: a retry goes back into the consumer's own buffer and keeps its prefetch
-  // credit, so nothing later of its partition is handed out before it.
+  // retryKeepsKeyOrder: a retry goes back to the head of the consumer's own buffer.
   brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false, retryKeepsKeyOrder: true }, {
     timeout: 60_000,
     cleanup: async (created) => {
