@@ -212,7 +212,8 @@ export const CircuitBreaker = { make } as const
  * and the outcome is `Outcome.retry(reason, { after: retryAfter })`: the message waits out the
  * open breaker instead of failing against it. A typed failure, a defect, or an `Outcome.retry`
  * of the handler counts as a failure of the downstream; an ack or a dead letter as a success
- * (the downstream answered; the message was the problem).
+ * (the downstream answered; the message was the problem). A `CircuitOpenError` the handler itself
+ * fails with (a breaker around one of its own calls) becomes the same delayed retry.
  *
  * Gotcha: every refused call still uses up a delivery attempt, so the runner's `maxAttempts`
  * times the wait should outlast an outage worth riding out.

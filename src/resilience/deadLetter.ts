@@ -49,14 +49,11 @@ export const deadLetterTo = (topic: string, options: DeadLetterToOptions = {}): 
       Effect.catch((error) => Effect.succeed(Outcome.retry(`dead-lettering to "${topic}" failed: ${error.message}`)))
     )
   return Effect.matchCauseEffect(handler(received), {
-    onSuccess: (outcome) =>
-      outcome === undefined
-        ? Effect.succeed(outcome)
-        : outcome._tag === "DeadLetter"
-        ? publish(outcome.reason)
-        : outcome._tag === "Retry" && lastAttempt
-        ? publish(exhausted(outcome.reason))
-        : Effect.succeed(outcome),
+    onSuccess: (outcome) => {
+      if (outcome?._tag === "DeadLetter") return publish(outcome.reason)
+      if (outcome?._tag === "Retry" && lastAttempt) return publish(exhausted(outcome.reason))
+      return Effect.succeed(outcome)
+    },
     onFailure: (cause) =>
       lastAttempt && (Cause.hasFails(cause) || Cause.hasDies(cause)) ? publish(exhausted(failureReason(cause))) : Effect.failCause(cause)
   })

@@ -1,13 +1,17 @@
 /**
  * Retry middlewares: two places to wait before trying a message again.
  *
- * - `retry(schedule)` waits in process, holding the message (and a slot of the runner's
- *   concurrency). Right for short blips — a deadlock victim, a dropped connection — where the
- *   next try is milliseconds away. Its waits count against the runner's handler timeout.
- * - `retryLater(policy)` lets go of the message: a failure becomes `Outcome.retry(reason,
- *   { after })` with the policy's wait for this delivery's attempt, the runner holds the message
- *   that long and hands it back. Right for outages measured in seconds; every try is a delivery,
- *   so the runner's `maxAttempts` (and the policy's) still end in a dead letter.
+ * - `retry(schedule)` waits inside the handler call. Right for short blips — a deadlock victim,
+ *   a dropped connection — where the next try is milliseconds away. Its waits count against the
+ *   handler's timeout, and a redelivered message starts the schedule again.
+ * - `retryLater(policy)` hands the wait to the runner: a failure becomes `Outcome.retry(reason,
+ *   { after })` with the policy's wait for this delivery's attempt; the runner holds the message
+ *   that long (a shutdown cuts it short) and hands it back. Right for outages measured in
+ *   seconds; every try is a delivery, so the runner's `maxAttempts` (and the policy's) still end
+ *   in a dead letter.
+ *
+ * Either way the runner's worker that took the message is busy while it waits, so a consumer
+ * with concurrency `n` slows down once `n` messages are waiting.
  *
  * Both retry typed failures; `retryLater` also retries defects (as the runner would), while
  * `Effect.retry` leaves a defect alone. Interruption is never retried: it is a shutdown or a
