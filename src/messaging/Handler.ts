@@ -43,6 +43,23 @@ export function stack<E, R, E1, R1, E2, R2, E3, R3, E4, R4>(
   m3: Middleware<E3, R3>,
   m4: Middleware<E4, R4>
 ): Handler<E | E1 | E2 | E3 | E4, R | R1 | R2 | R3 | R4>
+export function stack<E, R, E1, R1, E2, R2, E3, R3, E4, R4, E5, R5>(
+  handler: Handler<E, R>,
+  m1: Middleware<E1, R1>,
+  m2: Middleware<E2, R2>,
+  m3: Middleware<E3, R3>,
+  m4: Middleware<E4, R4>,
+  m5: Middleware<E5, R5>
+): Handler<E | E1 | E2 | E3 | E4 | E5, R | R1 | R2 | R3 | R4 | R5>
+export function stack<E, R, E1, R1, E2, R2, E3, R3, E4, R4, E5, R5, E6, R6>(
+  handler: Handler<E, R>,
+  m1: Middleware<E1, R1>,
+  m2: Middleware<E2, R2>,
+  m3: Middleware<E3, R3>,
+  m4: Middleware<E4, R4>,
+  m5: Middleware<E5, R5>,
+  m6: Middleware<E6, R6>
+): Handler<E | E1 | E2 | E3 | E4 | E5 | E6, R | R1 | R2 | R3 | R4 | R5 | R6>
 export function stack(handler: Handler<unknown, unknown>, ...middleware: ReadonlyArray<Middleware<unknown, unknown>>) {
   return middleware.reduceRight((inner: Handler<unknown, unknown>, wrap) => wrap(inner), handler)
 }

@@ -1,8 +1,10 @@
 /**
  * What a handler decides for a message; the runner settles the delivery accordingly.
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import { describeCause } from "../capabilities/Publisher.ts"
 
 export type Outcome = Data.TaggedEnum<{
   /** Done: ack it. */
@@ -22,3 +24,10 @@ export const ack: Outcome = Ack()
 export const retry = (reason: string, options: { readonly after?: Duration.Input } = {}): Outcome =>
   options.after === undefined ? Retry({ reason }) : Retry({ reason, after: Duration.fromInputUnsafe(options.after) })
 export const deadLetter = (reason: string): Outcome => DeadLetter({ reason })
+
+/** Why a handler call failed, in one line: its typed error, or what it died of. */
+export const failureReason = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.findError(cause)
+  if (failure._tag === "Success") return describeCause(failure.success)
+  return `handler died: ${Cause.pretty(cause).split("\n")[0]}`
+}

@@ -186,7 +186,9 @@ const runWorkers = <E, R, ES, RS>(
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
   Effect.scoped(Effect.gen(function*() {
     const source = yield* open
-    const settler = makeSettler<E>(name, options)
+    // Delayed retries wait in fibers of this scope, forked after the source was opened: closing
+    // the scope interrupts their waits (they hand their messages back) before the source closes.
+    const settler = makeSettler<E>(name, options, yield* Effect.scope)
     const worker = Effect.forever(step(source, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, {
       concurrency: "unbounded",
@@ -194,7 +196,7 @@ const runWorkers = <E, R, ES, RS>(
     })
   })) as Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R>
 
-const makeSettler = <E>(name: SourceName, options: ConsumeOptions): Settler<E> => {
+const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.Scope): Settler<E> => {
   const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
   const group = name.group
   const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultHandlerTimeout)
@@ -218,7 +220,9 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions): Settler<E> =
         delivery.deadLetter(exhausted ? `${outcome.reason} (after ${delivery.attempt} attempts)` : outcome.reason),
         countDeadLetter
       )
-      : Effect.andThen(outcome.after === undefined ? delivery.retry : Effect.andThen(holdFor(outcome.after), delivery.retry), countRetry)
+      : outcome.after === undefined
+      ? Effect.andThen(delivery.retry, countRetry)
+      : Effect.asVoid(Effect.forkIn(Effect.uninterruptible(Effect.andThen(holdFor(outcome.after), Effect.catch(Effect.andThen(delivery.retry, countRetry), settleFailed))), scope))
     return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
       Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
       Effect.andThen(settlement),
@@ -267,14 +271,11 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions): Settler<E> =
 }
 
 /**
- * Waits before a delayed retry. Settling runs uninterruptibly; the wait alone may be interrupted,
- * so a shutdown ends it early and the message is handed back at once instead of after the delay.
+ * Waits before a delayed retry, in a fiber of its own so the worker goes on with other messages
+ * (the delivery stays unsettled, so the source's prefetch still bounds how many wait). The wait
+ * alone may be interrupted: a shutdown ends it early and the message is handed back at once.
  */
 const holdFor = (delay: Duration.Duration): Effect.Effect<void> => Effect.exit(Effect.interruptible(Effect.sleep(delay)))
 
-const toOutcome = (exit: Exit.Exit<Outcome.Outcome | void, unknown>): Outcome.Outcome => {
-  if (Exit.isSuccess(exit)) return exit.value ?? Outcome.ack
-  const failure = Cause.findError(exit.cause)
-  if (failure._tag === "Success") return Outcome.retry(describeCause(failure.success))
-  return Outcome.retry(`handler died: ${Cause.pretty(exit.cause).split("\n")[0]}`)
-}
+const toOutcome = (exit: Exit.Exit<Outcome.Outcome | void, unknown>): Outcome.Outcome =>
+  Exit.isSuccess(exit) ? exit.value ?? Outcome.ack : Outcome.retry(Outcome.failureReason(exit.cause))

@@ -13,7 +13,7 @@ import { Headers, type Message } from "../capabilities/Message.ts"
 import { Publisher } from "../capabilities/Publisher.ts"
 import type { Middleware } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
-import { failureReason } from "./retry.ts"
+import { failureReason } from "../messaging/Outcome.ts"
 
 /** `message` as dead-lettered from `source` for `reason`: same id, key and body, two headers more. */
 export const deadLetterMessage = (message: Message, reason: string, source: string): Message => ({

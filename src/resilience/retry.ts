@@ -10,8 +10,9 @@
  *   seconds; every try is a delivery, so the runner's `maxAttempts` (and the policy's) still end
  *   in a dead letter.
  *
- * Either way the runner's worker that took the message is busy while it waits, so a consumer
- * with concurrency `n` slows down once `n` messages are waiting.
+ * `retry` keeps the runner's worker busy while it waits; with `retryLater` the message waits in
+ * a fiber of its own, unsettled, and the worker goes on (the source's prefetch bounds how many
+ * messages wait at once).
  *
  * Both retry typed failures; `retryLater` also retries defects (as the runner would), while
  * `Effect.retry` leaves a defect alone. Interruption is never retried: it is a shutdown or a
@@ -20,9 +21,9 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Schedule from "effect/Schedule"
-import { describeCause } from "../capabilities/Publisher.ts"
 import type { Middleware } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
+import { failureReason } from "../messaging/Outcome.ts"
 import { type BackoffPolicy, delayFor, exhausted } from "./backoff.ts"
 
 /**
@@ -56,11 +57,4 @@ export const retryLater = (policy: BackoffPolicy): Middleware => (handler) => (r
       outcome !== undefined && outcome._tag === "Retry" && outcome.after === undefined ? later(outcome.reason) : Effect.succeed(outcome),
     onFailure: (cause) => Cause.hasFails(cause) || Cause.hasDies(cause) ? later(failureReason(cause)) : Effect.failCause(cause)
   })
-}
-
-/** The reason the runner would give for the same failure, so logs and dead letters read alike. */
-export const failureReason = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.findError(cause)
-  if (failure._tag === "Success") return describeCause(failure.success)
-  return `handler died: ${Cause.pretty(cause).split("\n")[0]}`
 }

@@ -135,6 +135,21 @@ describe("consume runner", () => {
       yield* Fiber.interrupt(fiber)
     })))
 
+  test("a message waiting for its delayed retry does not hold up the others", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = { ...names(), prefetch: 5 }
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "later", key: "k", body: "x" }, { id: "now", key: "k", body: "y" }]))
+      const acked = yield* Deferred.make<string>()
+      const fiber = yield* Effect.forkChild(consume(sub, ({ message }) =>
+        message.id === "later"
+          ? Effect.succeed(Outcome.retry("not yet", { after: "1 hour" }))
+          : Effect.as(Deferred.succeed(acked, message.id), Outcome.ack), { concurrency: 1 }))
+      // No clock moves: the second message is handled while the first one waits.
+      expect(yield* Deferred.await(acked)).toBe("now")
+      yield* Fiber.interrupt(fiber)
+    })))
+
   test("a shutdown cuts a delayed retry short: the message goes back at once, as the next attempt", () =>
     runTimed(Effect.gen(function*() {
       const sub = names()
