@@ -82,7 +82,8 @@ export interface IdleOptions {
 export const whenIdle = (activity: Activity, options: IdleOptions): Effect.Effect<void> =>
   Effect.suspend(() => {
     const idleMillis = Duration.toMillis(Duration.fromInputUnsafe(options.idleTimeout))
-    const checkMillis = Math.min(idleMillis, Duration.toMillis(Duration.fromInputUnsafe(options.checkEvery ?? Duration.seconds(1))))
+    // At least 1 ms: a wait of zero is the schedule's signal that the worker is idle.
+    const checkMillis = Math.max(1, Math.min(idleMillis, Duration.toMillis(Duration.fromInputUnsafe(options.checkEvery ?? Duration.seconds(1)))))
     const connected = options.connected ?? Effect.succeed(true)
     let disconnected = false
     // Idle time counts from here at the earliest: the start, or when the connection came back.
