@@ -76,7 +76,11 @@ export interface IdleOptions {
  *
  * @example
  * ```ts
- * yield* Effect.raceFirst(consume(subscription, activityTracked), whenIdle(activity, { idleTimeout: "5 seconds", connected: subscriber.healthy }))
+ * const activity = yield* makeActivity
+ * yield* Effect.raceFirst(
+ *   consume(subscription, (received) => activity.track(1, handle(received))),
+ *   whenIdle(activity, { idleTimeout: "5 seconds", connected: subscriber.healthy })
+ * )
  * ```
  */
 export const whenIdle = (activity: Activity, options: IdleOptions): Effect.Effect<void> =>
