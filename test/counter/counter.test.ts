@@ -5,6 +5,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as References from "effect/References"
 import { TestClock } from "effect/testing"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -29,7 +31,19 @@ const config = (outputDir: string): CounterConfig => ({
   maxMessageBytes: 64 * 1024
 })
 
-const layer = Layer.mergeAll(MemoryBrokerLayer.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer, TestClock.layer())
+/** Log messages with the test clock's time they were written at; reset by the tests that read it. */
+const logged: Array<{ readonly at: number; readonly message: string; readonly annotations: Record<string, unknown> }> = []
+const captureLogs = Logger.layer([Logger.make((options) => {
+  logged.push({
+    at: options.date.getTime(),
+    message: String(Array.isArray(options.message) ? options.message[0] : options.message),
+    annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) }
+  })
+})])
+/** When the counter decided it was idle; the fiber itself ends later, after writing its files. */
+const stoppedIdleAt = () => logged.find((line) => line.message.startsWith("no message for"))?.at
+
+const layer = Layer.mergeAll(MemoryBrokerLayer.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer, TestClock.layer(), captureLogs)
 
 const readCounts = (dir: string) =>
   Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))]))
@@ -105,6 +119,7 @@ describe("event counter", () => {
 
   test("stops only after the idle timeout has passed since the last message", async () => {
     const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    logged.length = 0
     const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const cfg = config(dir)
       yield* Subscriber.use((s) => s.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern }))
@@ -125,7 +140,40 @@ describe("event counter", () => {
     })).pipe(Effect.provide(layer)))
     expect(result.early).toBeUndefined()
     expect(result.stillRunning).toBeUndefined()
+    // Five seconds after the second message, handled at 4 s.
+    expect(stoppedIdleAt()).toBe(9_000)
+    // The summary the benchmark reads: two messages, from the first (0 s) to the last (4 s).
+    expect(logged.find((line) => line.message === "counter finished")?.annotations).toEqual({ messages: 2, seconds: 4, perSecond: 1 })
     expect(readCounts(dir).created).toEqual({ u1: 2 })
+  })
+
+  test("time while the broker is unreachable does not count towards the idle timeout", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    let reachable = false
+    logged.length = 0
+    const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const cfg = config(dir)
+      const subscriber = yield* Subscriber
+      yield* subscriber.declare({ topic: cfg.exchange, group: cfg.queue, filter: bindingPattern })
+      const fiber = yield* Effect.forkChild(runCounter(cfg).pipe(
+        Effect.provideService(Subscriber, Subscriber.of({ ...subscriber, healthy: Effect.sync(() => reachable) }))
+      ))
+      yield* TestClock.adjust("1 minute")
+      const duringOutage = fiber.pollUnsafe()
+      reachable = true
+      // Back at 60 s: the idle count starts over, so at 64 s it is still waiting for messages.
+      yield* TestClock.adjust("4 seconds")
+      const soonAfter = fiber.pollUnsafe()
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      return { duringOutage, soonAfter }
+    })).pipe(Effect.provide(layer)))
+    expect(result.duringOutage).toBeUndefined()
+    expect(result.soonAfter).toBeUndefined()
+    // The broker came back at 60 s (seen at the next look, within a second): five seconds from there.
+    expect(stoppedIdleAt()).toBeGreaterThanOrEqual(65_000)
+    expect(stoppedIdleAt()).toBeLessThanOrEqual(66_000)
+    expect(readCounts(dir).created).toEqual({})
   })
 
   test("an interrupted counter finishes in-flight work, writes its files and leaves the rest queued", async () => {
