@@ -38,6 +38,7 @@ import { Headers } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/Publisher.ts"
 import { Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
 import type { BatchHandler, Handler } from "./Handler.ts"
+import { type HandlerTimeoutError, timeout } from "../resilience/timeout.ts"
 import * as Outcome from "./Outcome.ts"
 import { parseTraceparent } from "./traceContext.ts"
 
@@ -93,9 +94,12 @@ export const consumeFrom = <E, R, ES, RS>(
   handler: Handler<E, R>,
   options: ConsumeOptions = {}
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
-  runWorkers<E, R, ES, RS>(open, name, options, options.concurrency ?? 100, (source, settler) =>
-    Effect.flatMap(source.take, (delivery) => {
-      const handled = Effect.flatMap(settler.run(handler(delivery)), (exit) => settler.settle(delivery, exit))
+  runWorkers<E | HandlerTimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 100, (source, settler) => {
+    // The default stack: the runner's own options, as middleware.
+    const limit = handlerTimeout(options)
+    const bounded = Duration.isFinite(limit) ? timeout(limit)(handler) : handler
+    return Effect.flatMap(source.take, (delivery) => {
+      const handled = Effect.flatMap(settler.run(bounded(delivery)), (exit) => settler.settle(delivery, exit))
       const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
       // A trace its producer did not sample is carried on, not recorded: the handler runs with
       // the producer's span as its parent, so what it publishes stays in that (unsampled) trace,
@@ -105,7 +109,8 @@ export const consumeFrom = <E, R, ES, RS>(
           ? Effect.withParentSpan(handled, parent)
           : Effect.withSpan(handled, settler.spanName, { ...settler.spanOptions(delivery, parent), captureStackTrace: false })
       )
-    }))
+    })
+  })
 
 /** Runs `handler` on batches of a subscription's messages until interrupted, or until the subscriber fails. */
 export const consumeBatches = <E, R>(
@@ -123,7 +128,9 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
   options: ConsumeBatchesOptions = {}
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> => {
   const maxBatch = Math.max(1, options.maxBatch ?? 100)
-  return runWorkers<E, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) =>
+  const limit = handlerTimeout(options)
+  const bounded = (batch: ReadonlyArray<Delivery>) => Duration.isFinite(limit) ? Effect.timeout(handler(batch), limit) : handler(batch)
+  return runWorkers<E | Cause.TimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) =>
     Effect.flatMap(source.takeBatch(maxBatch), (batch) =>
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,
@@ -140,7 +147,7 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
             )
           }
         }
-        const exit = yield* settler.run(handler(batch))
+        const exit = yield* settler.run(bounded(batch))
         const outcomes = Exit.isSuccess(exit) && exit.value.length !== batch.length
           ? Exit.die(new Error(`the batch handler returned ${exit.value.length} outcomes for ${batch.length} messages`))
           : exit
@@ -169,7 +176,7 @@ interface Settler<E> {
   readonly spanName: string
   /** `parent`: the producer's span, from the message's `traceparent` header. */
   readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
-  readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E | Cause.TimeoutError>, never, R>
+  readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E>, never, R>
   readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
   /** Settles each delivery by its outcome, the acks together: same result as `settle` one by one. */
   readonly settleAll: (batch: ReadonlyArray<Delivery>, outcomes: ReadonlyArray<Outcome.Outcome | void>) => Effect.Effect<void>
@@ -199,7 +206,6 @@ const runWorkers = <E, R, ES, RS>(
 const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.Scope): Settler<E> => {
   const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
   const group = name.group
-  const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultHandlerTimeout)
   const acked = Metric.withAttributes(handled, { subscription: group, outcome: "ack" })
   const countAck = Metric.update(acked, 1)
   const countRetry = Metric.update(Metric.withAttributes(handled, { subscription: group, outcome: "retry" }), 1)
@@ -242,7 +248,7 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
         "messaging.delivery.attempt": delivery.attempt
       }
     }),
-    run: (effect) => Effect.exit(Duration.isFinite(timeout) ? Effect.timeout(effect, timeout) : effect),
+    run: Effect.exit,
     settle,
     settleAll: (batch, outcomes) =>
       Effect.suspend(() => {
@@ -269,6 +275,8 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
       )
   }
 }
+
+const handlerTimeout = (options: ConsumeOptions): Duration.Duration => Duration.fromInputUnsafe(options.timeout ?? defaultHandlerTimeout)
 
 /**
  * Waits before a delayed retry, in a fiber of its own so the worker goes on with other messages

@@ -1,11 +1,12 @@
 /**
  * A deadline per handler call, as middleware.
  *
- * The runner already bounds every call (`defaultHandlerTimeout`, 20 s, under the 30 s shutdown
- * deadline), so one hung handler cannot hold a SIGTERM until the process is killed. This
- * middleware is for a handler that knows its own budget is shorter, or that wants a timeout
- * other middleware can see: placed inside `retryLater` or `circuitBreaker`, a timeout becomes a
- * delayed retry or counts as a downstream failure; the runner's own timeout is outside them all.
+ * The runner puts this middleware outermost on every handler (its `timeout` option,
+ * `defaultHandlerTimeout` = 20 s, under the 30 s shutdown deadline), so one hung handler cannot
+ * hold a SIGTERM until the process is killed. Use it yourself for a handler that knows its own
+ * budget is shorter, or that wants a timeout other middleware can see: placed inside
+ * `retryLater` or `circuitBreaker`, a timeout becomes a delayed retry or counts as a downstream
+ * failure; the runner's own timeout is outside them all.
  *
  * The handler is interrupted, not abandoned: its finalizers run (a transaction rolls back, a
  * lock is released) before the timeout is reported.
