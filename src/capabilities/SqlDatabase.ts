@@ -29,8 +29,8 @@
  * bound to jsonb must already be JSON (`JSON.stringify(value)`). An array bound to an array
  * type (`$1::text[]`) is a PostgreSQL array. Cast parameters whose type the statement does not
  * fix (`select $1`): the backends guess differently.
- * Not pinned: timestamp without time zone and date (read in the host's time zone), arrays
- * other than text[].
+ * Not pinned (the drivers may differ): timestamp without time zone, date, interval, arrays
+ * other than text[]. Prefer timestamptz.
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"

@@ -121,7 +121,7 @@ export const sqlContract = (
       run(Effect.gen(function*() {
         const db = yield* SqlDatabase
         const columns = `9007199254740993::int8 as big, 5::int8 as small_big, count(*) as counted, 12.50::numeric as amount,
-          1.5::float8 as ratio, '2024-01-02T03:04:05.678+02'::timestamptz as at,
+          1.5::float8 as ratio, 2.5::float4 as half, 3::int2 as tiny, 'v'::varchar(4) as code, '2024-01-02T03:04:05.678+02'::timestamptz as at,
           '{"a": 1, "b": [true, null], "s": "x"}'::jsonb as doc, '"just text"'::jsonb as doc_string, '[1, 2]'::json as list,
           '\\x00ff10'::bytea as bytes, 42::int4 as small, 'ü'::text as word, true as yes, false as no,
           'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid as id, null::text as nothing,
@@ -132,6 +132,9 @@ export const sqlContract = (
           counted: 1n,
           amount: "12.50",
           ratio: 1.5,
+          half: 2.5,
+          tiny: 3,
+          code: "v",
           at: new Date("2024-01-02T01:04:05.678Z"),
           doc: { a: 1, b: [true, null], s: "x" },
           doc_string: "just text",
