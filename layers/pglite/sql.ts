@@ -8,8 +8,12 @@
  *
  * Inside a transaction's body, use the `tx` client: an outside `query` or a nested `transaction`
  * would wait for the permit the body holds, so it fails at once instead of hanging.
+ *
+ * Embedded, so it needs no server: in memory by default (gone when the layer closes), or durable
+ * in a directory (`PGLITE_DATA_DIR`). Values are read and bound as `SqlDatabase` lists.
  */
 import { PGlite } from "@electric-sql/pglite"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -17,24 +21,25 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { type Row, type SqlClient, SqlDatabase, SqlError, sqlState } from "../../src/capabilities/SqlDatabase.ts"
+import { makeClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
+import { checkCommitted, quoteIdent, sqlError } from "../../src/sql/backend.ts"
 
-export interface PgliteSqlOptions {
-  /** Where the database files live; in memory when absent. */
+export interface Options {
+  /** Where the database files live (created when missing); in memory when absent. */
   readonly dataDir?: string
 }
 
-const sqlError = (operation: string) => (cause: unknown): SqlError => {
-  const code = sqlState(cause)
-  return code === undefined ? new SqlError({ operation, cause }) : new SqlError({ operation, cause, code })
-}
+/** The former name of `Options`. */
+export type PgliteSqlOptions = Options
+
+// PGlite reads int8 as a number when it fits and a bigint when it does not; one type for every
+// value (and the one postgres.js is given) spares callers a `number | bigint`.
+const parsers = { 20: (text: string) => BigInt(text) }
 
 /** The transaction the current fiber runs inside, while it is open. */
 const OpenTransaction = Context.Reference<{ open: boolean } | undefined>("queueworks/pglite/OpenTransaction", {
   defaultValue: () => undefined
 })
-
-const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
 
 // `query` speaks the extended protocol: one statement, bound parameters. Text without
 // parameters goes through `exec` (simple protocol) so migrations can send several statements.
@@ -49,9 +54,12 @@ const run = <R>(db: PGlite, operation: string, text: string, params?: ReadonlyAr
     catch: sqlError(operation)
   })
 
-export const make = Effect.fnUntraced(function*(options: PgliteSqlOptions = {}) {
+export const make = Effect.fnUntraced(function*(options: Options = {}) {
   const db = yield* Effect.acquireRelease(
-    Effect.tryPromise({ try: () => PGlite.create(options.dataDir), catch: sqlError("open pglite") }),
+    Effect.tryPromise({
+      try: () => PGlite.create({ ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }), parsers }),
+      catch: sqlError(`open pglite${options.dataDir === undefined ? "" : ` in ${options.dataDir}`}`)
+    }),
     (db) => Effect.promise(() => db.close())
   )
   const permit = yield* Semaphore.make(1)
@@ -67,22 +75,14 @@ export const make = Effect.fnUntraced(function*(options: PgliteSqlOptions = {}) 
         )
         : permit.withPermits(1)(effect))
 
-  const client: SqlClient = {
-    query: <R extends object = Row>(text: string, params?: ReadonlyArray<unknown>) => run<R>(db, "query", text, params)
-  }
+  const client = makeClient((text, params) => run(db, "query", text, params))
 
   const commit = Effect.tryPromise({ try: () => db.exec("commit"), catch: sqlError("commit") }).pipe(
-    Effect.flatMap((results) =>
-      // COMMIT of a transaction that already failed (the body swallowed a statement's error)
-      // answers ROLLBACK without an error; the caller must not believe its writes landed.
-      results[0]?.command === "ROLLBACK"
-        ? Effect.fail(new SqlError({ operation: "commit", code: "25P02", cause: "the transaction had failed and was rolled back" }))
-        : Effect.void
-    )
+    Effect.flatMap((results) => checkCommitted(results[0]?.command))
   )
 
   return SqlDatabase.of({
-    query: (text, params) => exclusive("query")(client.query(text, params)),
+    ...makeClient((text, params) => exclusive("query")(client.query(text, params))),
     transaction: (body) =>
       exclusive("begin")(
         Effect.acquireUseRelease(
@@ -129,4 +129,14 @@ export const make = Effect.fnUntraced(function*(options: PgliteSqlOptions = {}) 
   })
 })
 
-export const layer = (options: PgliteSqlOptions = {}): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
+export const layer = (options: Options = {}): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
+
+/** `PGLITE_DATA_DIR`: the directory that keeps the database; unset, it lives in memory. */
+export const config: Config.Config<Options> = Config.option(Config.String("PGLITE_DATA_DIR")).pipe(
+  Config.map((dataDir) => dataDir._tag === "Some" && dataDir.value.trim() !== "" ? { dataDir: dataDir.value } : {})
+)
+
+export const layerConfig: Layer.Layer<SqlDatabase, SqlError | Config.ConfigError> = Layer.effect(
+  SqlDatabase,
+  Effect.flatMap(config, make)
+)

@@ -8,6 +8,7 @@
  * - Interrupting a statement stops waiting for it; the server still finishes it, and on a
  *   transaction's connection the ROLLBACK queues behind it.
  * - `listen` uses postgres.js's dedicated LISTEN connection, which re-subscribes after a reconnect.
+ * - Values are read and bound as `src/capabilities/SqlDatabase.ts` lists (`types` below).
  */
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
@@ -18,10 +19,12 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import postgres from "postgres"
-import { type SqlClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
+import { makeClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
+import { checkCommitted, quoteIdent, sqlError } from "../../src/sql/backend.ts"
 import { url } from "../../src/runtime/config.ts"
+import { parseTextArray, serializeTextArray } from "./textArray.ts"
 
-export interface PostgresSqlOptions {
+export interface Options {
   /** `postgres://user:password@host:port/db?sslmode=…`; the password is never logged. */
   readonly url: string
   /** Becomes every connection's `search_path`; created when missing. */
@@ -30,15 +33,34 @@ export interface PostgresSqlOptions {
   readonly max?: number
 }
 
+/** The former name of `Options`. */
+export type PostgresSqlOptions = Options
+
+// Where postgres.js's defaults differ from PGlite's, the values follow PGlite's (see SqlDatabase).
+const types = {
+  // Default: a string, so `count(*)` would be "1" here and 1n on PGlite.
+  bigint: postgres.BigInt,
+  // Default: JSON.stringify even of a string, so JSON text bound to jsonb became a JSON string.
+  json: {
+    to: 114,
+    from: [114, 3802],
+    serialize: (value: unknown) => typeof value === "string" ? value : JSON.stringify(value),
+    parse: (text: string) => JSON.parse(text)
+  },
+  // Default: a Node Buffer, which equals no Uint8Array in a deep comparison.
+  bytea: {
+    to: 17,
+    from: [17],
+    serialize: (bytes: Uint8Array) => `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`,
+    parse: (text: string) => {
+      const bytes = Buffer.from(text.slice(2), "hex")
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    }
+  },
+  textArray: { to: 1009, from: [1009], serialize: serializeTextArray, parse: parseTextArray }
+}
+
 type Driver = postgres.Sql
-
-const sqlError = (operation: string) => (cause: unknown): SqlError =>
-  // Only server errors carry a SQLSTATE; socket errors' `code` (ECONNREFUSED…) is not one.
-  cause instanceof postgres.PostgresError
-    ? new SqlError({ operation, cause, code: cause.code })
-    : new SqlError({ operation, cause })
-
-const quoteIdent = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
 
 // Simple-protocol text with several statements resolves to one row list per statement; a single
 // statement resolves to its rows directly (rows are objects, never arrays).
@@ -57,20 +79,19 @@ const run = <R>(driver: Driver, operation: string, text: string, params?: Readon
     catch: sqlError(operation)
   }).pipe(Effect.map((result) => lastRows<R>(result)))
 
-const clientOn = (driver: Driver): SqlClient => ({
-  query: (text, params) => run(driver, "query", text, params)
-})
+const clientOn = (driver: Driver) => makeClient((text, params) => run(driver, "query", text, params))
 
 /** Names the server without the password, for connect errors. */
 const describeTarget = (options: postgres.ParsedOptions) =>
   `${options.user}@${options.host.map((host, i) => `${host}:${options.port[i] ?? options.port[0]}`).join(",")}/${options.database}`
 
-const open = (options: PostgresSqlOptions) =>
+const open = (options: Options) =>
   Effect.acquireRelease(
     Effect.try({
       try: () =>
         postgres(options.url, {
           onnotice: () => {},
+          types,
           ...(options.max === undefined ? {} : { max: options.max }),
           ...(options.schema === undefined ? {} : { connection: { search_path: quoteIdent(options.schema) } })
         }),
@@ -91,7 +112,7 @@ const ensureSchema = (sql: Driver, schema: string) =>
     )
   })
 
-export const make = Effect.fnUntraced(function*(options: PostgresSqlOptions) {
+export const make = Effect.fnUntraced(function*(options: Options) {
   const sql = yield* open(options)
   // Connect now so a wrong URL stops the program at start, naming the server.
   yield* run(sql, `connect to ${describeTarget(sql.options)}`, "select 1")
@@ -105,13 +126,7 @@ export const make = Effect.fnUntraced(function*(options: PostgresSqlOptions) {
 
   const commit = (conn: postgres.ReservedSql) =>
     Effect.tryPromise({ try: () => conn.unsafe("commit"), catch: sqlError("commit") }).pipe(
-      Effect.flatMap((result) =>
-        // COMMIT of a transaction that already failed (the body swallowed a statement's error)
-        // answers ROLLBACK without an error; the caller must not believe its writes landed.
-        result.command === "ROLLBACK"
-          ? Effect.fail(new SqlError({ operation: "commit", code: "25P02", cause: "the transaction had failed and was rolled back" }))
-          : Effect.void
-      )
+      Effect.flatMap((result) => checkCommitted(result.command))
     )
 
   const rollback = (conn: postgres.ReservedSql) =>
@@ -121,7 +136,7 @@ export const make = Effect.fnUntraced(function*(options: PostgresSqlOptions) {
     )
 
   return SqlDatabase.of({
-    query: (text, params) => run(sql, "query", text, params),
+    ...clientOn(sql),
     transaction: (body) =>
       Effect.acquireUseRelease(
         begin,
@@ -144,13 +159,13 @@ export const make = Effect.fnUntraced(function*(options: PostgresSqlOptions) {
   })
 })
 
-export const layer = (options: PostgresSqlOptions): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
+export const layer = (options: Options): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
 
 /**
  * `DATABASE_URL`, or else the variables the Go services read: `DB_HOST`, `DB_PORT`, `DB_USER`,
  * `DB_PASSWORD`, `DB_NAME`, `DB_SSLMODE`. `DB_MAX_CONNECTIONS` sizes the pool either way.
  */
-export const config: Config.Config<PostgresSqlOptions> = Config.all({
+export const config: Config.Config<Options> = Config.all({
   // Checked at start: a wrong scheme stops the program (exit 2) before anything connects.
   url: Config.option(url("DATABASE_URL", ["postgres", "postgresql"]).pipe(Config.map((text) => Redacted.make(text)))),
   host: Config.String("DB_HOST").pipe(Config.withDefault("localhost")),

@@ -74,7 +74,7 @@ export class CounterStore extends Context.Service<CounterStore, {
             Effect.map((rows) => Number(rows[0]?.counted ?? 0)),
             Effect.mapError((cause) => new CounterStoreError({ operation: "record", cause }))
           ),
-        snapshot: db.query<{ type: EventType; user_id: string; count: number | string }>(Sql.snapshot).pipe(
+        snapshot: db.query<{ type: EventType; user_id: string; count: bigint }>(Sql.snapshot).pipe(
           Effect.map((rows) => {
             const counts = emptyCounts()
             for (const row of rows) counts[row.type][row.user_id] = Number(row.count)

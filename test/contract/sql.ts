@@ -14,6 +14,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
 import { type Migration, migrate, MigrationError } from "../../src/sql/migrations.ts"
@@ -47,12 +48,17 @@ const relationExists = (name: string) =>
     Effect.map((rows) => rows[0]?.r != null)
   )
 
-/** Three migrations that record each application in a log, so a double apply shows. */
-const migrationsFor = (prefix: string): Array<Migration> => [
+/**
+ * Three migrations that record each application in a log, so a double apply shows. `slow` holds
+ * the first one open a while before it creates anything, so two runners started together are
+ * both inside it at once unless something makes one wait.
+ */
+const migrationsFor = (prefix: string, options: { readonly slow?: boolean } = {}): Array<Migration> => [
   {
     version: 1,
     name: "create-items",
-    up: `create table ${prefix}_log (seq serial primary key, version int not null);
+    up: `${options.slow ? "select pg_sleep(0.3);" : ""}
+         create table ${prefix}_log (seq serial primary key, version int not null);
          create table ${prefix}_items (id int primary key, label text not null);
          insert into ${prefix}_log (version) values (1)`,
     down: `drop table ${prefix}_items; drop table ${prefix}_log`
@@ -109,6 +115,123 @@ export const sqlContract = (
           `create table ${table} (id int); insert into ${table} values (1), (2); select count(*)::int as n from ${table}`
         )
         expect(rows).toEqual([{ n: 2 }])
+      })))
+
+    test("reads int8, numeric, timestamptz, jsonb, bytea and the common types as the same JS values", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const columns = `9007199254740993::int8 as big, 5::int8 as small_big, count(*) as counted, 12.50::numeric as amount,
+          1.5::float8 as ratio, 2.5::float4 as half, 3::int2 as tiny, 'v'::varchar(4) as code, '2024-01-02T03:04:05.678+02'::timestamptz as at,
+          '{"a": 1, "b": [true, null], "s": "x"}'::jsonb as doc, '"just text"'::jsonb as doc_string, '[1, 2]'::json as list,
+          '\\x00ff10'::bytea as bytes, 42::int4 as small, 'ü'::text as word, true as yes, false as no,
+          'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid as id, null::text as nothing,
+          array['a', 'b,c', null, 'NULL', '', 'q"\\']::text[] as words, '{}'::text[] as no_words`
+        const expected = {
+          big: 9007199254740993n,
+          small_big: 5n,
+          counted: 1n,
+          amount: "12.50",
+          ratio: 1.5,
+          half: 2.5,
+          tiny: 3,
+          code: "v",
+          at: new Date("2024-01-02T01:04:05.678Z"),
+          doc: { a: 1, b: [true, null], s: "x" },
+          doc_string: "just text",
+          list: [1, 2],
+          bytes: new Uint8Array([0, 255, 16]),
+          small: 42,
+          word: "ü",
+          yes: true,
+          no: false,
+          id: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+          nothing: null,
+          words: ["a", "b,c", null, "NULL", "", "q\"\\"],
+          no_words: []
+        }
+        // Without parameters the text goes over the simple protocol, with them the extended one.
+        const [simple] = yield* db.query(`select ${columns}`)
+        const [extended] = yield* db.query(`select ${columns} where $1::int4 = 1`, [1])
+        const [inTx] = yield* db.transaction((tx) => tx.query(`select ${columns} where $1::int4 = 1`, [1]))
+        for (const row of [simple, extended, inTx]) {
+          expect(row).toEqual(expected)
+          // toEqual alone would let a Buffer pass for a Uint8Array.
+          expect(Object.getPrototypeOf(row!["bytes"])).toBe(Uint8Array.prototype)
+          expect(row!["at"]).toBeInstanceOf(Date)
+        }
+      })))
+
+    test("binds bigint, Date, Uint8Array, JSON values and text[] parameters the same way", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const table = fresh("values")
+        yield* db.query(
+          `create table ${table} (n int primary key, big int8, amount numeric, at timestamptz, doc jsonb, bytes bytea, words text[], id uuid, yes boolean)`
+        )
+        const at = new Date("2024-02-29T23:59:59.999Z")
+        const insert = `insert into ${table} (n, big, amount, at, doc, bytes, words, id, yes) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+        yield* db.query(insert, [
+          1,
+          -9007199254740993n,
+          "12345678901234567890.123456789",
+          at,
+          { nested: { list: [1, "two", null] }, "quote\"": "ü" },
+          new Uint8Array([0, 1, 254, 255]),
+          ["a", null, "b,c", "NULL"],
+          "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+          true
+        ])
+        // A string is sent as its text: bound to jsonb it must be JSON, and it is parsed, not wrapped.
+        yield* db.query(insert, [2, 7, 0.5, at.toISOString(), JSON.stringify({ from: "text" }), new Uint8Array(), [], null, false])
+        yield* db.transaction((tx) => tx.query(insert, [3, 0n, "1", at, [1, { two: 2 }], null, null, null, null]))
+        const rows = yield* db.query(`select big, amount, at, doc, bytes, words, id, yes from ${table} order by n`)
+        expect(rows).toEqual([
+          {
+            big: -9007199254740993n,
+            amount: "12345678901234567890.123456789",
+            at,
+            doc: { nested: { list: [1, "two", null] }, "quote\"": "ü" },
+            bytes: new Uint8Array([0, 1, 254, 255]),
+            words: ["a", null, "b,c", "NULL"],
+            id: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            yes: true
+          },
+          { big: 7n, amount: "0.5", at, doc: { from: "text" }, bytes: new Uint8Array(), words: [], id: null, yes: false },
+          { big: 0n, amount: "1", at, doc: [1, { two: 2 }], bytes: null, words: null, id: null, yes: null }
+        ])
+        // The server compares the bound values with the stored ones, not JS.
+        const matched = yield* db.query<{ n: number }>(
+          `select n from ${table} where big = $1 and at = $2 and bytes = $3 and doc = $4 order by n`,
+          [-9007199254740993n, at, new Uint8Array([0, 1, 254, 255]), { "quote\"": "ü", nested: { list: [1, "two", null] } }]
+        )
+        expect(matched).toEqual([{ n: 1 }])
+      })))
+
+    test("queryAs decodes rows with a schema, and a row that does not match names its column", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const table = fresh("decode")
+        yield* db.query(`create table ${table} (id int primary key, note text, amount numeric not null, seen int8 not null)`)
+        yield* db.query(`insert into ${table} values (1, 'one', 1.25, 10), (2, 'two', 2, 20)`)
+        const Item = Schema.Struct({
+          id: Schema.Number,
+          note: Schema.String,
+          amount: Schema.NumberFromString,
+          seen: Schema.BigInt
+        })
+        const select = `select id, note, amount, seen from ${table} where id >= $1 order by id`
+        const expected = [{ id: 1, note: "one", amount: 1.25, seen: 10n }, { id: 2, note: "two", amount: 2, seen: 20n }]
+        expect(yield* db.queryAs(Item, select, [1])).toEqual(expected)
+        expect(yield* db.transaction((tx) => tx.queryAs(Item, select, [1]))).toEqual(expected)
+
+        yield* db.query(`update ${table} set note = null where id = 2`)
+        const error = yield* db.queryAs(Item, select, [1]).pipe(Effect.flip)
+        expect(error).toBeInstanceOf(SqlError)
+        expect(error.operation).toBe("decode rows")
+        expect(error.cause).toBeInstanceOf(Schema.SchemaError)
+        // Row 1 (the second), column note: the message says where and why.
+        expect(error.message).toContain(`[1]["note"]`)
+        expect(error.message).toContain("Expected string")
       })))
 
     test("carries the SQLSTATE code of a unique violation, inside a transaction too", () =>
@@ -313,20 +436,23 @@ export const sqlContract = (
           expect(yield* relationExists(`${prefix}_items`)).toBe(false)
         })))
 
-      test("two runners migrating up at once apply each migration exactly once", async () => {
-        const prefix = fresh("race")
-        const table = `${prefix}_migrations`
-        const up = migrate(migrationsFor(prefix), { direction: "up", table })
-        const race = Effect.all([up, up], { concurrency: "unbounded" }).pipe(
-          Effect.flatMap(([first, second]) => logged(prefix).pipe(Effect.map((log) => ({ first, second, log }))))
-        )
-        const { first, second, log } = features.sharedDatabase
-          // Two pools: the race happens between server sessions, as between replicas.
-          ? await Promise.all([run(up), run(up)]).then(async ([first, second]) => ({ first, second, log: await run(logged(prefix)) }))
-          : await run(race)
-        expect([...first, ...second].map((step) => step.version).sort((a, b) => a - b)).toEqual([1, 2, 3])
-        expect(log).toEqual([1, 2, 3])
-      })
+      test(
+        features.sharedDatabase
+          ? "two runners on separate connection pools migrating up at once apply each migration exactly once"
+          : "two runners on one database migrating up at once apply each migration exactly once (its single session serialises them)",
+        () =>
+          Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+            const prefix = fresh("race")
+            const table = `${prefix}_migrations`
+            // On a server, two pools are two replicas: only the advisory lock keeps them apart.
+            const first = yield* Layer.build(makeLayer())
+            const second = features.sharedDatabase ? yield* Layer.build(makeLayer()) : first
+            const up = migrate(migrationsFor(prefix, { slow: true }), { direction: "up", table })
+            const [a, b] = yield* Effect.all([Effect.provide(up, first), Effect.provide(up, second)], { concurrency: "unbounded" })
+            expect([...a, ...b].map((step) => step.version).sort((x, y) => x - y)).toEqual([1, 2, 3])
+            expect(yield* logged(prefix).pipe(Effect.provide(first))).toEqual([1, 2, 3])
+          })))
+      )
 
       test("refuses duplicate versions before touching the database", () =>
         run(Effect.gen(function*() {
