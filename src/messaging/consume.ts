@@ -98,8 +98,8 @@ export const consumeFrom = <E, R, ES, RS>(
     // The default stack: the runner's own options, as middleware.
     const limit = handlerTimeout(options)
     const bounded = Duration.isFinite(limit) ? timeout(limit)(handler) : handler
-    return Effect.flatMap(source.take, (delivery) => {
-      const handled = Effect.flatMap(settler.run(bounded(delivery)), (exit) => settler.settle(delivery, exit))
+    const process = (delivery: Delivery): Effect.Effect<void, never, R> => {
+      const handled = Effect.flatMap(settler.run(bounded(delivery)), (exit) => settler.settle(delivery, exit, process))
       const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
       // A trace its producer did not sample is carried on, not recorded: the handler runs with
       // the producer's span as its parent, so what it publishes stays in that (unsampled) trace,
@@ -109,7 +109,8 @@ export const consumeFrom = <E, R, ES, RS>(
           ? Effect.withParentSpan(handled, parent)
           : Effect.withSpan(handled, settler.spanName, { ...settler.spanOptions(delivery, parent), captureStackTrace: false })
       )
-    })
+    }
+    return Effect.flatMap(source.take, process)
   })
 
 /** Runs `handler` on batches of a subscription's messages until interrupted, or until the subscriber fails. */
@@ -130,8 +131,8 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
   const maxBatch = Math.max(1, options.maxBatch ?? 100)
   const limit = handlerTimeout(options)
   const bounded = (batch: ReadonlyArray<Delivery>) => Duration.isFinite(limit) ? Effect.timeout(handler(batch), limit) : handler(batch)
-  return runWorkers<E | Cause.TimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) =>
-    Effect.flatMap(source.takeBatch(maxBatch), (batch) =>
+  return runWorkers<E | Cause.TimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) => {
+    const process = (batch: ReadonlyArray<Delivery>): Effect.Effect<void, never, R> =>
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,
         // and at thousands of messages a second they are a good part of the cost. The batch
@@ -152,7 +153,7 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
           ? Exit.die(new Error(`the batch handler returned ${exit.value.length} outcomes for ${batch.length} messages`))
           : exit
         if (Exit.isSuccess(outcomes)) {
-          yield* settler.settleAll(batch, outcomes.value)
+          yield* settler.settleAll(batch, outcomes.value, process)
           if (spans.length === 0) return
           const now = yield* Clock.currentTimeNanos
           for (let i = 0; i < spans.length; i++) spans[i]?.end(now, Exit.succeed(outcomes.value[i]))
@@ -167,7 +168,9 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
       }).pipe(Effect.withSpan(`${settler.spanName} batch`, {
         kind: "consumer",
         attributes: { "messaging.batch.message_count": batch.length, "messaging.consumer.group.name": name.group }
-      }, { captureStackTrace: false })))))
+      }, { captureStackTrace: false })))
+    return Effect.flatMap(source.takeBatch(maxBatch), process)
+  })
 }
 
 const subscribe = (subscription: Subscription) => Subscriber.use((subscriber) => subscriber.subscribe(subscription))
@@ -177,9 +180,18 @@ interface Settler<E> {
   /** `parent`: the producer's span, from the message's `traceparent` header. */
   readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E>, never, R>
-  readonly settle: (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>) => Effect.Effect<void>
+  /** `again` runs the handler on the delivery anew, for a retry that does not count as an attempt. */
+  readonly settle: <R = never>(
+    delivery: Delivery,
+    exit: Exit.Exit<Outcome.Outcome | void, unknown>,
+    again?: (delivery: Delivery) => Effect.Effect<void, never, R>
+  ) => Effect.Effect<void, never, R>
   /** Settles each delivery by its outcome, the acks together: same result as `settle` one by one. */
-  readonly settleAll: (batch: ReadonlyArray<Delivery>, outcomes: ReadonlyArray<Outcome.Outcome | void>) => Effect.Effect<void>
+  readonly settleAll: <R>(
+    batch: ReadonlyArray<Delivery>,
+    outcomes: ReadonlyArray<Outcome.Outcome | void>,
+    again: (batch: ReadonlyArray<Delivery>) => Effect.Effect<void, never, R>
+  ) => Effect.Effect<void, never, R>
   /** Records the duration of `effect` and keeps it from being interrupted: started work is finished. */
   readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
 }
@@ -215,10 +227,30 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
   const settleFailed = (error: unknown) =>
     Effect.logWarning("settling a message failed; it will be redelivered", describeCause(error))
 
+  // Holds deliveries `after`, then runs `again` on them; a shutdown during the wait hands them
+  // back to the source instead (as their next attempt).
+  const holdThenRerun = <R>(deliveries: ReadonlyArray<Delivery>, after: Duration.Duration, again: Effect.Effect<void, never, R>) =>
+    Effect.asVoid(Effect.forkIn(
+      Effect.uninterruptible(Effect.flatMap(holdFor(after), (waited) =>
+        waited ? again : Effect.forEach(deliveries, (delivery) => Effect.catch(Effect.andThen(delivery.retry, countRetry), settleFailed), { discard: true }))),
+      scope
+    ))
+
   // Written as plain combinators: this runs once per message and sets the throughput ceiling.
-  const settle = (delivery: Delivery, exit: Exit.Exit<Outcome.Outcome | void, unknown>): Effect.Effect<void> => {
+  const settle = <R = never>(
+    delivery: Delivery,
+    exit: Exit.Exit<Outcome.Outcome | void, unknown>,
+    again?: (delivery: Delivery) => Effect.Effect<void, never, R>
+  ): Effect.Effect<void, never, R> => {
     const outcome = toOutcome(exit)
     if (outcome._tag === "Ack") return Effect.catch(Effect.andThen(delivery.ack, countAck), settleFailed)
+    const inPlace = outcome._tag === "Retry" && outcome.countsAsAttempt === false && again !== undefined
+    if (inPlace) {
+      return Effect.logInfo("message held; its handler runs again").pipe(
+        Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
+        Effect.andThen(holdThenRerun([delivery], outcome.after ?? Duration.zero, again(delivery)))
+      )
+    }
     const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
     const deadLetter = outcome._tag === "DeadLetter" || exhausted
     const settlement = deadLetter
@@ -250,15 +282,26 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
     }),
     run: Effect.exit,
     settle,
-    settleAll: (batch, outcomes) =>
+    settleAll: <R>(
+      batch: ReadonlyArray<Delivery>,
+      outcomes: ReadonlyArray<Outcome.Outcome | void>,
+      again: (batch: ReadonlyArray<Delivery>) => Effect.Effect<void, never, R>
+    ) =>
       Effect.suspend(() => {
         const acks: Array<Delivery> = []
-        const others: Array<Effect.Effect<void>> = []
+        const others: Array<Effect.Effect<void, never, R>> = []
+        // Held messages wait together, as long as the longest asks, and run as one batch again.
+        const held: Array<Delivery> = []
+        let heldFor = Duration.zero
         for (let i = 0; i < batch.length; i++) {
           const outcome = outcomes[i]
           if (outcome === undefined || outcome._tag === "Ack") acks.push(batch[i]!)
-          else others.push(settle(batch[i]!, Exit.succeed(outcome)))
+          else if (outcome._tag === "Retry" && outcome.countsAsAttempt === false) {
+            held.push(batch[i]!)
+            heldFor = Duration.max(heldFor, outcome.after ?? Duration.zero)
+          } else others.push(settle(batch[i]!, Exit.succeed(outcome)))
         }
+        if (held.length > 0) others.push(holdThenRerun(held, heldFor, Effect.suspend(() => again(held))))
         let failed = 0
         const ackAll = Effect.forEach(acks, (delivery) =>
           Effect.catch(delivery.ack, (error) => {
@@ -283,7 +326,8 @@ const handlerTimeout = (options: ConsumeOptions): Duration.Duration => Duration.
  * (the delivery stays unsettled, so the source's prefetch still bounds how many wait). The wait
  * alone may be interrupted: a shutdown ends it early and the message is handed back at once.
  */
-const holdFor = (delay: Duration.Duration): Effect.Effect<void> => Effect.exit(Effect.interruptible(Effect.sleep(delay)))
+const holdFor = (delay: Duration.Duration): Effect.Effect<boolean> =>
+  Effect.map(Effect.exit(Effect.interruptible(Effect.sleep(delay))), Exit.isSuccess)
 
 const toOutcome = (exit: Exit.Exit<Outcome.Outcome | void, unknown>): Outcome.Outcome =>
   Exit.isSuccess(exit) ? exit.value ?? Outcome.ack : Outcome.retry(Outcome.failureReason(exit.cause))

@@ -209,14 +209,12 @@ export const CircuitBreaker = { make } as const
 
 /**
  * Runs the handler behind `breaker`. While the breaker refuses calls, the handler is not called
- * and the outcome is `Outcome.retry(reason, { after: retryAfter })`: the message waits out the
- * open breaker instead of failing against it. A typed failure, a defect, or an `Outcome.retry`
+ * and the outcome is `Outcome.retry(reason, { after: retryAfter, countsAsAttempt: false })`: the
+ * runner keeps the message and runs it again once the breaker may let it through, as the same
+ * attempt, so an outage of the downstream never uses up (and dead-letters) good messages. A typed failure, a defect, or an `Outcome.retry`
  * of the handler counts as a failure of the downstream; an ack or a dead letter as a success
  * (the downstream answered; the message was the problem). A `CircuitOpenError` the handler itself
  * fails with (a breaker around one of its own calls) becomes the same delayed retry.
- *
- * Gotcha: every refused call still uses up a delivery attempt, so the runner's `maxAttempts`
- * times the wait should outlast an outage worth riding out.
  */
 export const circuitBreaker = (breaker: CircuitBreaker): Middleware => (handler) => (received) =>
   breaker.protect(Effect.flatMap(handler(received), (outcome) =>
@@ -224,7 +222,9 @@ export const circuitBreaker = (breaker: CircuitBreaker): Middleware => (handler)
   )).pipe(
     Effect.catch((error) => {
       if (error instanceof RetryRequested) return Effect.succeed(error.outcome)
-      if (error instanceof CircuitOpenError) return Effect.succeed(Outcome.retry(error.message, { after: error.retryAfter }))
+      if (error instanceof CircuitOpenError) {
+        return Effect.succeed(Outcome.retry(error.message, { after: error.retryAfter, countsAsAttempt: false }))
+      }
       return Effect.fail(error)
     })
   )

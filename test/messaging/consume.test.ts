@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -236,5 +237,54 @@ describe("consume runner", () => {
       const handled = yield* Metric.snapshot
       const retries = handled.find((m) => m.id === "messages_handled" && m.attributes?.["subscription"] === "relay" && m.attributes?.["outcome"] === "retry")
       expect((retries?.state as { count?: number } | undefined)?.count).toBe(1)
+    })))
+
+  test("a retry that does not count as an attempt keeps the message and runs it again, as the same attempt", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "held", key: "k", body: "x" }]))
+      const calls: Array<string> = []
+      const acked = yield* Deferred.make<void>()
+      // maxAttempts 2 would dead-letter it on the second counted retry: holding must not count.
+      const fiber = yield* Effect.forkChild(consume(sub, ({ attempt }) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          calls.push(`attempt ${attempt} at ${now}`)
+          if (calls.length < 4) return Outcome.retry("downstream is down", { after: "10 seconds", countsAsAttempt: false })
+          yield* Deferred.succeed(acked, undefined)
+        }), { maxAttempts: 2 }))
+      yield* TestClock.adjust("30 seconds")
+      yield* Deferred.await(acked)
+      yield* Fiber.interrupt(fiber)
+      expect(calls).toEqual(["attempt 1 at 0", "attempt 1 at 10000", "attempt 1 at 20000", "attempt 1 at 30000"])
+      const snapshot = yield* Metric.snapshot
+      const count = (outcome: string) =>
+        (snapshot.find((m) => m.id === "messages_handled" && m.attributes?.["subscription"] === sub.group && m.attributes?.["outcome"] === outcome)
+          ?.state as { count?: number } | undefined)?.count ?? 0
+      expect([count("ack"), count("retry"), count("dead_letter")]).toEqual([1, 0, 0])
+    })))
+
+  test("consumeBatches runs the held messages of a batch again together; a shutdown while they wait hands them back", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = { ...names(), prefetch: 10 }
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, ["a", "b", "c"].map((id) => ({ id, key: "k", body: id }))))
+      const batches: Array<string> = []
+      const rerun = yield* Deferred.make<void>()
+      const fiber = yield* Effect.forkChild(consumeBatches(sub, (batch) =>
+        Effect.gen(function*() {
+          batches.push(batch.map((r) => `${r.message.id}@${r.attempt}`).join(","))
+          if (batches.length === 2) yield* Deferred.succeed(rerun, undefined)
+          // b and c wait for their downstream, every time; a is done.
+          return batch.map((r) => r.message.id === "a" ? Outcome.ack : Outcome.retry("busy", { after: "5 seconds", countsAsAttempt: false }))
+        }), { maxBatch: 10, concurrency: 1 }))
+      yield* TestClock.adjust("5 seconds")
+      yield* Deferred.await(rerun)
+      expect(batches).toEqual(["a@1,b@1,c@1", "b@1,c@1"])
+      yield* Fiber.interrupt(fiber)
+      const broker = yield* MemoryBroker
+      expect(yield* broker.inFlight(sub.group)).toBe(0)
+      expect(yield* broker.depth(sub.group)).toBe(2)
     })))
 })

@@ -212,6 +212,8 @@ describe("circuitBreaker middleware", () => {
       expect(refused?._tag).toBe("Retry")
       expect(refused?._tag === "Retry" && refused.reason).toContain(`"kafka" is open`)
       expect(refused?._tag === "Retry" && refused.after !== undefined && Duration.toMillis(refused.after)).toBe(18_000)
+      // The message is not at fault: waiting out the breaker does not use up its attempts.
+      expect(refused?._tag === "Retry" && refused.countsAsAttempt).toBe(false)
     })))
 
   test("half-open: the probe message is handled, and its ack closes the breaker", () =>

@@ -72,14 +72,15 @@ describe("resilience middleware through the consume runner", () => {
       expect(calls).toEqual(["attempt 1 at 0", "interrupted at 2000", "attempt 2 at 3000", "interrupted at 5000"])
       expect(yield* breaker.state).toBe("open")
 
-      // Attempt 3 arrives at t=7 while open: refused without calling the handler and held until
-      // the breaker half-opens (t=15); that attempt is the probe, the downstream is back, it acks.
+      // Attempt 3 arrives at t=7 while open: refused without calling the handler and held, as
+      // the same attempt, until the breaker half-opens (t=15); it is the probe, the downstream
+      // is back, it acks.
       yield* TestClock.adjust("14 seconds")
-      expect(calls.slice(4)).toEqual(["attempt 4 at 15000"])
+      expect(calls.slice(4)).toEqual(["attempt 3 at 15000"])
       expect(yield* breaker.state).toBe("closed")
       yield* Fiber.interrupt(runner)
 
-      expect(yield* handledCount(sub.group, "retry")).toBe(3)
+      expect(yield* handledCount(sub.group, "retry")).toBe(2)
       expect(yield* handledCount(sub.group, "ack")).toBe(1)
       expect(yield* handledCount(sub.group, "dead_letter")).toBe(0)
       const broker = yield* MemoryBroker
