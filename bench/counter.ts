@@ -3,6 +3,7 @@
  *
  *   bun run bench/counter.ts [--messages 200000] [--prefetch 1000] [--rounds 5]
  *                            [--from bundle|source] [--memory-limit 90MiB|off]
+ *                            [--baseline-bundle path/to/event-counter.js]
  *
  * 1. baseline: a bare amqplib consumer (prefetch P, ack every 100 with `multiple`) drains a queue
  *    holding the messages; rate = messages / (last ack - first delivery).
@@ -11,12 +12,14 @@
  *    queue holding the same messages; rate = what it reports (first message taken to last
  *    message settled). Its peak RSS is sampled from /proc while it runs.
  * 3. the same counter with `MEMORY_LIMIT` set (unless `--memory-limit off`), over the same messages.
+ * 4. with `--baseline-bundle <file>`, the counter from that bundle (built from another commit, say)
+ *    on its defaults, over the same messages, so a before/after comparison takes one run.
  * All queues are filled before any run, so publishing speed does not enter the figures.
  * The machine may be shared and noisy, so rounds alternate the runs and the medians are reported.
  */
 import * as amqp from "amqplib"
 import * as Effect from "effect/Effect"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RabbitMQ from "../layers/rabbitmq/index.ts"
@@ -32,11 +35,13 @@ const prefetch = arg("prefetch", 1000)
 const rounds = arg("rounds", 5)
 const from = text("from", "bundle")
 const memoryLimit = text("memory-limit", "90MiB")
+const baselineBundle = text("baseline-bundle", "") || undefined
 const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"
 const tag = Date.now().toString(36)
 const raw = { exchange: `bench_raw_x_${tag}`, queue: `bench_raw_q_${tag}` }
 const counted = { exchange: `bench_counter_x_${tag}`, queue: `bench_counter_q_${tag}` }
 const limited = { exchange: `bench_limited_x_${tag}`, queue: `bench_limited_q_${tag}` }
+const before = { exchange: `bench_before_x_${tag}`, queue: `bench_before_q_${tag}` }
 
 const fill = (dest: { exchange: string; queue: string }) =>
   Effect.runPromise(
@@ -124,7 +129,7 @@ const counterRun = async (file: string, dest: { exchange: string; queue: string 
 const cleanup = async () => {
   const connection = await amqp.connect(url)
   const channel = await connection.createChannel()
-  for (const d of [raw, counted, limited]) {
+  for (const d of [raw, counted, limited, before]) {
     await channel.deleteQueue(d.queue)
     await channel.deleteQueue(`${d.queue}.dlq`)
     await channel.deleteExchange(d.exchange)
@@ -136,34 +141,38 @@ const cleanup = async () => {
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const withLimit = memoryLimit !== "off"
+if (baselineBundle !== undefined && !existsSync(baselineBundle)) throw new Error(`--baseline-bundle: no file ${baselineBundle}`)
 console.log(
   `bench/counter: ${messages} messages, prefetch ${prefetch}, ${rounds} rounds, counter from ${from}${
     withLimit ? `, also with MEMORY_LIMIT=${memoryLimit}` : ""
-  }, ${url.replace(/:[^:@/]*@/, ":***@")}`
+  }${baselineBundle === undefined ? "" : `, also the baseline bundle ${baselineBundle}`}, ${url.replace(/:[^:@/]*@/, ":***@")}`
 )
 try {
   const file = await counterFile()
   type Run = { perSecond: number; ratio: number; rss: number; anon: number }
-  const results: Array<{ raw: number; counter: Run; limited: Run | undefined }> = []
+  const results: Array<{ raw: number; counter: Run; limited: Run | undefined; before: Run | undefined }> = []
   const describe = (label: string, run: Run) =>
     `${label} ${run.perSecond} msg/s = ${run.ratio.toFixed(2)} of raw, peak RSS ${run.rss.toFixed(1)} MB (anonymous ${run.anon.toFixed(1)} MB)`
   for (let round = 1; round <= rounds; round++) {
     await fill(raw)
     await fill(counted)
     if (withLimit) await fill(limited)
+    if (baselineBundle !== undefined) await fill(before)
     const baseline = await rawLoop(raw.queue)
-    const measure = async (dest: typeof counted, env?: Record<string, string>): Promise<Run> => {
-      const run = await counterRun(file, dest, env)
+    const measure = async (dest: typeof counted, env?: Record<string, string>, program = file): Promise<Run> => {
+      const run = await counterRun(program, dest, env)
       if (run.handled !== messages) throw new Error(`the counter handled ${run.handled} of ${messages}`)
       return { perSecond: run.perSecond, ratio: run.perSecond / baseline, rss: run.peakRssMb, anon: run.peakAnonMb }
     }
     const counter = await measure(counted)
+    // Right after the counter it is compared with, both on their defaults.
+    const old = baselineBundle === undefined ? undefined : await measure(before, {}, baselineBundle)
     const capped = withLimit ? await measure(limited, { MEMORY_LIMIT: memoryLimit }) : undefined
-    results.push({ raw: baseline, counter, limited: capped })
+    results.push({ raw: baseline, counter, limited: capped, before: old })
     console.log(
       `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | ${describe("event counter", counter)}${
         capped === undefined ? "" : ` | ${describe(`with MEMORY_LIMIT=${memoryLimit}`, capped)}`
-      }`
+      }${old === undefined ? "" : ` | ${describe("baseline bundle", old)}`}`
     )
   }
   const medians = (runs: ReadonlyArray<Run>) => ({
@@ -179,13 +188,17 @@ try {
     from,
     rawPerSecond: Math.round(median(results.map((r) => r.raw))),
     counter: medians(results.map((r) => r.counter)),
-    ...(withLimit ? { memoryLimit, limited: medians(results.flatMap((r) => (r.limited === undefined ? [] : [r.limited]))) } : {})
+    ...(withLimit ? { memoryLimit, limited: medians(results.flatMap((r) => (r.limited === undefined ? [] : [r.limited]))) } : {}),
+    ...(baselineBundle === undefined
+      ? {}
+      : { baselineBundle, before: medians(results.flatMap((r) => (r.before === undefined ? [] : [r.before]))) })
   }
   const line = (label: string, m: ReturnType<typeof medians>) =>
     console.log(`median: ${label} ${m.perSecond} msg/s = ${m.ratio} of raw, peak RSS ${m.peakRssMb} MB (anonymous ${m.peakAnonMb} MB)`)
   console.log(`median: raw amqplib loop (ack every 100, multiple) ${summary.rawPerSecond} msg/s`)
   line(`event counter (${from}, defaults)`, summary.counter)
   if (summary.limited !== undefined) line(`event counter (${from}, MEMORY_LIMIT=${memoryLimit})`, summary.limited)
+  if (summary.before !== undefined) line(`event counter (baseline bundle ${baselineBundle}, defaults)`, summary.before)
   console.log(JSON.stringify(summary))
 } finally {
   await cleanup()

@@ -5,8 +5,8 @@
  *
  * A bundle holds only the code a program reaches (tree-shaken) with whitespace and syntax
  * minified; names stay, so stack traces still read. It needs no node_modules at run time, and it
- * starts and runs in less memory than the sources: an idle event counter holds about 42 MB
- * resident instead of 55, and its heap is sized from what stays live (see bench/RESULTS.md).
+ * starts and runs in less memory than the sources: an idle event counter holds about 45 MB
+ * resident instead of 61, and its heap is sized from what stays live (see bench/RESULTS.md).
  * No source map: Bun loads one at start-up, which costs 3-4 MB per process.
  */
 import { readdirSync } from "node:fs"

@@ -1,8 +1,9 @@
 /**
  * What every long-running worker program runs with, besides its broker and database: readiness,
- * telemetry (traces over OTLP when configured, Prometheus metrics), the ops HTTP server, the
- * file system, and the soft memory limit when `MEMORY_LIMIT` is set. Config is read up front by
- * `loadBaseConfig`, so a bad value stops the program before anything connects.
+ * telemetry (traces over OTLP when configured; metrics on `/metrics`, and over OTLP when asked),
+ * the ops HTTP server, the file system, and the soft memory limit when `MEMORY_LIMIT` is set.
+ * Config is read up front by `loadBaseConfig`, so a bad value stops the program before anything
+ * connects.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -28,7 +29,7 @@ export const baseLayer = (config: BaseConfig) =>
   OpsServer.layerOptions(config.ops).pipe(
     Layer.provideMerge(Layer.mergeAll(
       Readiness.layer,
-      Telemetry.layer({ serviceName: config.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint })
+      Telemetry.layer({ ...config.telemetry, serviceName: config.serviceName })
     )),
     Layer.merge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, MemoryLimit.layer(config.memoryLimit)))
   )

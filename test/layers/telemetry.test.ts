@@ -1,10 +1,12 @@
 import { describe, expect, test } from "bun:test"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import * as MemoryBroker from "../../layers/memory/broker.ts"
 import { serve } from "../../layers/platform/httpServer.ts"
@@ -16,21 +18,27 @@ import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.t
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
 import { consume, consumeBatches } from "../../src/messaging/consume.ts"
 import * as Outcome from "../../src/messaging/Outcome.ts"
+import { enforceMemoryLimit } from "../../src/runtime/memoryLimit.ts"
 import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 import { PROMETHEUS_CONTENT_TYPE } from "../../src/runtime/opsApp.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
 import * as OtlpReceiver from "../support/otlpReceiver.ts"
-import { parsePrometheus, sample } from "../support/prometheus.ts"
+import { findSamples, parsePrometheus, sample } from "../support/prometheus.ts"
 
 const get = (url: string) => Effect.promise(() => fetch(url))
+const withEnv = (env: Record<string, string>) =>
+  Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnvRecord(env))
 const text = (response: Response) => Effect.promise(() => response.text())
 
 // Effect's metric registry is process-wide, so each metric here has a name no other test uses.
 const things = Metric.counter("qw_test_things", { description: "things done in a test", incremental: true })
 const latency = Metric.histogram("qw_test_latency_ms", { boundaries: [1, 10, 100] })
+const exported = Metric.counter("qw_test_exported", { incremental: true })
+const pushed = Metric.counter("qw_test_pushed", { incremental: true })
+const pushedLatency = Metric.histogram("qw_test_pushed_seconds", { boundaries: [1, 5] })
 
 describe("telemetry: metrics through the ops server", () => {
-  test("an Effect counter and histogram appear on GET /metrics of the real server", () =>
+  test("/metrics is the OpenTelemetry Prometheus exporter's text: a counter with labels, a histogram's buckets, target_info", () =>
     Effect.runPromise(
       Effect.gen(function*() {
         const x = Metric.withAttributes(things, { kind: "x" })
@@ -45,11 +53,15 @@ describe("telemetry: metrics through the ops server", () => {
         const response = yield* get(`${url}/metrics`)
         expect(response.status).toBe(200)
         expect(response.headers.get("content-type")).toBe(PROMETHEUS_CONTENT_TYPE)
-        const metrics = parsePrometheus(yield* text(response))
+        const body = yield* text(response)
+        const metrics = parsePrometheus(body)
 
         expect(metrics.types["qw_test_things_total"]).toBe("counter")
+        expect(metrics.help["qw_test_things_total"]).toBe("things done in a test")
         expect(sample(metrics, "qw_test_things_total", { kind: "x" }).value).toBe(3)
         expect(sample(metrics, "qw_test_things_total", { kind: "y" }).value).toBe(5)
+        // Series keep exactly the program's labels: no scope label is added to them.
+        expect(sample(metrics, "qw_test_things_total", { kind: "x" }).labels).toEqual({ kind: "x" })
 
         expect(metrics.types["qw_test_latency_ms"]).toBe("histogram")
         expect(sample(metrics, "qw_test_latency_ms_bucket", { le: "1" }).value).toBe(0)
@@ -59,8 +71,13 @@ describe("telemetry: metrics through the ops server", () => {
         expect(sample(metrics, "qw_test_latency_ms_count").value).toBe(2)
         expect(sample(metrics, "qw_test_latency_ms_sum").value).toBe(55)
 
-        // The resource names the service, so dashboards can tell programs apart.
-        expect(sample(metrics, "target_info").labels["service_name"]).toBe("qw-metrics-test")
+        // The resource names the service, so dashboards can tell programs apart; the SDK
+        // attributes on it show the page came through OpenTelemetry's resource and exporter.
+        expect(metrics.types["target_info"]).toBe("gauge")
+        const target = sample(metrics, "target_info").labels
+        expect(target["service_name"]).toBe("qw-metrics-test")
+        expect(target["telemetry_sdk_name"]).toBe("@effect/opentelemetry")
+        expect(body).toContain("# UNIT qw_test_things_total")
       }).pipe(
         Effect.provide(
           opsServer({ port: 0, hostname: "127.0.0.1" }).pipe(
@@ -68,6 +85,62 @@ describe("telemetry: metrics through the ops server", () => {
           )
         )
       )
+    ))
+
+  test("the series the Grafana dashboard and an operator read keep their names and labels", () =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const topic = `orders-${crypto.randomUUID()}`
+        const group = `billing-${crypto.randomUUID()}`
+        yield* Subscriber.use((s) => s.declare({ topic, group }))
+        yield* Publisher.use((p) => p.publish(topic, [{ key: "k", body: "{}" }]))
+        const handled = yield* Deferred.make<void>()
+        const consumer = yield* Effect.forkChild(consume({ topic, group }, () => Effect.asVoid(Deferred.succeed(handled, undefined))))
+        yield* Deferred.await(handled)
+        // The runner counts a message once it is settled, just after the handler returns.
+        const page = yield* MetricsSource.use((m) => m.render).pipe(
+          Effect.map(parsePrometheus),
+          Effect.repeat({
+            until: (page) => findSamples(page, "messages_handled_total", { subscription: group }).length > 0,
+            schedule: Schedule.spaced("10 millis")
+          }),
+          Effect.timeout("2 seconds")
+        )
+        yield* Fiber.interrupt(consumer)
+
+        // A memory limit every check exceeds, so one collection is counted at once.
+        const limit = yield* Effect.forkChild(enforceMemoryLimit({
+          limit: 1,
+          residentBytes: Effect.succeed(2),
+          collect: Effect.void,
+          checkEvery: "1 millis"
+        }))
+        const withLimit = yield* MetricsSource.use((m) => m.render).pipe(
+          Effect.map(parsePrometheus),
+          Effect.repeat({
+            until: (page) => findSamples(page, "memory_limit_collections_total").length > 0,
+            schedule: Schedule.spaced("10 millis")
+          }),
+          Effect.timeout("2 seconds")
+        )
+        yield* Fiber.interrupt(limit)
+
+        expect(page.types["messages_handled_total"]).toBe("counter")
+        expect(sample(page, "messages_handled_total", { subscription: group }).labels).toEqual({ subscription: group, outcome: "ack" })
+        expect(sample(page, "messages_handled_total", { subscription: group }).value).toBe(1)
+        expect(page.types["message_handling_duration_seconds"]).toBe("histogram")
+        expect(sample(page, "message_handling_duration_seconds_bucket", { subscription: group, le: "+Inf" }).value).toBe(1)
+        expect(sample(page, "message_handling_duration_seconds_bucket", { subscription: group, le: "0.0005" }).labels).toEqual({
+          subscription: group,
+          le: "0.0005"
+        })
+        expect(sample(page, "target_info").labels["service_name"]).toBe("qw-dashboard-test")
+
+        expect(withLimit.types["memory_limit_collections_total"]).toBe("counter")
+        expect(sample(withLimit, "memory_limit_collections_total").value).toBeGreaterThanOrEqual(1)
+        expect(withLimit.types["process_resident_memory_bytes"]).toBe("gauge")
+        expect(sample(withLimit, "process_resident_memory_bytes").value).toBe(2)
+      }).pipe(Effect.provide(Layer.merge(MemoryBroker.layer, Otel.layer({ serviceName: "qw-dashboard-test" }))))
     ))
 
   test("the ops server reports a bound ephemeral port and is gone after release", async () => {
@@ -358,16 +431,44 @@ describe("telemetry: traces over OTLP", () => {
       }))
     ))
 
-  test("without an endpoint Effect's native tracer stays and nothing is exported", () =>
+  test("without an endpoint nothing is exported, though OpenTelemetry's own lookup would find the receiver; with one, the same program's spans arrive", () =>
     Effect.runPromise(
       Effect.scoped(Effect.gen(function*() {
         const receiver = yield* OtlpReceiver.make
-        const tracer = yield* Effect.gen(function*() {
-          yield* Effect.void.pipe(Effect.withSpan("not exported"))
+        // An OpenTelemetry exporter built without a URL reads this variable itself, so any
+        // exporter the layer created when configured without an endpoint would send here.
+        // The layer's configuration comes from `withEnv` below, which leaves it out.
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const before = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+            process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+            return before
+          }),
+          (before) =>
+            Effect.sync(() => {
+              if (before === undefined) delete process.env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+              else process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = before
+            })
+        )
+        const program = Effect.gen(function*() {
+          yield* Metric.update(exported, 1)
+          yield* Effect.void.pipe(Effect.withSpan("maybe exported"))
           return yield* Tracer.Tracer
-        }).pipe(Effect.provide(Otel.layer({ serviceName: "qw-test" })))
-        expect(tracer).toBe(Tracer.nativeTracer)
-        expect(yield* receiver.spans).toEqual([])
+        })
+
+        // The layer is closed when each run returns, which flushes whatever it would export.
+        const without = yield* program.pipe(Effect.provide(Otel.layerConfig("qw-test")), withEnv({}))
+        expect(without).toBe(Tracer.nativeTracer)
+        expect(yield* receiver.requests).toEqual([])
+
+        const withEndpoint = yield* program.pipe(
+          Effect.provide(Otel.layerConfig("qw-test")),
+          withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint })
+        )
+        expect(withEndpoint).not.toBe(Tracer.nativeTracer)
+        yield* receiver.awaitSpan((s) => s.name === "maybe exported", { timeout: "1 second" })
+        // Metrics are pushed only when OTEL_METRICS_EXPORTER asks for OTLP.
+        expect(yield* receiver.requests).toEqual(["POST /v1/traces"])
       }))
     ))
 
@@ -379,6 +480,67 @@ describe("telemetry: traces over OTLP", () => {
           Effect.provide(Otel.layer({ serviceName: "qw-test", otlpEndpoint: receiver.endpoint }))
         )
         expect(tracer).not.toBe(Tracer.nativeTracer)
+      }))
+    ))
+})
+
+describe("telemetry: metrics over OTLP", () => {
+  test("OTEL_METRICS_EXPORTER=otlp pushes the metrics to <endpoint>/v1/metrics every OTEL_METRIC_EXPORT_INTERVAL, and /metrics still answers", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        yield* Effect.gen(function*() {
+          yield* Metric.update(Metric.withAttributes(pushed, { queue: "a" }), 2)
+          yield* Metric.update(Metric.withAttributes(pushed, { queue: "b" }), 3)
+          yield* Metric.update(pushedLatency, 0.5)
+          yield* Metric.update(pushedLatency, 7)
+
+          // Pushed while the layer is open: at the default interval (60 s) this would time out.
+          const counter = yield* receiver.awaitMetric((m) => m.name === "qw_test_pushed", { timeout: "3 seconds" })
+          expect(counter.kind).toBe("sum")
+          expect(counter.isMonotonic).toBe(true)
+          expect(counter.serviceName).toBe("qw-push-test")
+          expect(counter.points.map((p) => [p.attributes["queue"], p.value]).sort()).toEqual([["a", 2], ["b", 3]])
+
+          const histogram = yield* receiver.awaitMetric((m) => m.name === "qw_test_pushed_seconds", { timeout: "3 seconds" })
+          expect(histogram.kind).toBe("histogram")
+          expect(histogram.points[0]?.histogram).toEqual({ count: 2, sum: 7.5, bucketCounts: [1, 0, 1], explicitBounds: [1, 5] })
+
+          const page = parsePrometheus(yield* MetricsSource.use((m) => m.render))
+          expect(sample(page, "qw_test_pushed_total", { queue: "b" }).value).toBe(3)
+
+          // Later pushes carry later values (cumulative).
+          yield* Metric.update(Metric.withAttributes(pushed, { queue: "a" }), 10)
+          yield* receiver.awaitMetric(
+            (m) => m.name === "qw_test_pushed" && m.points.some((p) => p.attributes["queue"] === "a" && p.value === 12),
+            { timeout: "3 seconds" }
+          )
+        }).pipe(
+          Effect.provide(Otel.layerConfig("qw-push-test")),
+          withEnv({
+            OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+            OTEL_METRICS_EXPORTER: "otlp",
+            OTEL_METRIC_EXPORT_INTERVAL: "100"
+          })
+        )
+      }))
+    ))
+
+  test("closing the layer pushes the last values, without waiting for the interval", () =>
+    Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const receiver = yield* OtlpReceiver.make
+        const marker = crypto.randomUUID()
+        yield* Metric.update(Metric.withAttributes(pushed, { queue: marker }), 4).pipe(
+          Effect.provide(Otel.layer({ serviceName: "qw-push-test", otlpEndpoint: receiver.endpoint, otlpMetrics: true }))
+        )
+        const last = yield* receiver.awaitMetric(
+          (m) => m.name === "qw_test_pushed" && m.points.some((p) => p.attributes["queue"] === marker),
+          { timeout: "1 second" }
+        )
+        expect(last.points.find((p) => p.attributes["queue"] === marker)?.value).toBe(4)
+        // One export, at close: the default interval (60 s) never came round.
+        expect(yield* receiver.requests).toEqual(["POST /v1/metrics"])
       }))
     ))
 })
@@ -402,13 +564,47 @@ describe("test support: OTLP receiver", () => {
 })
 
 describe("telemetry and ops server: configuration", () => {
-  const withEnv = (env: Record<string, string>) =>
-    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnvRecord(env))
-
-  test("tracesUrl appends /v1/traces once", () => {
+  test("tracesUrl appends /v1/traces once; signalUrl does the same for metrics", () => {
     expect(Otel.tracesUrl("http://jaeger:4318")).toBe("http://jaeger:4318/v1/traces")
     expect(Otel.tracesUrl("http://jaeger:4318/")).toBe("http://jaeger:4318/v1/traces")
     expect(Otel.tracesUrl("https://otel.example/v1/traces")).toBe("https://otel.example/v1/traces")
+    expect(Otel.signalUrl("http://collector:4318/", "metrics")).toBe("http://collector:4318/v1/metrics")
+    expect(Otel.signalUrl("http://collector:4318/v1/metrics", "metrics")).toBe("http://collector:4318/v1/metrics")
+  })
+
+  const telemetryConfig = (env: Record<string, string>) => Effect.runPromise(Otel.TelemetryConfig.pipe(withEnv(env)))
+  const telemetryError = (env: Record<string, string>) => Effect.runPromise(Otel.TelemetryConfig.pipe(Effect.flip, withEnv(env)))
+
+  test("OTEL_METRICS_EXPORTER: a comma list as the spec writes it; otlp turns the push on, prometheus is the default", async () => {
+    expect((await telemetryConfig({})).otlpMetrics).toBe(false)
+    expect((await telemetryConfig({ OTEL_METRICS_EXPORTER: "" })).otlpMetrics).toBe(false)
+    expect((await telemetryConfig({ OTEL_METRICS_EXPORTER: "prometheus" })).otlpMetrics).toBe(false)
+    expect((await telemetryConfig({ OTEL_METRICS_EXPORTER: "none" })).otlpMetrics).toBe(false)
+    expect((await telemetryConfig({ OTEL_METRICS_EXPORTER: "otlp" })).otlpMetrics).toBe(true)
+    expect((await telemetryConfig({ OTEL_METRICS_EXPORTER: " Prometheus , OTLP " })).otlpMetrics).toBe(true)
+  })
+
+  test("a bad OTEL_METRICS_EXPORTER stops the program naming it, before anything is built", async () => {
+    for (const bad of ["console", "otlp,zipkin", "otlp;prometheus"]) {
+      const error = await telemetryError({ OTEL_METRICS_EXPORTER: bad })
+      expect(error.variable).toBe("OTEL_METRICS_EXPORTER")
+      expect(error.message).toContain("a comma-separated list of prometheus, otlp, none")
+      expect(error.message).toContain(bad)
+    }
+    const fromLayer = await Effect.runPromise(
+      Effect.void.pipe(Effect.provide(Otel.layerConfig("qw-test")), Effect.flip, withEnv({ OTEL_METRICS_EXPORTER: "console" }))
+    )
+    expect(fromLayer.variable).toBe("OTEL_METRICS_EXPORTER")
+  })
+
+  test("OTEL_METRIC_EXPORT_INTERVAL: milliseconds by default, 60000 when unset; a bad or zero interval is named", async () => {
+    expect(Duration.toMillis((await telemetryConfig({})).metricExportInterval)).toBe(60_000)
+    expect(Duration.toMillis((await telemetryConfig({ OTEL_METRIC_EXPORT_INTERVAL: "5000" })).metricExportInterval)).toBe(5000)
+    expect(Duration.toMillis((await telemetryConfig({ OTEL_METRIC_EXPORT_INTERVAL: "10s" })).metricExportInterval)).toBe(10_000)
+    for (const bad of ["soon", "0", "-5"]) {
+      const error = await telemetryError({ OTEL_METRIC_EXPORT_INTERVAL: bad })
+      expect(error.variable).toBe("OTEL_METRIC_EXPORT_INTERVAL")
+    }
   })
 
   test("OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL; the error names the variable", async () => {

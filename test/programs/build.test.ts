@@ -1,6 +1,7 @@
 /**
  * The bundles the container image runs (`scripts/build.ts`), each copied alone into a directory
- * with no node_modules anywhere above it: they must carry everything they load, tracing included.
+ * with no node_modules anywhere above it: they must carry everything they load, tracing and the
+ * OTLP metrics exporter included (both are imported only when configured).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import * as amqp from "amqplib"
@@ -56,11 +57,18 @@ describe("program bundles", () => {
   })
 
   test("a bad variable stops the counter bundle before it connects, with exit 2 naming it", async () => {
-    const counter = startProgram(bundle("event-counter.js"), { MEMORY_LIMIT: "a lot", RABBITMQ_URL: "amqp://nobody:none@127.0.0.1:1" }, [], {
-      cwd: alone
-    })
-    expect(await counter.exited).toBe(2)
-    expect(counter.stderr()).toContain("MEMORY_LIMIT: expected a size")
+    const cases = [
+      ["MEMORY_LIMIT", "a lot", "MEMORY_LIMIT: expected a size"],
+      ["OTEL_METRICS_EXPORTER", "otlp,console", "OTEL_METRICS_EXPORTER: expected a comma-separated list"],
+      ["OTEL_METRIC_EXPORT_INTERVAL", "often", "OTEL_METRIC_EXPORT_INTERVAL: expected a duration"]
+    ] as const
+    for (const [variable, value, message] of cases) {
+      const counter = startProgram(bundle("event-counter.js"), { [variable]: value, RABBITMQ_URL: "amqp://nobody:none@127.0.0.1:1" }, [], {
+        cwd: alone
+      })
+      expect(await counter.exited).toBe(2)
+      expect(counter.stderr()).toContain(message)
+    }
   })
 })
 
@@ -71,7 +79,7 @@ describe.if(rabbitUp)("program bundles with RabbitMQ", () => {
   const dest = { exchange: freshName("bundle_x"), queue: freshName("bundle_q") }
   afterAll(() => deleteRabbitmqTopology(url, [{ topic: dest.exchange, group: dest.queue }]))
 
-  test("the counter bundle counts exactly under a memory limit and exports message spans parented by their headers", () =>
+  test("the counter bundle counts exactly under a memory limit, exports message spans parented by their headers, and pushes its metrics", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const receiver = yield* OtlpReceiver.make
       const run = yield* publishTraffic(dest, { count: 2000, users: 5, duplicateRatio: 0.1, malformed: 5, seed: 3 }).pipe(
@@ -88,7 +96,8 @@ describe.if(rabbitUp)("program bundles with RabbitMQ", () => {
         IDLE_TIMEOUT: "1s",
         MEMORY_LIMIT: "200MiB",
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        OTEL_SERVICE_NAME: "bundled-counter"
+        OTEL_SERVICE_NAME: "bundled-counter",
+        OTEL_METRICS_EXPORTER: "otlp,prometheus"
       }, [], { cwd: alone })
       expect(yield* Effect.promise(() => counter.exited)).toBe(0)
 
@@ -100,6 +109,14 @@ describe.if(rabbitUp)("program bundles with RabbitMQ", () => {
       expect(span.traceId).toBe(first.traceId)
       expect(span.name).toBe(`consume ${dest.exchange}`)
       expect(span.serviceName).toBe("bundled-counter")
+
+      // The last push, made as the counter stopped, holds the final counts.
+      const events = yield* receiver.awaitMetric(
+        (m) => m.name === "eventcounter_events" && m.points.some((p) => p.attributes["result"] === "counted" && p.value === run.unique),
+        { timeout: "5 seconds" }
+      )
+      expect(events.serviceName).toBe("bundled-counter")
+      expect(events.isMonotonic).toBe(true)
     }))), 60_000)
 })
 

@@ -15,7 +15,8 @@ import {
   type CircuitBreakerOptions,
   CircuitOpenError
 } from "../../src/resilience/circuitBreaker.ts"
-import { renderPrometheus } from "../../src/runtime/prometheus.ts"
+import * as Metrics from "../../layers/telemetry/metrics.ts"
+import { MetricsSource } from "../../src/runtime/MetricsSource.ts"
 
 // A registry of its own per test, so gauges and counters start from nothing.
 const runTest = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -175,7 +176,10 @@ describe("circuit breaker", () => {
     runTest(Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ ...options, metricPrefix: "txstream_" })
       yield* failTimes(breaker, 3)
-      const text = renderPrometheus(yield* Metric.snapshot)
+      // Rendered as /metrics renders it: through the OpenTelemetry Prometheus exporter.
+      const text = yield* MetricsSource.use((source) => source.render).pipe(
+        Effect.provide(Metrics.layer({ serviceName: "breaker-test", shutdownTimeout: "1 second" }))
+      )
       expect(text).toContain(`txstream_circuit_breaker_state{breaker="kafka"} 2`)
       expect(text).toContain(`txstream_circuit_breaker_trips_total{breaker="kafka"} 1`)
       expect(text).toContain("# TYPE txstream_circuit_breaker_trips_total counter")

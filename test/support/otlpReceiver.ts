@@ -1,12 +1,15 @@
 /**
- * A fake OpenTelemetry collector: accepts OTLP/HTTP JSON on `POST /v1/traces` and keeps the spans.
+ * A fake OpenTelemetry collector: accepts OTLP/HTTP JSON on `POST /v1/traces` and
+ * `POST /v1/metrics`, and keeps the spans and the metric data points.
  *
- * `@opentelemetry/exporter-trace-otlp-http` sends JSON (`Content-Type: application/json`). A
- * protobuf request means the exporter was swapped or misconfigured; it is answered 415 and fails
- * every waiter, so a test stops at the cause instead of timing out on "no span".
+ * `@opentelemetry/exporter-trace-otlp-http` and `exporter-metrics-otlp-http` send JSON
+ * (`Content-Type: application/json`). A protobuf request means an exporter was swapped or
+ * misconfigured; it is answered 415 and fails every waiter, so a test stops at the cause instead
+ * of timing out on "no span".
  *
  * Waiting is push-based: each POST completes the deferreds of the waiters whose predicate a new
- * span matches.
+ * span (or metric) matches. `requests` lists every request that reached the receiver, whatever
+ * its path, so a test can show that nothing was sent at all.
  */
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -29,6 +32,30 @@ export interface ReceivedSpan {
   readonly serviceName: string | undefined
 }
 
+/** One metric of one export: its data points as sent (cumulative by default). */
+export interface ReceivedMetric {
+  readonly name: string
+  readonly kind: "sum" | "gauge" | "histogram"
+  /** For sums: whether OTLP marked it monotonic (a Prometheus counter). */
+  readonly isMonotonic: boolean
+  readonly points: ReadonlyArray<ReceivedPoint>
+  /** `service.name` of the resource the metric was sent under. */
+  readonly serviceName: string | undefined
+}
+
+export interface ReceivedPoint {
+  readonly attributes: Readonly<Record<string, unknown>>
+  /** Sums and gauges. */
+  readonly value?: number
+  /** Histograms: per-bucket (not cumulative) counts, one more than `explicitBounds`. */
+  readonly histogram?: {
+    readonly count: number
+    readonly sum: number | undefined
+    readonly bucketCounts: ReadonlyArray<number>
+    readonly explicitBounds: ReadonlyArray<number>
+  }
+}
+
 export class OtlpReceiverError extends Data.TaggedError("OtlpReceiverError")<{ readonly reason: string }> {
   override get message() {
     return this.reason
@@ -44,34 +71,82 @@ export interface OtlpReceiver {
     predicate: (span: ReceivedSpan) => boolean,
     options?: { readonly timeout?: Duration.Input }
   ) => Effect.Effect<ReceivedSpan, OtlpReceiverError>
+  /** Every metric of every export, in the order received (a later export repeats cumulative series). */
+  readonly metrics: Effect.Effect<ReadonlyArray<ReceivedMetric>>
+  /** The first metric, received already or later, that matches; as `awaitSpan`. */
+  readonly awaitMetric: (
+    predicate: (metric: ReceivedMetric) => boolean,
+    options?: { readonly timeout?: Duration.Input }
+  ) => Effect.Effect<ReceivedMetric, OtlpReceiverError>
+  /** `METHOD /path` of every request received, answered or not. */
+  readonly requests: Effect.Effect<ReadonlyArray<string>>
 }
 
-interface Waiter {
-  readonly predicate: (span: ReceivedSpan) => boolean
-  readonly deferred: Deferred.Deferred<ReceivedSpan, OtlpReceiverError>
+interface Waiter<A> {
+  readonly predicate: (item: A) => boolean
+  readonly deferred: Deferred.Deferred<A, OtlpReceiverError>
+}
+
+/** Items of one signal, and the waiters for them. */
+const inbox = <A>(what: string, describe: (item: A) => string) => {
+  const received: Array<A> = []
+  const waiters = new Set<Waiter<A>>()
+  let broken: OtlpReceiverError | undefined
+  return {
+    received,
+    fail: (error: OtlpReceiverError) => {
+      broken ??= error
+      for (const waiter of waiters) Deferred.doneUnsafe(waiter.deferred, Exit.fail(error))
+    },
+    accept: (items: ReadonlyArray<A>) => {
+      received.push(...items)
+      for (const waiter of waiters) {
+        const match = items.find(waiter.predicate)
+        if (match !== undefined) Deferred.doneUnsafe(waiter.deferred, Exit.succeed(match))
+      }
+    },
+    await: (predicate: (item: A) => boolean, options: { readonly timeout?: Duration.Input } = {}) =>
+      Effect.suspend(() => {
+        if (broken !== undefined) return Effect.fail(broken)
+        const already = received.find(predicate)
+        if (already !== undefined) return Effect.succeed(already)
+        const waiter: Waiter<A> = { predicate, deferred: Deferred.makeUnsafe() }
+        waiters.add(waiter)
+        const timeout = options.timeout ?? Duration.seconds(5)
+        return Deferred.await(waiter.deferred).pipe(
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () =>
+              Effect.fail(
+                new OtlpReceiverError({
+                  reason: `no matching ${what} within ${Duration.format(Duration.fromInputUnsafe(timeout))}; received: ${
+                    received.length === 0 ? "none" : received.map(describe).join(", ")
+                  }`
+                })
+              )
+          }),
+          Effect.ensuring(Effect.sync(() => waiters.delete(waiter)))
+        )
+      })
+  }
 }
 
 export const make: Effect.Effect<OtlpReceiver, HttpServerError, Scope.Scope> = Effect.gen(function*() {
-  const received: Array<ReceivedSpan> = []
-  const waiters = new Set<Waiter>()
-  let broken: OtlpReceiverError | undefined
+  const spans = inbox<ReceivedSpan>("span", (s) => s.name)
+  const metrics = inbox<ReceivedMetric>("metric", (m) => m.name)
+  const requests: Array<string> = []
 
   const breakWith = (reason: string) => {
-    broken ??= new OtlpReceiverError({ reason })
-    for (const waiter of waiters) Deferred.doneUnsafe(waiter.deferred, Exit.fail(broken))
-  }
-
-  const accept = (spans: ReadonlyArray<ReceivedSpan>) => {
-    received.push(...spans)
-    for (const waiter of waiters) {
-      const match = spans.find(waiter.predicate)
-      if (match !== undefined) Deferred.doneUnsafe(waiter.deferred, Exit.succeed(match))
-    }
+    const error = new OtlpReceiverError({ reason })
+    spans.fail(error)
+    metrics.fail(error)
   }
 
   const handle = async (request: Request): Promise<Response> => {
     const path = new URL(request.url).pathname
-    if (request.method !== "POST" || path !== "/v1/traces") return new Response("not found", { status: 404 })
+    requests.push(`${request.method} ${path}`)
+    const signal = request.method !== "POST" ? undefined : path === "/v1/traces" ? "traces" : path === "/v1/metrics" ? "metrics" : undefined
+    if (signal === undefined) return new Response("not found", { status: 404 })
     const type = request.headers.get("content-type") ?? ""
     if (!type.startsWith("application/json")) {
       breakWith(`OTLP receiver got Content-Type "${type}"; only JSON (application/json) is understood`)
@@ -81,7 +156,8 @@ export const make: Effect.Effect<OtlpReceiver, HttpServerError, Scope.Scope> = E
       const body = request.headers.get("content-encoding") === "gzip"
         ? await new Response(request.body!.pipeThrough(new DecompressionStream("gzip"))).text()
         : await request.text()
-      accept(spansOf(JSON.parse(body)))
+      if (signal === "traces") spans.accept(spansOf(JSON.parse(body)))
+      else metrics.accept(metricsOf(JSON.parse(body)))
       return Response.json({})
     } catch (error) {
       breakWith(`OTLP receiver could not read a request: ${error instanceof Error ? error.message : String(error)}`)
@@ -91,38 +167,17 @@ export const make: Effect.Effect<OtlpReceiver, HttpServerError, Scope.Scope> = E
 
   const server = yield* serve(handle, { port: 0, hostname: "127.0.0.1" })
 
-  const awaitSpan: OtlpReceiver["awaitSpan"] = (predicate, options = {}) =>
-    Effect.suspend(() => {
-      if (broken !== undefined) return Effect.fail(broken)
-      const already = received.find(predicate)
-      if (already !== undefined) return Effect.succeed(already)
-      const waiter: Waiter = { predicate, deferred: Deferred.makeUnsafe() }
-      waiters.add(waiter)
-      const timeout = options.timeout ?? Duration.seconds(5)
-      return Deferred.await(waiter.deferred).pipe(
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () =>
-            Effect.fail(
-              new OtlpReceiverError({
-                reason: `no matching span within ${Duration.format(Duration.fromInputUnsafe(timeout))}; received: ${
-                  received.length === 0 ? "none" : received.map((s) => s.name).join(", ")
-                }`
-              })
-            )
-        }),
-        Effect.ensuring(Effect.sync(() => waiters.delete(waiter)))
-      )
-    })
-
   return {
     endpoint: server.url,
-    spans: Effect.sync(() => received.slice()),
-    awaitSpan
+    spans: Effect.sync(() => spans.received.slice()),
+    awaitSpan: spans.await,
+    metrics: Effect.sync(() => metrics.received.slice()),
+    awaitMetric: metrics.await,
+    requests: Effect.sync(() => requests.slice())
   }
 })
 
-// ---- OTLP JSON (ExportTraceServiceRequest) ----
+// ---- OTLP JSON (ExportTraceServiceRequest, ExportMetricsServiceRequest) ----
 
 interface KeyValue {
   readonly key: string
@@ -175,6 +230,78 @@ const spansOf = (request: ExportRequest): Array<ReceivedSpan> => {
           attributes: attributesOf(span.attributes),
           serviceName
         })
+      }
+    }
+  }
+  return out
+}
+
+interface OtlpNumberPoint {
+  readonly attributes?: ReadonlyArray<KeyValue>
+  readonly asDouble?: number
+  readonly asInt?: number | string
+}
+interface OtlpHistogramPoint {
+  readonly attributes?: ReadonlyArray<KeyValue>
+  readonly count?: number | string
+  readonly sum?: number
+  readonly bucketCounts?: ReadonlyArray<number | string>
+  readonly explicitBounds?: ReadonlyArray<number>
+}
+interface OtlpMetric {
+  readonly name: string
+  readonly sum?: { readonly dataPoints?: ReadonlyArray<OtlpNumberPoint>; readonly isMonotonic?: boolean }
+  readonly gauge?: { readonly dataPoints?: ReadonlyArray<OtlpNumberPoint> }
+  readonly histogram?: { readonly dataPoints?: ReadonlyArray<OtlpHistogramPoint> }
+}
+interface MetricsRequest {
+  readonly resourceMetrics?: ReadonlyArray<{
+    readonly resource?: { readonly attributes?: ReadonlyArray<KeyValue> }
+    readonly scopeMetrics?: ReadonlyArray<{ readonly metrics?: ReadonlyArray<OtlpMetric> }>
+  }>
+}
+
+const numberPoint = (point: OtlpNumberPoint): ReceivedPoint => ({
+  attributes: attributesOf(point.attributes),
+  value: point.asDouble ?? Number(point.asInt)
+})
+
+const metricsOf = (request: MetricsRequest): Array<ReceivedMetric> => {
+  const out: Array<ReceivedMetric> = []
+  for (const resourceMetrics of request.resourceMetrics ?? []) {
+    const resource = attributesOf(resourceMetrics.resource?.attributes)
+    const serviceName = typeof resource["service.name"] === "string" ? resource["service.name"] : undefined
+    for (const scopeMetrics of resourceMetrics.scopeMetrics ?? []) {
+      for (const metric of scopeMetrics.metrics ?? []) {
+        if (metric.sum !== undefined) {
+          out.push({
+            name: metric.name,
+            kind: "sum",
+            isMonotonic: metric.sum.isMonotonic === true,
+            points: (metric.sum.dataPoints ?? []).map(numberPoint),
+            serviceName
+          })
+        } else if (metric.gauge !== undefined) {
+          out.push({ name: metric.name, kind: "gauge", isMonotonic: false, points: (metric.gauge.dataPoints ?? []).map(numberPoint), serviceName })
+        } else if (metric.histogram !== undefined) {
+          out.push({
+            name: metric.name,
+            kind: "histogram",
+            isMonotonic: false,
+            points: (metric.histogram.dataPoints ?? []).map((point) => ({
+              attributes: attributesOf(point.attributes),
+              histogram: {
+                count: Number(point.count ?? 0),
+                sum: point.sum,
+                bucketCounts: (point.bucketCounts ?? []).map(Number),
+                explicitBounds: point.explicitBounds ?? []
+              }
+            })),
+            serviceName
+          })
+        } else {
+          throw new Error(`metric "${metric.name}" is neither a sum, a gauge nor a histogram`)
+        }
       }
     }
   }
