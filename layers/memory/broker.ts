@@ -266,3 +266,7 @@ export const layer: Layer.Layer<Publisher | Subscriber | MemoryBroker> = Layer.m
 )
 
 export const layerConfig: Layer.Layer<Publisher | Subscriber | MemoryBroker> = layer
+
+export const publisherLayerConfig: Layer.Layer<Publisher, never, MemoryBrokerEnds> = publisherLayer
+
+export const subscriberLayerConfig: Layer.Layer<Subscriber, never, MemoryBrokerEnds> = subscriberLayer
