@@ -63,6 +63,11 @@ describe("BROKER", () => {
     expect((await chosen({ ...env, BROKER: "kafka" })).kind).toBe("kafka")
   })
 
+  test("a Kafka timeout of zero stops the program naming the variable, as an empty broker list does", async () => {
+    expect((await refused({ BROKER: "kafka", KAFKA_TIMEOUT: "0s" })).variable).toBe("KAFKA_TIMEOUT")
+    expect((await refused({ BROKER: "kafka", KAFKA_BROKERS: " , " })).variable).toBe("KAFKA_BROKERS")
+  })
+
   test("the memory publisher-only and subscriber-only layers of one build share one broker", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const sub = { topic: "orders", group: "billing" }
