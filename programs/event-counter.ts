@@ -2,14 +2,15 @@
  * The event counter (SPEC §4): counts unique events per user and type from RabbitMQ and writes
  * created.json, updated.json, deleted.json into OUTPUT_DIR once IDLE_TIMEOUT passes without a
  * message. COUNTER_STORE=postgres keeps the seen ids and counts in PostgreSQL across restarts.
+ * BROKER picks another broker; unset, it is RabbitMQ, the original's wire contract.
  *
  *   bun run programs/event-counter.ts [--output-dir out] [--idle-timeout 5s] [--rabbitmq-url amqp://...]
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Broker from "../layers/broker.ts"
 import { asWorker, baseLayer, loadBaseConfig } from "../layers/platform/program.ts"
 import * as Postgres from "../layers/postgres/sql.ts"
-import * as RabbitMQ from "../layers/rabbitmq/index.ts"
 import { counterConfig, storeKind } from "../src/counter/config.ts"
 import { runCounter } from "../src/counter/counter.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
@@ -19,12 +20,12 @@ import { runMain } from "../layers/platform/runMain.ts"
 const program = Effect.gen(function*() {
   const base = yield* loadBaseConfig("event-counter")
   const config = yield* load(counterConfig())
-  const broker = yield* load(RabbitMQ.config)
+  const broker = yield* load(Broker.configWithDefault("rabbitmq"))
   const store = (yield* load(storeKind)) === "postgres"
     ? CounterStore.sql.pipe(Layer.provide(Postgres.layer(yield* load(Postgres.config))))
     : CounterStore.memory
   yield* asWorker(runCounter(config)).pipe(
-    Effect.provide(Layer.mergeAll(RabbitMQ.layer(broker), store, baseLayer(base)))
+    Effect.provide(Layer.mergeAll(Broker.layer(broker), store, baseLayer(base)))
   )
 })
 

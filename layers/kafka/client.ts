@@ -10,53 +10,114 @@
  *
  * Kafka has no routing to declare: a subscription needs its topic and its group's dead-letter
  * topic to exist, with more than one partition so a group's consumers can share the work.
- * `ensure` creates the missing ones through the admin client and remembers what exists.
+ * `ensure` creates the missing ones through the admin client and remembers what exists. Only
+ * subscriber layers make one: publishing needs no admin client.
+ *
+ * kafkajs retries a connect on its own for about 13 s; `connect` bounds that by the layer's
+ * `connectTimeout` and reports the last connection error kafkajs logged, as a `BrokerError`.
+ *
+ * kafkajs is loaded when the first client is made, not when this module is: a program that can
+ * run on Kafka but does not (`layers/broker.ts` imports every backend) never pays for it.
  */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { type Admin, Kafka, type LogEntry, logLevel } from "kafkajs"
+import type { Admin, Kafka, LogEntry, logLevel } from "kafkajs"
+import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
 
 export type KafkaLogLevel = "nothing" | "error" | "warn" | "info" | "debug"
 
-const levels: Record<KafkaLogLevel, logLevel> = {
+type KafkaJs = typeof import("kafkajs")
+
+const levelsOf = ({ logLevel }: KafkaJs): Record<KafkaLogLevel, logLevel> => ({
   nothing: logLevel.NOTHING,
   error: logLevel.ERROR,
   warn: logLevel.WARN,
   info: logLevel.INFO,
   debug: logLevel.DEBUG
-}
+})
+
+/**
+ * Applied to every kafkajs client a layer makes, before the layer uses it; by default nothing.
+ * The seam a test wraps a client through, to see what a layer opens (producers, admin clients,
+ * consumers).
+ */
+export const KafkaClientHook = Context.Reference<(kafka: Kafka) => Kafka>("queueworks/kafka/KafkaClientHook", {
+  defaultValue: () => (kafka) => kafka
+})
 
 export interface ClientOptions {
   readonly brokers: ReadonlyArray<string>
   readonly clientId: string
   readonly logLevel: KafkaLogLevel
+  /** Bounds connecting the producer or the admin client. */
+  readonly connectTimeout: Duration.Input
 }
 
 export interface Client {
   readonly kafka: Kafka
+  /** The kafkajs module itself, for its constants (partitioners, log levels). */
+  readonly kafkajs: KafkaJs
   /** The configured brokers, for error messages (the client keeps its own private). */
   readonly brokers: string
+  /**
+   * Connects a producer or admin client made from `kafka`, or fails naming the brokers. It is
+   * disconnected when the scope closes, also after a failed connect; a connect that timed out
+   * cannot be cancelled, though: kafkajs's own retries of it run out in the background.
+   */
+  readonly connect: (
+    operation: string,
+    connectable: { readonly connect: () => Promise<void>; readonly disconnect: () => Promise<void> }
+  ) => Effect.Effect<void, BrokerError, Scope.Scope>
 }
 
 export const makeClient = (options: ClientOptions): Effect.Effect<Client> =>
   Effect.gen(function*() {
     const runFork = Effect.runForkWith(yield* Effect.context<never>())
-    const kafka = new Kafka({
+    const kafkajs = yield* Effect.promise(() => import("kafkajs"))
+    const { logLevel } = kafkajs
+    const brokers = options.brokers.join(",")
+    // kafkajs's own connect error says only that it gave up; what went wrong is in its log.
+    let lastConnectionError: string | undefined
+    const kafka = (yield* KafkaClientHook)(new kafkajs.Kafka({
       brokers: [...options.brokers],
       clientId: options.clientId,
-      logLevel: levels[options.logLevel],
+      logLevel: levelsOf(kafkajs)[options.logLevel],
       logCreator: () => (entry) => {
-        runFork(toEffectLog(entry))
+        if (entry.namespace === "Connection" && entry.level === logLevel.ERROR) lastConnectionError = entry.log.message
+        runFork(toEffectLog(kafkajs, entry))
       }
-    })
-    return { kafka, brokers: options.brokers.join(",") }
+    }))
+    const within = Duration.format(Duration.fromInputUnsafe(options.connectTimeout))
+
+    const connect: Client["connect"] = (operation, connectable) =>
+      Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => Effect.promise(() => connectable.disconnect().catch(() => {})))
+        yield* Effect.tryPromise({
+          try: () => connectable.connect(),
+          catch: (cause) => new BrokerError({ operation, broker: brokers, cause })
+        }).pipe(
+          Effect.timeoutOrElse({
+            duration: options.connectTimeout,
+            orElse: () =>
+              Effect.fail(new BrokerError({
+                operation,
+                broker: brokers,
+                cause: `not connected within ${within}; last error: ${lastConnectionError ?? "none logged"}`
+              }))
+          })
+        )
+      })
+
+    return { kafka, kafkajs, brokers, connect }
   })
 
 // Fields every entry repeats, or too long for a log line (the stack is in the message's cause).
 const omitted = new Set(["timestamp", "message", "logger", "stack"])
 
-const toEffectLog = (entry: LogEntry): Effect.Effect<void> => {
+const toEffectLog = ({ logLevel }: KafkaJs, entry: LogEntry): Effect.Effect<void> => {
   const annotations: Record<string, string> = { kafkajs: entry.namespace }
   for (const [name, value] of Object.entries(entry.log)) {
     if (omitted.has(name) || value === undefined) continue
@@ -93,16 +154,10 @@ export interface Topics {
   readonly ensure: (topics: ReadonlyArray<string>, operation: string) => Effect.Effect<void, SubscriberError>
 }
 
-export const makeTopics = (client: Client, options: TopicOptions): Effect.Effect<Topics, SubscriberError, Scope.Scope> =>
+export const makeTopics = (client: Client, options: TopicOptions): Effect.Effect<Topics, BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
     const admin: Admin = client.kafka.admin()
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => admin.connect(),
-        catch: (cause) => new SubscriberError({ operation: "admin.connect", subject: client.brokers, cause })
-      }),
-      () => Effect.promise(() => admin.disconnect().catch(() => {}))
-    )
+    yield* client.connect("admin.connect", admin)
     const known = new Set<string>()
 
     // One topic per request: kafkajs waits for the new topic's leader only when every topic of

@@ -11,22 +11,31 @@
  * redelivery after a consumer went away is the group reading from the committed offset again,
  * so the attempt is not counted (`countsAbandonedAttempts: false`); `prefetch` holds exactly.
  *
+ * `layer` gives both ends; `publisherLayer` only the idempotent producer (no admin client, no
+ * consumer: what an outbox relay needs), `subscriberLayer` the subscriber with the admin client
+ * that creates its topics and the producer its retries and dead letters go through. Building any
+ * of them fails with a `BrokerError` naming the brokers when they cannot be reached within
+ * `connectTimeout`. Publishing to a topic that does not exist relies on the broker creating it
+ * (`auto.create.topics.enable`), or on a subscriber having declared it.
+ *
  * Closing the layer: consumers leave their groups as their own scopes close, which come first;
  * then the producer and the admin client disconnect.
  */
 import * as Config from "effect/Config"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/capabilities/Subscriber.ts"
-import { type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"
-import { makeProducer, send } from "./publisher.ts"
+import type * as Scope from "effect/Scope"
+import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
+import { Publisher, type PublisherShape } from "../../src/capabilities/Publisher.ts"
+import { defaultPrefetch, Subscriber, type SubscriberShape } from "../../src/capabilities/Subscriber.ts"
+import { configIssue, duration, positiveInt } from "../../src/runtime/config.ts"
+import { type Client, type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"
+import { makeProducer, type Producer, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
 
-export type { KafkaLogLevel } from "./client.ts"
+export { KafkaClientHook, type KafkaLogLevel } from "./client.ts"
 
 export interface KafkaOptions {
   /** `host:port` of one or more brokers to bootstrap from. */
@@ -39,6 +48,8 @@ export interface KafkaOptions {
   readonly topicPartitions?: number
   /** Replicas of a topic created here; default -1, the broker's `default.replication.factor`. */
   readonly replicationFactor?: number
+  /** Bounds connecting the producer and the admin client when the layer is built; default 10 s. */
+  readonly connectTimeout?: Duration.Input
   /** Bounds a publish, a retry or a dead letter; default 30 s. */
   readonly publishTimeout?: Duration.Input
   /** How long `subscribe` waits for its consumer to join the group; default 30 s. */
@@ -61,52 +72,105 @@ export interface KafkaOptions {
   readonly logLevel?: KafkaLogLevel
 }
 
-export const layer = (options: KafkaOptions): Layer.Layer<Publisher | Subscriber, SubscriberError> =>
-  Layer.effectContext(Effect.gen(function*() {
+export type Options = KafkaOptions
+
+interface Link {
+  readonly client: Client
+  readonly producer: Producer
+}
+
+// Every variant needs the client and the producer: the subscriber's retries and dead letters
+// are produced records too. The admin client is the subscriber's alone.
+const connect = (options: KafkaOptions): Effect.Effect<Link, BrokerError, Scope.Scope> =>
+  Effect.gen(function*() {
     const client = yield* makeClient({
       brokers: options.brokers,
       clientId: options.clientId ?? "queueworks",
-      logLevel: options.logLevel ?? "warn"
-    })
-    const topics = yield* makeTopics(client, {
-      partitions: options.topicPartitions ?? 3,
-      replicationFactor: options.replicationFactor ?? -1
+      logLevel: options.logLevel ?? "warn",
+      connectTimeout: options.connectTimeout ?? "10 seconds"
     })
     const producer = yield* makeProducer(client, options.publishTimeout ?? "30 seconds")
-    const subscriber = makeSubscriber(client, topics, producer, {
-      prefetch: options.prefetch ?? defaultPrefetch,
-      sessionTimeout: options.sessionTimeout ?? "30 seconds",
-      heartbeatInterval: options.heartbeatInterval ?? "3 seconds",
-      rebalanceTimeout: options.rebalanceTimeout ?? "60 seconds",
-      maxWaitTime: options.maxWaitTime ?? "500 millis",
-      commitInterval: options.commitInterval ?? "1 second",
-      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 16,
-      joinTimeout: options.joinTimeout ?? "30 seconds",
-      closeTimeout: options.closeTimeout ?? "30 seconds"
-    })
-    return Context.make(Publisher, Publisher.make("kafka", send(producer))).pipe(
-      Context.add(Subscriber, Subscriber.of(subscriber))
-    )
+    return { client, producer }
+  })
+
+const publisherOf = (link: Link): PublisherShape => Publisher.make("kafka", send(link.producer))
+
+const subscriberOf = (options: KafkaOptions, link: Link): Effect.Effect<SubscriberShape, BrokerError, Scope.Scope> =>
+  Effect.map(
+    makeTopics(link.client, { partitions: options.topicPartitions ?? 3, replicationFactor: options.replicationFactor ?? -1 }),
+    (topics) =>
+      Subscriber.of(makeSubscriber(link.client, topics, link.producer, {
+        prefetch: options.prefetch ?? defaultPrefetch,
+        sessionTimeout: options.sessionTimeout ?? "30 seconds",
+        heartbeatInterval: options.heartbeatInterval ?? "3 seconds",
+        rebalanceTimeout: options.rebalanceTimeout ?? "60 seconds",
+        maxWaitTime: options.maxWaitTime ?? "500 millis",
+        commitInterval: options.commitInterval ?? "1 second",
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 16,
+        joinTimeout: options.joinTimeout ?? "30 seconds",
+        closeTimeout: options.closeTimeout ?? "30 seconds"
+      }))
+  )
+
+/** Publisher and Subscriber on one client and one producer. */
+export const layer = (options: KafkaOptions): Layer.Layer<Publisher | Subscriber, BrokerError> =>
+  Layer.effectContext(Effect.gen(function*() {
+    const link = yield* connect(options)
+    const subscriber = yield* subscriberOf(options, link)
+    return Context.make(Publisher, publisherOf(link)).pipe(Context.add(Subscriber, subscriber))
   }))
 
-/** `KAFKA_BROKERS` [localhost:9092], comma-separated, and `KAFKA_CLIENT_ID` [queueworks]. */
-export const layerConfig: Layer.Layer<Publisher | Subscriber, SubscriberError | Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const brokers = yield* brokerList("KAFKA_BROKERS").pipe(Config.withDefault(["localhost:9092"]))
-    const clientId = yield* Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("queueworks"))
-    return layer({ brokers, clientId })
-  })
+/** Publisher only: the idempotent producer, and no admin client or consumer. */
+export const publisherLayer = (options: KafkaOptions): Layer.Layer<Publisher, BrokerError> =>
+  Layer.effect(Publisher, Effect.map(connect(options), publisherOf))
+
+/** Subscriber only. */
+export const subscriberLayer = (options: KafkaOptions): Layer.Layer<Subscriber, BrokerError> =>
+  Layer.effect(Subscriber, Effect.flatMap(connect(options), (link) => subscriberOf(options, link)))
+
+/**
+ * `KAFKA_BROKERS` [localhost:9092] (comma-separated), `KAFKA_CLIENT_ID` [queueworks],
+ * `KAFKA_PREFETCH` [100], and the original relay's `KAFKA_TIMEOUT` [30s] (bounds a publish) and
+ * `KAFKA_SESSION_TIMEOUT` [30s] (consumer group session).
+ */
+export const config: Config.Config<KafkaOptions> = Config.all({
+  brokers: brokerList("KAFKA_BROKERS").pipe(Config.withDefault<ReadonlyArray<string>>(["localhost:9092"])),
+  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("queueworks")),
+  prefetch: positiveInt("KAFKA_PREFETCH").pipe(Config.withDefault(defaultPrefetch)),
+  publishTimeout: positiveDuration("KAFKA_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds")),
+  sessionTimeout: positiveDuration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds"))
+})
+
+export const layerConfig: Layer.Layer<Publisher | Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, layer)
 )
 
-const brokerList = (variable: string) =>
-  Config.String(variable).pipe(
+export const publisherLayerConfig: Layer.Layer<Publisher, BrokerError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, publisherLayer)
+)
+
+export const subscriberLayerConfig: Layer.Layer<Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, subscriberLayer)
+)
+
+// A zero timeout would fail every publish, or every group session, at once.
+function positiveDuration(variable: string) {
+  return duration(variable).pipe(
+    Config.mapEffect((value) =>
+      Duration.toMillis(value) > 0
+        ? Effect.succeed<Duration.Input>(value)
+        : Effect.fail(configIssue(variable, "a duration greater than 0, such as 30s", `got ${Duration.format(value)}`))
+    )
+  )
+}
+
+function brokerList(variable: string) {
+  return Config.String(variable).pipe(
     Config.mapEffect((text) => {
       const brokers = text.split(",").map((broker) => broker.trim()).filter((broker) => broker !== "")
-      if (brokers.length > 0) return Effect.succeed(brokers)
-      // Shaped like src/runtime/config.ts's issues, so `load` names the variable.
-      const issue = { variable, expected: "comma-separated host:port pairs", detail: `got "${text}"` }
-      return Effect.fail(
-        new Config.ConfigError(new ConfigProvider.SourceError({ message: `${variable}: expected ${issue.expected} (${issue.detail})`, cause: issue }))
-      )
+      return brokers.length > 0
+        ? Effect.succeed<ReadonlyArray<string>>(brokers)
+        : Effect.fail(configIssue(variable, "comma-separated host:port pairs", `got "${text}"`))
     })
   )
+}

@@ -13,10 +13,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { Partitioners, type Message as KafkaRecord } from "kafkajs"
+import type { Message as KafkaRecord } from "kafkajs"
 import type { Message } from "../../src/capabilities/Message.ts"
+import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
-import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
 import type { Client } from "./client.ts"
 import { toRecord } from "./codec.ts"
 
@@ -27,13 +27,13 @@ export interface Producer {
   readonly connected: Effect.Effect<boolean>
 }
 
-export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Effect<Producer, SubscriberError, Scope.Scope> =>
+export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Effect<Producer, BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
     const producer = client.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       // kafkajs's default, named so it does not print its partitioner-change notice.
-      createPartitioner: Partitioners.DefaultPartitioner
+      createPartitioner: client.kafkajs.Partitioners.DefaultPartitioner
     })
     let connected = false
     producer.on(producer.events.CONNECT, () => {
@@ -42,13 +42,7 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
     producer.on(producer.events.DISCONNECT, () => {
       connected = false
     })
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => producer.connect(),
-        catch: (cause) => new SubscriberError({ operation: "producer.connect", subject: client.brokers, cause })
-      }),
-      () => Effect.promise(() => producer.disconnect().catch(() => {}))
-    )
+    yield* client.connect("producer.connect", producer)
     const millis = Duration.toMillis(Duration.fromInputUnsafe(timeout))
 
     const send = (topic: string, records: ReadonlyArray<KafkaRecord>): Effect.Effect<void, PublisherError> =>

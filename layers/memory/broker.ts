@@ -7,6 +7,7 @@
  * unsettled when it goes away is delivered again. Nothing survives the process.
  */
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -218,14 +219,52 @@ const make = Effect.sync(() => {
       Effect.sync(() => (groups.get(name)?.consumers ?? []).reduce((n, c) => n + c.unsettled.size, 0))
   })
 
-  return { publisher, subscriber, broker }
+  return { ends: MemoryBrokerEnds.of({ publisher, subscriber }), broker }
 })
 
-/** One broker instance behind Publisher, Subscriber and MemoryBroker. */
-export const layer: Layer.Layer<Publisher | Subscriber | MemoryBroker> = Layer.effectContext(
-  make.pipe(
-    Effect.map(({ broker, publisher, subscriber }) =>
-      Context.make(Publisher, publisher).pipe(Context.add(Subscriber, subscriber), Context.add(MemoryBroker, broker))
-    )
-  )
+/**
+ * Both ends of one in-memory broker. `publisherLayer` and `subscriberLayer` take theirs from it,
+ * so a program that wants both, built from the two, still has one broker: messages published on
+ * one end reach the other.
+ */
+export class MemoryBrokerEnds extends Context.Service<MemoryBrokerEnds, {
+  readonly publisher: Publisher["Service"]
+  readonly subscriber: Subscriber["Service"]
+}>()("queueworks/MemoryBrokerEnds") {}
+
+/** The memory backend takes no options; the type is here so every backend exports the same names. */
+export interface MemoryOptions {}
+
+export type Options = MemoryOptions
+
+/** No variables: the memory broker lives and dies with the process. */
+export const config: Config.Config<MemoryOptions> = Config.succeed({})
+
+/** A fresh broker: its ends and its gauges. One per layer build, shared by whatever is built with it. */
+export const brokerLayer: Layer.Layer<MemoryBroker | MemoryBrokerEnds> = Layer.effectContext(
+  make.pipe(Effect.map(({ broker, ends }) => Context.make(MemoryBroker, broker).pipe(Context.add(MemoryBrokerEnds, ends))))
 )
+
+export const publisherLayer: Layer.Layer<Publisher, never, MemoryBrokerEnds> = Layer.effect(
+  Publisher,
+  MemoryBrokerEnds.useSync((ends) => ends.publisher)
+)
+
+export const subscriberLayer: Layer.Layer<Subscriber, never, MemoryBrokerEnds> = Layer.effect(
+  Subscriber,
+  MemoryBrokerEnds.useSync((ends) => ends.subscriber)
+)
+
+/**
+ * One broker instance behind Publisher, Subscriber and MemoryBroker. A value, not a function of
+ * `MemoryOptions`, as there are none to pass.
+ */
+export const layer: Layer.Layer<Publisher | Subscriber | MemoryBroker> = Layer.mergeAll(publisherLayer, subscriberLayer).pipe(
+  Layer.provideMerge(brokerLayer)
+)
+
+export const layerConfig: Layer.Layer<Publisher | Subscriber | MemoryBroker> = layer
+
+export const publisherLayerConfig: Layer.Layer<Publisher, never, MemoryBrokerEnds> = publisherLayer
+
+export const subscriberLayerConfig: Layer.Layer<Subscriber, never, MemoryBrokerEnds> = subscriberLayer

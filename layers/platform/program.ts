@@ -9,6 +9,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { load } from "../../src/runtime/config.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
@@ -35,14 +36,24 @@ export const baseLayer = (config: BaseConfig) =>
   )
 
 /**
- * Runs a worker with readiness: ready once started while its broker is reachable, and not ready
- * from the moment shutdown begins (a sibling fiber notices the interruption while the worker is
- * still draining), so a load balancer stops sending work before the last messages are settled.
+ * Runs a long-lived program under readiness: each of `checks` is registered by name for as long
+ * as the program runs (`/readyz` reports it), and from the moment shutdown begins the process is
+ * not ready (a sibling fiber notices the interruption while the program is still draining), so a
+ * load balancer stops sending work before the last of it is settled.
  */
+export const withReadiness = <A, E, R, R2 = never>(
+  program: Effect.Effect<A, E, R>,
+  checks: Readonly<Record<string, Effect.Effect<boolean, unknown, R2>>> = {}
+): Effect.Effect<A, E, R | R2 | Readiness> =>
+  Effect.scopedWith((scope) =>
+    Effect.gen(function*() {
+      const readiness = yield* Readiness
+      // The checks get a scope of their own: the program's resources stay in the caller's.
+      for (const [name, check] of Object.entries(checks)) yield* Readiness.check(name, check).pipe(Scope.provide(scope))
+      return yield* Effect.raceFirst(program, Effect.never.pipe(Effect.onInterrupt(() => readiness.shutdown)))
+    })
+  )
+
+/** A subscriber worker under readiness: `broker` while its broker is reachable, `worker` once it started. */
 export const asWorker = <A, E, R>(worker: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Readiness | Subscriber> =>
-  Effect.gen(function*() {
-    const readiness = yield* Readiness
-    yield* readiness.register("broker", (yield* Subscriber).healthy)
-    yield* readiness.set("worker", true)
-    return yield* Effect.raceFirst(worker, Effect.never.pipe(Effect.onInterrupt(() => readiness.shutdown)))
-  })
+  withReadiness(worker, { broker: Subscriber.use((subscriber) => subscriber.healthy), worker: Effect.succeed(true) })

@@ -7,14 +7,18 @@
  * schedule; meanwhile `current` waits, so callers bound it with their own timeout. Users of a
  * dead connection notice it through `Live.lost` and their channels' close events, and open new
  * channels on the next `current`.
+ *
+ * amqplib is loaded when the first connection is made, not with this module, so a program that
+ * could run on RabbitMQ but runs on another broker never loads it.
  */
-import * as amqp from "amqplib"
+import type * as amqp from "amqplib"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
+import { BrokerError } from "../../src/capabilities/BrokerError.ts"
+import { redactUrl } from "../../src/runtime/config.ts"
 
 /** One established connection. Never reused after `lost` turns true. */
 export interface Live {
@@ -41,7 +45,7 @@ export interface ConnectionOptions {
   /** Shown by `rabbitmqctl list_connections` and the management UI. */
   readonly connectionName?: string
   /** Between reconnect attempts; also used, bounded by `connectTimeout`, for the first connect. */
-  readonly reconnectSchedule?: Schedule.Schedule<unknown, SubscriberError>
+  readonly reconnectSchedule?: Schedule.Schedule<unknown, BrokerError>
   /** How long building the layer keeps trying to reach the broker. */
   readonly connectTimeout?: Duration.Input
 }
@@ -49,38 +53,29 @@ export interface ConnectionOptions {
 /** Bounds closing a channel or the connection at shutdown. */
 export const closeTimeout = "5 seconds"
 
-export const defaultReconnectSchedule: Schedule.Schedule<unknown, SubscriberError> = Schedule.min([
+export const defaultReconnectSchedule: Schedule.Schedule<unknown, BrokerError> = Schedule.min([
   Schedule.exponential("100 millis"),
   Schedule.spaced("5 seconds")
 ]).pipe(Schedule.jittered)
 
-/** `amqp://user:***@host:port/vhost`: connection errors and logs must never carry the password. */
-export const redactUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== "") parsed.password = "***"
-    return parsed.toString()
-  } catch {
-    return "<unparseable RabbitMQ URL>"
-  }
-}
-
-export const make = (options: ConnectionOptions): Effect.Effect<Connection, SubscriberError, Scope.Scope> =>
+export const make = (options: ConnectionOptions): Effect.Effect<Connection, BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
+    // `amqp://user:***@host:port/vhost`: connection errors and logs never carry the password.
     const safeUrl = redactUrl(options.url)
     const schedule = options.reconnectSchedule ?? defaultReconnectSchedule
     const clientProperties = { connection_name: options.connectionName ?? "queueworks" }
+    const { connect } = yield* Effect.promise(() => import("amqplib"))
 
     // amqp.connect cannot be aborted: if the fiber waiting for it is interrupted (layer closing
     // mid-reconnect), the connection that still arrives is closed instead of leaking.
-    const connectOnce = Effect.callback<amqp.ChannelModel, SubscriberError>((resume) => {
+    const connectOnce = Effect.callback<amqp.ChannelModel, BrokerError>((resume) => {
       let abandoned = false
-      amqp.connect(options.url, { clientProperties }).then(
+      connect(options.url, { clientProperties }).then(
         (model) => {
           if (abandoned) model.close().catch(() => {})
           else resume(Effect.succeed(model))
         },
-        (cause: unknown) => resume(Effect.fail(new SubscriberError({ operation: "connect", subject: safeUrl, cause })))
+        (cause: unknown) => resume(Effect.fail(new BrokerError({ operation: "connect", broker: safeUrl, cause })))
       )
       return Effect.sync(() => {
         abandoned = true
@@ -131,9 +126,9 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, Subs
       Effect.timeoutOrElse({
         duration: connectTimeout,
         orElse: () =>
-          Effect.fail(new SubscriberError({
+          Effect.fail(new BrokerError({
             operation: "connect",
-            subject: safeUrl,
+            broker: safeUrl,
             cause: `not connected within ${Duration.format(Duration.fromInputUnsafe(connectTimeout))}; ` +
               `last error: ${describe(lastFailure)}`
           }))

@@ -6,6 +6,12 @@
  * the subscription's filter, `deadLetterTopic(group)` an exchange with a queue of the same name.
  * See `topology.ts`, `publisher.ts`, `subscriber.ts` and `ackBatcher.ts` for the details.
  *
+ * `layer` gives both ends on one connection; `publisherLayer` and `subscriberLayer` one each, for
+ * programs that only publish or only consume. The subscriber-only layer still opens the confirm
+ * channel: its retries and dead letters are publishes. Building any of them fails with a
+ * `BrokerError` naming the URL (password masked) when the broker cannot be reached within
+ * `connectTimeout`.
+ *
  * Closing the layer closes consumers' channels first (their scopes end before it), then the
  * confirm channel, then the connection.
  */
@@ -16,10 +22,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
-import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { defaultPrefetch, Subscriber, type SubscriberError } from "../../src/capabilities/Subscriber.ts"
+import type * as Scope from "effect/Scope"
+import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
+import { Publisher, type PublisherShape } from "../../src/capabilities/Publisher.ts"
+import { defaultPrefetch, Subscriber, type SubscriberShape } from "../../src/capabilities/Subscriber.ts"
 import * as Connection from "./connection.ts"
-import { makeConfirms, send } from "./publisher.ts"
+import { type Confirms, makeConfirms, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
 import { positiveInt, url } from "../../src/runtime/config.ts"
 
@@ -40,28 +48,53 @@ export interface RabbitMqOptions {
   /** Longest time an ack is held back for batching; default 20 ms. */
   readonly ackFlushInterval?: Duration.Input
   /** Between reconnect attempts; default exponential from 100 ms, capped at 5 s, jittered. */
-  readonly reconnectSchedule?: Schedule.Schedule<unknown, SubscriberError>
+  readonly reconnectSchedule?: Schedule.Schedule<unknown, BrokerError>
 }
 
-export const layer = (options: RabbitMqOptions): Layer.Layer<Publisher | Subscriber, SubscriberError> =>
-  Layer.effectContext(Effect.gen(function*() {
-    const connectTimeout = options.connectTimeout ?? "10 seconds"
+export type Options = RabbitMqOptions
+
+interface Link {
+  readonly connection: Connection.Connection
+  readonly confirms: Confirms
+}
+
+// Every variant needs the connection and the confirm channel: the subscriber's retries and dead
+// letters are publishes too.
+const connect = (options: RabbitMqOptions): Effect.Effect<Link, BrokerError, Scope.Scope> =>
+  Effect.gen(function*() {
     const connection = yield* Connection.make({
       url: Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url,
-      connectTimeout,
+      connectTimeout: connectTimeoutOf(options),
       ...(options.connectionName === undefined ? {} : { connectionName: options.connectionName }),
       ...(options.reconnectSchedule === undefined ? {} : { reconnectSchedule: options.reconnectSchedule })
     })
     const confirms = yield* makeConfirms(connection, options.publishTimeout ?? "30 seconds")
-    const subscriber = makeSubscriber(connection, confirms, {
-      prefetch: options.prefetch ?? defaultPrefetch,
-      ackFlushInterval: options.ackFlushInterval ?? "20 millis",
-      connectTimeout
-    })
-    return Context.make(Publisher, Publisher.make("rabbitmq", send(confirms))).pipe(
-      Context.add(Subscriber, Subscriber.of(subscriber))
-    )
+    return { connection, confirms }
+  })
+
+const connectTimeoutOf = (options: RabbitMqOptions): Duration.Input => options.connectTimeout ?? "10 seconds"
+
+const publisherOf = (link: Link): PublisherShape => Publisher.make("rabbitmq", send(link.confirms))
+
+const subscriberOf = (options: RabbitMqOptions, link: Link): SubscriberShape =>
+  Subscriber.of(makeSubscriber(link.connection, link.confirms, {
+    prefetch: options.prefetch ?? defaultPrefetch,
+    ackFlushInterval: options.ackFlushInterval ?? "20 millis",
+    connectTimeout: connectTimeoutOf(options)
   }))
+
+/** Publisher and Subscriber on one connection. */
+export const layer = (options: RabbitMqOptions): Layer.Layer<Publisher | Subscriber, BrokerError> =>
+  Layer.effectContext(Effect.map(connect(options), (link) =>
+    Context.make(Publisher, publisherOf(link)).pipe(Context.add(Subscriber, subscriberOf(options, link)))))
+
+/** Publisher only: a connection and its confirm channel. */
+export const publisherLayer = (options: RabbitMqOptions): Layer.Layer<Publisher, BrokerError> =>
+  Layer.effect(Publisher, Effect.map(connect(options), publisherOf))
+
+/** Subscriber only. */
+export const subscriberLayer = (options: RabbitMqOptions): Layer.Layer<Subscriber, BrokerError> =>
+  Layer.effect(Subscriber, Effect.map(connect(options), (link) => subscriberOf(options, link)))
 
 /** `RABBITMQ_URL` [amqp://guest:guest@localhost:5672] and `RABBITMQ_PREFETCH` [100]. */
 export const config: Config.Config<RabbitMqOptions> = Config.all({
@@ -73,8 +106,14 @@ export const config: Config.Config<RabbitMqOptions> = Config.all({
   prefetch: positiveInt("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
 })
 
-export const layerConfig: Layer.Layer<Publisher | Subscriber, SubscriberError | Config.ConfigError> = Layer.unwrap(
+export const layerConfig: Layer.Layer<Publisher | Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
   Effect.map(config, layer)
 )
 
-export { redactUrl } from "./connection.ts"
+export const publisherLayerConfig: Layer.Layer<Publisher, BrokerError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, publisherLayer)
+)
+
+export const subscriberLayerConfig: Layer.Layer<Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
+  Effect.map(config, subscriberLayer)
+)

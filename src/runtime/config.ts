@@ -134,11 +134,18 @@ export const url = (name: string, schemes: ReadonlyArray<string>) =>
 
 /** Hides the password of a URL so it can be logged or put in an error. */
 export const redactUrl = (text: string): string => {
-  if (!URL.canParse(text)) return text.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@")
+  if (!URL.canParse(text)) return redactCredentials(text)
   const parsed = new URL(text)
   if (parsed.password) parsed.password = "***"
   return parsed.toString()
 }
+
+/**
+ * Hides the password of every `scheme://user:password@` in a text: a URL that does not parse, or
+ * an error message quoting one. In a URL that does not parse, a password may hold a raw `/`, so
+ * the match runs to the `@`, but never past a space into the rest of a message.
+ */
+export const redactCredentials = (text: string): string => text.replace(/\/\/([^:/@\s]*):[^@\s]*@/g, "//$1:***@")
 
 interface Issue {
   readonly variable: string

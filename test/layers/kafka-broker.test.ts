@@ -1,16 +1,53 @@
 import { describe, expect, test } from "bun:test"
 import { Kafka as KafkaClient, logLevel } from "kafkajs"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Kafka from "../../layers/kafka/index.ts"
+import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { brokerContract } from "../contract/broker.ts"
+import { closedPort } from "../support/ports.ts"
 import { freshName, kafkaBrokers, probeKafka, requireServer } from "../support/servers.ts"
 import { declare, publish, subscribe, takeN } from "../support/broker.ts"
 
 const brokers = kafkaBrokers()
+
+describe("kafka unreachable", () => {
+  test("every variant of the layer fails with a BrokerError naming the brokers", async () => {
+    const port = await closedPort()
+    const options = { brokers: [`127.0.0.1:${port}`], connectTimeout: "1 second" } as const
+    const variants: ReadonlyArray<Layer.Layer<never, BrokerError>> = [Kafka.layer(options), Kafka.publisherLayer(options), Kafka.subscriberLayer(options)]
+    const errors = await Promise.all(variants.map((variant) =>
+      Effect.runPromise(Effect.scoped(Layer.build(variant)).pipe(Effect.flip))
+    ))
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(BrokerError)
+      expect(error.operation).toBe("producer.connect")
+      expect(error.broker).toBe(`127.0.0.1:${port}`)
+      expect(error.message).toContain(`127.0.0.1:${port}`)
+      // kafkajs's own error only says it gave up; the reason comes from its log.
+      expect(error.message).toContain("ECONNREFUSED")
+    }
+  })
+})
+
+/** A client hook that counts what a layer makes from its kafkajs client. */
+const countingHook = () => {
+  const made = { producer: 0, admin: 0, consumer: 0 }
+  const hook = (kafka: KafkaClient) => {
+    const producer = kafka.producer.bind(kafka)
+    const admin = kafka.admin.bind(kafka)
+    const consumer = kafka.consumer.bind(kafka)
+    kafka.producer = (options) => (made.producer++, producer(options))
+    kafka.admin = (options) => (made.admin++, admin(options))
+    kafka.consumer = (options) => (made.consumer++, consumer(options))
+    return kafka
+  }
+  return { made, hook }
+}
 
 // A rebalance is noticed at the next heartbeat or when a fetch returns, so both are short here;
 // 6 s is the broker's smallest allowed session timeout (group.min.session.timeout.ms).
@@ -44,6 +81,43 @@ if (await requireServer("Kafka", probeKafka(brokers))) {
         await admin.disconnect()
       }
     }
+  })
+
+  describe("kafka publisher-only layer", () => {
+    test("publishes with a producer alone: no admin client, no consumer", async () => {
+      const sub = fresh()
+      const admin = new KafkaClient({ clientId: "setup", brokers: [...brokers], logLevel: logLevel.NOTHING }).admin()
+      await admin.connect()
+      try {
+        await admin.createTopics({ topics: [{ topic: sub.topic, numPartitions: 1 }], waitForLeaders: true })
+
+        const publishing = countingHook()
+        await Effect.runPromise(publish(sub.topic, [{ id: "m-1", key: "k", body: "x" }]).pipe(
+          Effect.provide(Kafka.publisherLayer({ brokers, clientId: "publisher-only" })),
+          Effect.provideService(Kafka.KafkaClientHook, publishing.hook)
+        ))
+        expect(publishing.made).toEqual({ producer: 1, admin: 0, consumer: 0 })
+
+        // The record arrived; and the same count, on the subscriber layer, does see an admin
+        // client and a consumer, so the zeros above are not the counter missing them.
+        const consuming = countingHook()
+        const ids = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+          const consumer = yield* subscribe(sub)
+          const got = yield* takeN(consumer, 1)
+          yield* Effect.forEach(got, (d) => d.ack)
+          return got.map((d) => d.message.id)
+        })).pipe(
+          Effect.provide(Kafka.subscriberLayer({ brokers, clientId: "subscriber-only" })),
+          Effect.provideService(Kafka.KafkaClientHook, consuming.hook)
+        ))
+        expect(ids).toEqual(["m-1"])
+        expect(consuming.made).toEqual({ producer: 1, admin: 1, consumer: 1 })
+      } finally {
+        await admin.deleteTopics({ topics: [sub.topic, deadLetterTopic(sub.group)] }).catch(() => {})
+        await admin.deleteGroups([sub.group]).catch(() => {})
+        await admin.disconnect()
+      }
+    }, 60_000)
   })
 
   describe("kafka offsets", () => {

@@ -1,12 +1,35 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as RabbitMq from "../../layers/rabbitmq/index.ts"
+import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { brokerContract } from "../contract/broker.ts"
+import { closedPort } from "../support/ports.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
+import { declare, publish, subscribe, takeN } from "../support/broker.ts"
+
+describe("rabbitmq unreachable", () => {
+  test("every variant of the layer fails with a BrokerError naming the address, never the password", async () => {
+    const port = await closedPort()
+    const options = { url: `amqp://guest:s3cret-pw@127.0.0.1:${port}`, connectTimeout: "1 second" } as const
+    const variants: ReadonlyArray<Layer.Layer<never, BrokerError>> = [RabbitMq.layer(options), RabbitMq.publisherLayer(options), RabbitMq.subscriberLayer(options)]
+    const errors = await Promise.all(variants.map((variant) =>
+      Effect.runPromise(Effect.scoped(Layer.build(variant)).pipe(Effect.flip))
+    ))
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(BrokerError)
+      expect(error.operation).toBe("connect")
+      expect(error.broker).toBe(`amqp://guest:***@127.0.0.1:${port}`)
+      expect(error.message).toContain(`127.0.0.1:${port}`)
+      expect(error.message).toContain("ECONNREFUSED")
+      expect(`${error.message} ${String(error)} ${JSON.stringify(error)}`).not.toContain("s3cret-pw")
+    }
+  })
+})
 
 const url = rabbitmqUrl()
 
@@ -16,6 +39,26 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
   // retryKeepsKeyOrder: a retry is a copy republished to the tail of the group's queue.
   brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false }, {
     cleanup: (created) => deleteRabbitmqTopology(url, created)
+  })
+
+  describe("rabbitmq publisher-only and subscriber-only layers", () => {
+    const created: Array<{ topic: string; group: string }> = []
+    afterAll(() => deleteRabbitmqTopology(url, created))
+    test("each on its own connection, one publishes what the other consumes", () =>
+      Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const group = freshName("split")
+        const sub = { topic: `${group}.topic`, group }
+        created.push(sub)
+        yield* declare(sub)
+        const consumer = yield* subscribe(sub)
+        yield* publish(sub.topic, [{ id: "m-1", key: "k", body: "x" }])
+        const [delivery] = yield* takeN(consumer, 1)
+        expect(delivery!.message.id).toBe("m-1")
+        yield* delivery!.ack
+      })).pipe(Effect.provide(Layer.mergeAll(
+        RabbitMq.publisherLayer({ url, connectionName: "split-publisher" }),
+        RabbitMq.subscriberLayer({ url, connectionName: "split-subscriber" })
+      )))), 30_000)
   })
 
   describe("rabbitmq acks", () => {
