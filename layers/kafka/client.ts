@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import type { Admin, Kafka, LogEntry, logLevel } from "kafkajs"
 import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { SubscriberError } from "../../src/capabilities/Subscriber.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 export type KafkaLogLevel = "nothing" | "error" | "warn" | "info" | "debug"
 
@@ -90,7 +91,7 @@ export const makeClient = (options: ClientOptions): Effect.Effect<Client> =>
         runFork(toEffectLog(kafkajs, entry))
       }
     }))
-    const within = Duration.format(Duration.fromInputUnsafe(options.connectTimeout))
+    const within = formatDuration(options.connectTimeout)
 
     const connect: Client["connect"] = (operation, connectable) =>
       Effect.gen(function*() {

@@ -19,6 +19,7 @@ import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
 import type { Client } from "./client.ts"
 import { toRecord } from "./codec.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 export interface Producer {
   /** Resolves once the broker acknowledged every record with acks=all. */
@@ -55,7 +56,7 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
           Effect.timeoutOrElse({
             duration: timeout,
             orElse: () =>
-              Effect.fail(new PublisherError({ operation: "producer.send", topic, cause: `not acknowledged within ${Duration.format(Duration.fromInputUnsafe(timeout))}` }))
+              Effect.fail(new PublisherError({ operation: "producer.send", topic, cause: `not acknowledged within ${formatDuration(timeout)}` }))
           }),
           Effect.asVoid
         )

@@ -59,6 +59,7 @@ import type { Client, Topics } from "./client.ts"
 import { fromRecord, type Incoming, toRecord } from "./codec.ts"
 import { ConsumerLedger, type Slot } from "./ledger.ts"
 import type { Producer } from "./publisher.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 export interface SubscriberOptions {
   /** Unsettled deliveries per consumer when the subscription names none. */
@@ -265,7 +266,7 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
         Effect.tryPromise({ try: run, catch: (cause) => cause }).pipe(
           Effect.timeoutOrElse({
             duration: options.closeTimeout,
-            orElse: () => Effect.fail(`still running after ${Duration.format(Duration.fromInputUnsafe(options.closeTimeout))}`)
+            orElse: () => Effect.fail(`still running after ${formatDuration(options.closeTimeout)}`)
           }),
           Effect.catch((cause) =>
             Effect.logWarning(`kafka: ${operation} of a consumer of "${group}" failed`).pipe(
@@ -305,7 +306,7 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
         Effect.timeoutOrElse({
           duration: options.joinTimeout,
           orElse: () =>
-            Effect.fail(new SubscriberError({ operation: "subscribe", subject: group, cause: `did not join the consumer group within ${Duration.format(Duration.fromInputUnsafe(options.joinTimeout))}` }))
+            Effect.fail(new SubscriberError({ operation: "subscribe", subject: group, cause: `did not join the consumer group within ${formatDuration(options.joinTimeout)}` }))
         })
       )
 

@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { configIssue, parseBytes } from "../../src/runtime/config.ts"
 import { enforceMemoryLimit } from "../../src/runtime/memoryLimit.ts"
+import { formatMiB } from "../../src/runtime/format.ts"
 
 export type MemoryLimitSetting = number | "off" | "auto"
 
@@ -67,10 +68,9 @@ export const resolveMemoryLimit = (
   if (setting === "off") return undefined
   if (setting !== "auto") return { bytes: setting, source: "MEMORY_LIMIT" }
   const limit = container()
-  return limit === undefined ? undefined : { bytes: Math.floor(limit * 0.9), source: `90% of the container's ${mib(limit)}` }
+  return limit === undefined ? undefined : { bytes: Math.floor(limit * 0.9), source: `90% of the container's ${formatMiB(limit)}` }
 }
 
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`
 
 interface BunGc {
   readonly gc: (force: boolean) => void
@@ -84,7 +84,7 @@ export const layer = (setting: MemoryLimitSetting): Layer.Layer<never> =>
     if (bun === undefined) {
       return yield* Effect.logWarning(`a memory limit (${limit.source}) applies, but this runtime offers no full collection; ignored`)
     }
-    yield* Effect.logInfo(`memory limit ${mib(limit.bytes)} (${limit.source})`)
+    yield* Effect.logInfo(`memory limit ${formatMiB(limit.bytes)} (${limit.source})`)
     yield* Effect.forkScoped(enforceMemoryLimit({
       limit: limit.bytes,
       residentBytes: Effect.sync(() => process.memoryUsage.rss()),

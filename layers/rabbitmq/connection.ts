@@ -19,6 +19,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { redactUrl } from "../../src/runtime/config.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 /** One established connection. Never reused after `lost` turns true. */
 export interface Live {
@@ -129,7 +130,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, Brok
           Effect.fail(new BrokerError({
             operation: "connect",
             broker: safeUrl,
-            cause: `not connected within ${Duration.format(Duration.fromInputUnsafe(connectTimeout))}; ` +
+            cause: `not connected within ${formatDuration(connectTimeout)}; ` +
               `last error: ${describe(lastFailure)}`
           }))
       })

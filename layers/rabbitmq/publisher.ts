@@ -23,6 +23,7 @@ import { PublisherError } from "../../src/capabilities/Publisher.ts"
 import { type Outgoing, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, describe, type Live, watchChannel } from "./connection.ts"
 import { assertTopic } from "./topology.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 /** Why a batch was not confirmed; `retryable` when the connection died under it. */
 export class ConfirmError extends Data.TaggedError("ConfirmError")<{
@@ -140,7 +141,7 @@ export const makeConfirms = (
     )
 
     const timedOut = () => {
-      const within = `not confirmed within ${Duration.format(Duration.fromInputUnsafe(timeout))}`
+      const within = `not confirmed within ${formatDuration(timeout)}`
       if (session === undefined || session.live.lost) return `${within} (no connection to ${connection.safeUrl})`
       const blocked = session.live.blocked
       return blocked === undefined ? within : `${within} (the broker blocks publishers: ${blocked})`

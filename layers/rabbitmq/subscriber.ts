@@ -44,6 +44,7 @@ import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, toA
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
 import { declareSubscription } from "./topology.ts"
+import { formatDuration } from "../../src/runtime/format.ts"
 
 export interface SubscriberOptions {
   /** Unsettled deliveries per consumer when the subscription names none. */
@@ -98,7 +99,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
           Effect.fail(new SubscriberError({
             operation,
             subject,
-            cause: `no usable connection to ${connection.safeUrl} within ${Duration.format(Duration.fromInputUnsafe(options.connectTimeout))}`
+            cause: `no usable connection to ${connection.safeUrl} within ${formatDuration(options.connectTimeout)}`
           }))
       })
     )

@@ -9,7 +9,7 @@
  */
 import * as Data from "effect/Data"
 import { redactCredentials } from "../runtime/config.ts"
-import { describeCause } from "./Publisher.ts"
+import { describeCause } from "./describeCause.ts"
 
 export class BrokerError extends Data.TaggedError("BrokerError")<{
   /** What was attempted: `connect`, `producer.connect`, `admin.connect`. */

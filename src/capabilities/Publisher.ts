@@ -13,6 +13,7 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import { describeCause } from "./describeCause.ts"
 import { Headers, normalize, type Message, type OutgoingMessage } from "./Message.ts"
 import { currentTraceparent } from "../messaging/traceContext.ts"
 
@@ -59,6 +60,3 @@ export class Publisher extends Context.Service<Publisher, PublisherShape>()("que
     }
   }
 }
-
-export const describeCause = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)

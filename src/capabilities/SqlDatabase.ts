@@ -37,7 +37,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { describeCause } from "./Publisher.ts"
+import { describeCause } from "./describeCause.ts"
 
 export type Row = Record<string, unknown>
 

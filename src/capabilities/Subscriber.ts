@@ -22,7 +22,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import type { Delivery as DeliveryOf, DeliverySource } from "./Delivery.ts"
-import { describeCause } from "./Publisher.ts"
+import { describeCause } from "./describeCause.ts"
 
 export interface Subscription {
   /** Where publishers publish: an AMQP topic exchange, a Kafka topic, a memory topic. */

@@ -4,7 +4,7 @@
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
-import { describeCause } from "../capabilities/Publisher.ts"
+import { describeCause } from "../capabilities/describeCause.ts"
 
 export type Outcome = Data.TaggedEnum<{
   /** Done: ack it. */

@@ -14,6 +14,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import { formatMiB } from "./format.ts"
 
 export interface MemoryLimitOptions {
   /** Resident bytes above which a collection is run. */
@@ -31,7 +32,6 @@ const collections = Metric.counter("memory_limit_collections", {
   incremental: true
 })
 
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
 /** Runs until interrupted. */
 export const enforceMemoryLimit = (options: MemoryLimitOptions): Effect.Effect<never> =>
@@ -61,7 +61,7 @@ export const enforceMemoryLimit = (options: MemoryLimitOptions): Effect.Effect<n
       if (backoff === maxBackoff && !warned) {
         warned = true
         yield* Effect.logWarning(
-          `resident memory stays above MEMORY_LIMIT after collecting: the live data needs more than ${mib(options.limit)}; collecting at most every ${Duration.format(Duration.millis(maxBackoff))}`
+          `resident memory stays above MEMORY_LIMIT after collecting: the live data needs more than ${formatMiB(options.limit)}; collecting at most every ${Duration.format(Duration.millis(maxBackoff))}`
         ).pipe(Effect.annotateLogs({ residentBytes: after, limitBytes: options.limit }))
       }
     }
