@@ -22,6 +22,7 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Admin, Kafka, LogEntry, logLevel } from "kafkajs"
 import { BrokerError } from "../../src/capabilities/BrokerError.ts"
@@ -161,6 +162,7 @@ export const makeTopics = (client: Client, options: TopicOptions): Effect.Effect
     yield* client.connect("admin.connect", admin)
     const known = new Set<string>()
 
+    const createRetry = Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 8 }))
     // One topic per request: kafkajs waits for the new topic's leader only when every topic of
     // the request was created, and a consumer of a topic without a leader yet backs off.
     const create = (topic: string, operation: string) =>
@@ -171,7 +173,12 @@ export const makeTopics = (client: Client, options: TopicOptions): Effect.Effect
             waitForLeaders: true
           }),
         catch: (cause) => new SubscriberError({ operation, subject: topic, cause })
-      }).pipe(Effect.tap(() => Effect.sync(() => known.add(topic))))
+      }).pipe(
+        // A topic just created can be unknown for a moment to the broker kafkajs asks about its
+        // leaders (UNKNOWN_TOPIC_OR_PARTITION, which kafkajs marks retriable, past its own retries).
+        Effect.retry({ schedule: createRetry, while: (error) => isRetriable(error.cause) }),
+        Effect.tap(() => Effect.sync(() => known.add(topic)))
+      )
 
     return {
       ensure: (topics, operation) =>
@@ -181,3 +188,6 @@ export const makeTopics = (client: Client, options: TopicOptions): Effect.Effect
         })
     }
   })
+
+const isRetriable = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && "retriable" in cause && cause.retriable === true
