@@ -15,17 +15,21 @@ import { counterConfig, storeKind } from "../src/counter/config.ts"
 import { runCounter } from "../src/counter/counter.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
 import { load } from "../src/runtime/config.ts"
+import { registerDatabaseReadiness } from "../src/sql/health.ts"
 import { runMain } from "../layers/platform/runMain.ts"
 
 const program = Effect.gen(function*() {
   const base = yield* loadBaseConfig("event-counter")
   const config = yield* load(counterConfig())
   const broker = yield* load(Broker.configWithDefault("rabbitmq"))
+  // The durable store is a dependency like the broker: /readyz names it ("database").
   const store = (yield* load(storeKind)) === "postgres"
-    ? CounterStore.sql.pipe(Layer.provide(Postgres.layer(yield* load(Postgres.config))))
+    ? Layer.merge(CounterStore.sql, Layer.effectDiscard(registerDatabaseReadiness())).pipe(
+      Layer.provide(Postgres.layer(yield* load(Postgres.config)))
+    )
     : CounterStore.memory
   yield* asWorker(runCounter(config)).pipe(
-    Effect.provide(Layer.mergeAll(Broker.layer(broker), store, baseLayer(base)))
+    Effect.provide(Layer.merge(Broker.layer(broker), store).pipe(Layer.provideMerge(baseLayer(base))))
   )
 })
 

@@ -187,7 +187,11 @@ describe.if(rabbitUp && postgresUp)("event-counter program, durable store", () =
       COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString(), PREFETCH: "300", COUNTER_BATCH_SIZE: "100"
     }
     const first = startProgram("event-counter.ts", { ...env, OUTPUT_DIR: mkdtempSync(join(tmpdir(), "counter-")), IDLE_TIMEOUT: "60s" })
-    await whenCounted(await opsUrl(first), 2000)
+    const firstOps = await opsUrl(first)
+    await whenCounted(firstOps, 2000)
+    // Readiness names the database beside the broker.
+    const ready = await (await fetch(`${firstOps}/readyz`)).json() as { checks: Record<string, boolean> }
+    expect(ready.checks).toMatchObject({ broker: true, database: true, worker: true })
     first.kill("SIGKILL")
     expect(await first.exited).not.toBe(0)
     expect(await queueDepth(dest.queue)).toBeGreaterThan(0)
