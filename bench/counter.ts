@@ -13,7 +13,8 @@
  *    message settled). Its peak RSS is sampled from /proc while it runs.
  * 3. the same counter with `MEMORY_LIMIT` set (unless `--memory-limit off`), over the same messages.
  * 4. with `--baseline-bundle <file>`, the counter from that bundle (built from another commit, say)
- *    on its defaults, over the same messages, so a before/after comparison takes one run.
+ *    on its defaults, and with `MEMORY_LIMIT` as in 3, over the same messages, so a before/after
+ *    comparison takes one run.
  * All queues are filled before any run, so publishing speed does not enter the figures.
  * The machine may be shared and noisy, so rounds alternate the runs and the medians are reported.
  */
@@ -42,6 +43,7 @@ const raw = { exchange: `bench_raw_x_${tag}`, queue: `bench_raw_q_${tag}` }
 const counted = { exchange: `bench_counter_x_${tag}`, queue: `bench_counter_q_${tag}` }
 const limited = { exchange: `bench_limited_x_${tag}`, queue: `bench_limited_q_${tag}` }
 const before = { exchange: `bench_before_x_${tag}`, queue: `bench_before_q_${tag}` }
+const beforeLimited = { exchange: `bench_before_limited_x_${tag}`, queue: `bench_before_limited_q_${tag}` }
 
 const fill = (dest: { exchange: string; queue: string }) =>
   Effect.runPromise(
@@ -129,7 +131,7 @@ const counterRun = async (file: string, dest: { exchange: string; queue: string 
 const cleanup = async () => {
   const connection = await amqp.connect(url)
   const channel = await connection.createChannel()
-  for (const d of [raw, counted, limited, before]) {
+  for (const d of [raw, counted, limited, before, beforeLimited]) {
     await channel.deleteQueue(d.queue)
     await channel.deleteQueue(`${d.queue}.dlq`)
     await channel.deleteExchange(d.exchange)
@@ -150,7 +152,7 @@ console.log(
 try {
   const file = await counterFile()
   type Run = { perSecond: number; ratio: number; rss: number; anon: number }
-  const results: Array<{ raw: number; counter: Run; limited: Run | undefined; before: Run | undefined }> = []
+  const results: Array<{ raw: number; counter: Run; limited: Run | undefined; before: Run | undefined; beforeLimited: Run | undefined }> = []
   const describe = (label: string, run: Run) =>
     `${label} ${run.perSecond} msg/s = ${run.ratio.toFixed(2)} of raw, peak RSS ${run.rss.toFixed(1)} MB (anonymous ${run.anon.toFixed(1)} MB)`
   for (let round = 1; round <= rounds; round++) {
@@ -158,6 +160,7 @@ try {
     await fill(counted)
     if (withLimit) await fill(limited)
     if (baselineBundle !== undefined) await fill(before)
+    if (baselineBundle !== undefined && withLimit) await fill(beforeLimited)
     const baseline = await rawLoop(raw.queue)
     const measure = async (dest: typeof counted, env?: Record<string, string>, program = file): Promise<Run> => {
       const run = await counterRun(program, dest, env)
@@ -168,11 +171,16 @@ try {
     // Right after the counter it is compared with, both on their defaults.
     const old = baselineBundle === undefined ? undefined : await measure(before, {}, baselineBundle)
     const capped = withLimit ? await measure(limited, { MEMORY_LIMIT: memoryLimit }) : undefined
-    results.push({ raw: baseline, counter, limited: capped, before: old })
+    const oldCapped = baselineBundle === undefined || !withLimit
+      ? undefined
+      : await measure(beforeLimited, { MEMORY_LIMIT: memoryLimit }, baselineBundle)
+    results.push({ raw: baseline, counter, limited: capped, before: old, beforeLimited: oldCapped })
     console.log(
       `round ${round}: raw amqplib loop ${Math.round(baseline)} msg/s | ${describe("event counter", counter)}${
         capped === undefined ? "" : ` | ${describe(`with MEMORY_LIMIT=${memoryLimit}`, capped)}`
-      }${old === undefined ? "" : ` | ${describe("baseline bundle", old)}`}`
+      }${old === undefined ? "" : ` | ${describe("baseline bundle", old)}`}${
+        oldCapped === undefined ? "" : ` | ${describe(`baseline bundle with MEMORY_LIMIT=${memoryLimit}`, oldCapped)}`
+      }`
     )
   }
   const medians = (runs: ReadonlyArray<Run>) => ({
@@ -191,7 +199,11 @@ try {
     ...(withLimit ? { memoryLimit, limited: medians(results.flatMap((r) => (r.limited === undefined ? [] : [r.limited]))) } : {}),
     ...(baselineBundle === undefined
       ? {}
-      : { baselineBundle, before: medians(results.flatMap((r) => (r.before === undefined ? [] : [r.before]))) })
+      : {
+        baselineBundle,
+        before: medians(results.flatMap((r) => (r.before === undefined ? [] : [r.before]))),
+        ...(withLimit ? { beforeLimited: medians(results.flatMap((r) => (r.beforeLimited === undefined ? [] : [r.beforeLimited]))) } : {})
+      })
   }
   const line = (label: string, m: ReturnType<typeof medians>) =>
     console.log(`median: ${label} ${m.perSecond} msg/s = ${m.ratio} of raw, peak RSS ${m.peakRssMb} MB (anonymous ${m.peakAnonMb} MB)`)
@@ -199,6 +211,9 @@ try {
   line(`event counter (${from}, defaults)`, summary.counter)
   if (summary.limited !== undefined) line(`event counter (${from}, MEMORY_LIMIT=${memoryLimit})`, summary.limited)
   if (summary.before !== undefined) line(`event counter (baseline bundle ${baselineBundle}, defaults)`, summary.before)
+  if (summary.beforeLimited !== undefined) {
+    line(`event counter (baseline bundle ${baselineBundle}, MEMORY_LIMIT=${memoryLimit})`, summary.beforeLimited)
+  }
   console.log(JSON.stringify(summary))
 } finally {
   await cleanup()

@@ -227,12 +227,12 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
   const settleFailed = (error: unknown) =>
     Effect.logWarning("settling a message failed; it will be redelivered", describeCause(error))
 
-  // Holds deliveries `after`, then runs `again` on them; a shutdown during the wait hands them
-  // back to the source instead (as their next attempt).
-  const holdThenRerun = <R>(deliveries: ReadonlyArray<Delivery>, after: Duration.Duration, again: Effect.Effect<void, never, R>) =>
+  const handBack = (delivery: Delivery) => Effect.catch(Effect.andThen(delivery.retry, countRetry), settleFailed)
+  // Holds deliveries for `after` in a fiber of the runner's scope, then runs `then`; a shutdown
+  // during the wait hands them back to the source at once instead (as their next attempt).
+  const hold = <R>(deliveries: ReadonlyArray<Delivery>, after: Duration.Duration, then: Effect.Effect<void, never, R>) =>
     Effect.asVoid(Effect.forkIn(
-      Effect.uninterruptible(Effect.flatMap(holdFor(after), (waited) =>
-        waited ? again : Effect.forEach(deliveries, (delivery) => Effect.catch(Effect.andThen(delivery.retry, countRetry), settleFailed), { discard: true }))),
+      Effect.uninterruptible(Effect.flatMap(holdFor(after), (waited) => waited ? then : Effect.forEach(deliveries, handBack, { discard: true }))),
       scope
     ))
 
@@ -248,7 +248,7 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
     if (inPlace) {
       return Effect.logInfo("message held; its handler runs again").pipe(
         Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
-        Effect.andThen(holdThenRerun([delivery], outcome.after ?? Duration.zero, again(delivery)))
+        Effect.andThen(hold([delivery], outcome.after ?? Duration.zero, again(delivery)))
       )
     }
     const exhausted = outcome._tag === "Retry" && delivery.attempt >= maxAttempts
@@ -260,7 +260,7 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
       )
       : outcome.after === undefined
       ? Effect.andThen(delivery.retry, countRetry)
-      : Effect.asVoid(Effect.forkIn(Effect.uninterruptible(Effect.andThen(holdFor(outcome.after), Effect.catch(Effect.andThen(delivery.retry, countRetry), settleFailed))), scope))
+      : hold([delivery], outcome.after, handBack(delivery))
     return Effect.logWarning(deadLetter ? "message dead-lettered" : "message will be retried").pipe(
       Effect.annotateLogs({ subscription: group, messageId: delivery.message.id, attempt: delivery.attempt, reason: outcome.reason }),
       Effect.andThen(settlement),
@@ -301,14 +301,14 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
             heldFor = Duration.max(heldFor, outcome.after ?? Duration.zero)
           } else others.push(settle(batch[i]!, Exit.succeed(outcome)))
         }
-        if (held.length > 0) others.push(holdThenRerun(held, heldFor, Effect.suspend(() => again(held))))
+        if (held.length > 0) others.push(hold(held, heldFor, Effect.suspend(() => again(held))))
         let failed = 0
         const ackAll = Effect.forEach(acks, (delivery) =>
           Effect.catch(delivery.ack, (error) => {
             failed++
             return settleFailed(error)
           }), { discard: true }).pipe(Effect.andThen(Effect.suspend(() => Metric.update(acked, acks.length - failed))))
-        // Concurrently: delayed retries wait side by side, not one after another.
+        // Concurrently: one dead letter waiting for its broker's confirm does not hold up the rest.
         return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { concurrency: "unbounded", discard: true }))
       }),
     timed: (effect) =>
@@ -322,9 +322,10 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
 const handlerTimeout = (options: ConsumeOptions): Duration.Duration => Duration.fromInputUnsafe(options.timeout ?? defaultHandlerTimeout)
 
 /**
- * Waits before a delayed retry, in a fiber of its own so the worker goes on with other messages
- * (the delivery stays unsettled, so the source's prefetch still bounds how many wait). The wait
- * alone may be interrupted: a shutdown ends it early and the message is handed back at once.
+ * Waits before a delayed retry or a rerun: true when the wait ran out, false when a shutdown cut
+ * it short. It runs in a fiber of its own so the worker goes on with other messages (the delivery
+ * stays unsettled, so the source's prefetch still bounds how many wait); only the wait itself may
+ * be interrupted.
  */
 const holdFor = (delay: Duration.Duration): Effect.Effect<boolean> =>
   Effect.map(Effect.exit(Effect.interruptible(Effect.sleep(delay))), Exit.isSuccess)
