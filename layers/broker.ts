@@ -12,7 +12,6 @@
  * Importing this module loads no driver: each backend loads its own when it first connects.
  */
 import * as Config from "effect/Config"
-import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { BrokerError } from "../src/capabilities/BrokerError.ts"
 import type { Publisher } from "../src/capabilities/Publisher.ts"
@@ -21,6 +20,7 @@ import { oneOf } from "../src/runtime/config.ts"
 import * as Kafka from "./kafka/index.ts"
 import * as Memory from "./memory/broker.ts"
 import * as RabbitMq from "./rabbitmq/index.ts"
+import { configuredLayers } from "./configured.ts"
 
 export type Kind = "memory" | "rabbitmq" | "kafka"
 
@@ -91,14 +91,5 @@ export const subscriberLayer = (options: Options): Layer.Layer<Subscriber, Broke
   }
 }
 
-export const layerConfig: Layer.Layer<Publisher | Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, layer)
-)
-
-export const publisherLayerConfig: Layer.Layer<Publisher, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, publisherLayer)
-)
-
-export const subscriberLayerConfig: Layer.Layer<Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, subscriberLayer)
-)
+/** `layerConfig`, `publisherLayerConfig`, `subscriberLayerConfig`: the layers above, from `config`. */
+export const { layerConfig, publisherLayerConfig, subscriberLayerConfig } = configuredLayers(config, { layer, publisherLayer, subscriberLayer })

@@ -34,6 +34,7 @@ import { configIssue, duration, positiveInt } from "../../src/runtime/config.ts"
 import { type Client, type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"
 import { makeProducer, type Producer, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
+import { configuredLayers } from "../configured.ts"
 
 export { KafkaClientHook, type KafkaLogLevel } from "./client.ts"
 
@@ -141,17 +142,8 @@ export const config: Config.Config<KafkaOptions> = Config.all({
   sessionTimeout: positiveDuration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds"))
 })
 
-export const layerConfig: Layer.Layer<Publisher | Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, layer)
-)
-
-export const publisherLayerConfig: Layer.Layer<Publisher, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, publisherLayer)
-)
-
-export const subscriberLayerConfig: Layer.Layer<Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, subscriberLayer)
-)
+/** `layerConfig`, `publisherLayerConfig`, `subscriberLayerConfig`: the layers above, from `config`. */
+export const { layerConfig, publisherLayerConfig, subscriberLayerConfig } = configuredLayers(config, { layer, publisherLayer, subscriberLayer })
 
 // A zero timeout would fail every publish, or every group session, at once.
 function positiveDuration(variable: string) {

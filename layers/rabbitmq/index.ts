@@ -30,6 +30,7 @@ import * as Connection from "./connection.ts"
 import { type Confirms, makeConfirms, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
 import { positiveInt, url } from "../../src/runtime/config.ts"
+import { configuredLayers } from "../configured.ts"
 
 export interface RabbitMqOptions {
   /**
@@ -106,14 +107,5 @@ export const config: Config.Config<RabbitMqOptions> = Config.all({
   prefetch: positiveInt("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
 })
 
-export const layerConfig: Layer.Layer<Publisher | Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, layer)
-)
-
-export const publisherLayerConfig: Layer.Layer<Publisher, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, publisherLayer)
-)
-
-export const subscriberLayerConfig: Layer.Layer<Subscriber, BrokerError | Config.ConfigError> = Layer.unwrap(
-  Effect.map(config, subscriberLayer)
-)
+/** `layerConfig`, `publisherLayerConfig`, `subscriberLayerConfig`: the layers above, from `config`. */
+export const { layerConfig, publisherLayerConfig, subscriberLayerConfig } = configuredLayers(config, { layer, publisherLayer, subscriberLayer })
