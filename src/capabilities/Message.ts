@@ -41,8 +41,10 @@ export const receivedHeaders = <V>(
   internal: ReadonlySet<string>,
   text: (value: V) => string | undefined
 ): Record<string, string> => {
-  const headers: Record<string, string> = {}
-  for (const name in raw) {
+  // No prototype, and own names only: header names come from producers, and a driver that
+  // decodes a table entry named `__proto__` into a plain object hands over inherited entries.
+  const headers: Record<string, string> = Object.create(null)
+  for (const name of Object.keys(raw)) {
     if (internal.has(name)) continue
     const value = text(raw[name] as V)
     if (value !== undefined) headers[name] = value

@@ -64,21 +64,31 @@ export const parseEvent = (message: Message, maxBytes: number): Result.Result<Co
   return Result.succeed({ id, userId, type })
 }
 
-/** Counts per type per user: the content of the output files. */
+/**
+ * Counts per type per user: the content of the output files. Each per-user object has no
+ * prototype: user ids are arbitrary strings, and assigning `__proto__` on a plain object sets its
+ * prototype instead of adding the user, who then vanishes from the files.
+ */
 export type Counts = Record<EventType, Record<string, number>>
 
-export const emptyCounts = (): Counts => ({ created: {}, updated: {}, deleted: {} })
+/** An empty per-user object, safe to key by any user id. */
+export const byUserRecord = (): Record<string, number> => Object.create(null) as Record<string, number>
+
+export const emptyCounts = (): Counts => ({ created: byUserRecord(), updated: byUserRecord(), deleted: byUserRecord() })
 
 /** Same users with the same counts for every type, whatever the key order. */
 export const sameCounts = (a: Counts, b: Counts): boolean =>
   eventTypes.every((type) => {
     const x = Object.entries(a[type])
-    return x.length === Object.keys(b[type]).length && x.every(([user, n]) => b[type][user] === n)
+    return x.length === Object.keys(b[type]).length && x.every(([user, n]) => Object.hasOwn(b[type], user) && b[type][user] === n)
   })
 
 /** One type's counts with users in a stable (numeric-aware) order, for files and tables. */
-export const sortedByUser = (byUser: Readonly<Record<string, number>>): Record<string, number> =>
-  Object.fromEntries(Object.entries(byUser).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })))
+export const sortedByUser = (byUser: Readonly<Record<string, number>>): Record<string, number> => {
+  const sorted = byUserRecord()
+  for (const [user, n] of Object.entries(byUser).sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))) sorted[user] = n
+  return sorted
+}
 
 /** Events counted per type, over all users. */
 export const totals = (counts: Counts): Record<EventType, number> => ({
