@@ -16,7 +16,9 @@
  *    on its defaults, and with `MEMORY_LIMIT` as in 3, over the same messages, so a before/after
  *    comparison takes one run.
  * All queues are filled before any run, so publishing speed does not enter the figures.
- * The machine may be shared and noisy, so rounds alternate the runs and the medians are reported.
+ * The machine may be shared and noisy, so rounds alternate the runs and the medians are reported:
+ * for each counter, its median rate, the median of its per-round ratios to the raw loop, their
+ * spread, and the ratio of the medians (see `summary.ts`), then all of it as one JSON line.
  */
 import * as amqp from "amqplib"
 import * as Effect from "effect/Effect"
@@ -25,6 +27,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RabbitMQ from "../layers/rabbitmq/index.ts"
 import { publishTraffic } from "../src/counter/publishTraffic.ts"
+import { median, rawLine, type Run, summarize, summaryLine } from "./summary.ts"
 
 const text = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -140,8 +143,6 @@ const cleanup = async () => {
   await connection.close()
 }
 
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-
 const withLimit = memoryLimit !== "off"
 if (baselineBundle !== undefined && !existsSync(baselineBundle)) throw new Error(`--baseline-bundle: no file ${baselineBundle}`)
 console.log(
@@ -151,7 +152,6 @@ console.log(
 )
 try {
   const file = await counterFile()
-  type Run = { perSecond: number; ratio: number; rss: number; anon: number }
   const results: Array<{ raw: number; counter: Run; limited: Run | undefined; before: Run | undefined; beforeLimited: Run | undefined }> = []
   const describe = (label: string, run: Run) =>
     `${label} ${run.perSecond} msg/s = ${run.ratio.toFixed(2)} of raw, peak RSS ${run.rss.toFixed(1)} MB (anonymous ${run.anon.toFixed(1)} MB)`
@@ -183,18 +183,14 @@ try {
       }`
     )
   }
-  const medians = (runs: ReadonlyArray<Run>) => ({
-    perSecond: Math.round(median(runs.map((r) => r.perSecond))),
-    ratio: Number(median(runs.map((r) => r.ratio)).toFixed(2)),
-    peakRssMb: Number(median(runs.map((r) => r.rss)).toFixed(1)),
-    peakAnonMb: Number(median(runs.map((r) => r.anon)).toFixed(1))
-  })
+  const rawMedian = median(results.map((r) => r.raw))
+  const medians = (runs: ReadonlyArray<Run>) => summarize(runs, rawMedian)
   const summary = {
     messages,
     prefetch,
     rounds,
     from,
-    rawPerSecond: Math.round(median(results.map((r) => r.raw))),
+    rawPerSecond: Math.round(rawMedian),
     counter: medians(results.map((r) => r.counter)),
     ...(withLimit ? { memoryLimit, limited: medians(results.flatMap((r) => (r.limited === undefined ? [] : [r.limited]))) } : {}),
     ...(baselineBundle === undefined
@@ -205,9 +201,8 @@ try {
         ...(withLimit ? { beforeLimited: medians(results.flatMap((r) => (r.beforeLimited === undefined ? [] : [r.beforeLimited]))) } : {})
       })
   }
-  const line = (label: string, m: ReturnType<typeof medians>) =>
-    console.log(`median: ${label} ${m.perSecond} msg/s = ${m.ratio} of raw, peak RSS ${m.peakRssMb} MB (anonymous ${m.peakAnonMb} MB)`)
-  console.log(`median: raw amqplib loop (ack every 100, multiple) ${summary.rawPerSecond} msg/s`)
+  const line = (label: string, m: ReturnType<typeof medians>) => console.log(summaryLine(label, m))
+  console.log(rawLine(rawMedian))
   line(`event counter (${from}, defaults)`, summary.counter)
   if (summary.limited !== undefined) line(`event counter (${from}, MEMORY_LIMIT=${memoryLimit})`, summary.limited)
   if (summary.before !== undefined) line(`event counter (baseline bundle ${baselineBundle}, defaults)`, summary.before)
