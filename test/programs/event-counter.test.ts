@@ -17,6 +17,7 @@ import { opsUrl, startProgram } from "../support/program.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { freshName, postgresUrl, probePostgres, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
+import { startTcpProxy, viaProxy } from "../support/tcpProxy.ts"
 
 const url = rabbitmqUrl()
 const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
@@ -205,4 +206,59 @@ describe.if(rabbitUp && postgresUp)("event-counter program, durable store", () =
     // but not yet acked, is dead-lettered again after the restart. None may be missing.
     expect(new Set(await drainIds(`${dest.queue}.dlq`)).size).toBe(15)
   })
+})
+
+describe.if(rabbitUp)("event-counter program, broker outage", () => {
+  test("the broker unreachable for 2× IDLE_TIMEOUT mid-run is not idleness: it waits, reconnects, ends exact", async () => {
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    // The counter reaches RabbitMQ only through the proxy, so the outage is its alone: other
+    // suites on the same broker carry on.
+    const target = new URL(url)
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) })
+    cleanup.push(() => proxy.close())
+    const first = await publish(dest, { count: 20_000, users: 7, duplicateRatio: 0.1, seed: 31 })
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const idleMs = 2000
+    const counter = startProgram("event-counter.ts", {
+      RABBITMQ_URL: viaProxy(url, proxy), RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir,
+      IDLE_TIMEOUT: `${idleMs}ms`, PREFETCH: "200"
+    })
+    let exited = false
+    void counter.exited.then(() => (exited = true))
+    const base = await opsUrl(counter)
+    await whenCounted(base, 1000)
+
+    proxy.refuse(true)
+    proxy.cut()
+    const cutAt = Date.now()
+    // The subscriber's `healthy`, which the idle detector reads, is what /readyz shows as "broker".
+    const readiness = async () => {
+      const response = await fetch(`${base}/readyz`)
+      return { status: response.status, checks: ((await response.json()) as { checks: Record<string, boolean> }).checks }
+    }
+    let down = await readiness()
+    for (let i = 0; i < 100 && down.checks.broker !== false; i++) {
+      await Bun.sleep(20)
+      down = await readiness()
+    }
+    expect(down).toMatchObject({ status: 503, checks: { broker: false } })
+    // Published while the counter cannot reach the broker: work it must still find afterwards.
+    const second = await publish(dest, { count: 2000, users: 7, duplicateRatio: 0, seed: 32 })
+    // The outage itself: twice the idle timeout, counted from the cut.
+    await Bun.sleep(Math.max(0, cutAt + 2 * idleMs - Date.now()))
+    expect(exited).toBe(false)
+    expect(counter.stderr()).not.toContain("no message for")
+    expect((await readiness()).checks.broker).toBe(false)
+
+    proxy.refuse(false)
+    await counter.waitFor(/reconnected to/, 20_000)
+    expect(await counter.exited).toBe(0)
+    const expected = Object.fromEntries(eventTypes.map((type) => {
+      const users = new Set([...Object.keys(first.expected[type]), ...Object.keys(second.expected[type])])
+      return [type, Object.fromEntries([...users].map((u) => [u, (first.expected[type][u] ?? 0) + (second.expected[type][u] ?? 0)]))]
+    }))
+    expect(readCounts(dir)).toEqual(expected as Counts)
+    expect(await queueDepth(dest.queue)).toBe(0)
+  }, 60_000)
 })
