@@ -262,3 +262,51 @@ describe.if(rabbitUp)("event-counter program, broker outage", () => {
     expect(await queueDepth(dest.queue)).toBe(0)
   }, 60_000)
 })
+
+describe.if(rabbitUp)("event-counter program, user ids that name Object.prototype members", () => {
+  /** Two created events for `__proto__` and one for `constructor`, counted by a run with `env`. */
+  const countHostileUsers = async (env: Record<string, string>) => {
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    const connection = await amqp.connect(url)
+    try {
+      const channel = await connection.createConfirmChannel()
+      await channel.assertExchange(dest.exchange, "topic", { durable: true })
+      await channel.assertQueue(dest.queue, { durable: true })
+      await channel.bindQueue(dest.queue, dest.exchange, "*.event.*")
+      for (const [user, id] of [["__proto__", "p1"], ["__proto__", "p2"], ["constructor", "c1"]] as const) {
+        channel.publish(dest.exchange, `${user}.event.created`, Buffer.from(JSON.stringify({ id })), { messageId: id, persistent: true })
+      }
+      await channel.waitForConfirms()
+    } finally {
+      await connection.close()
+    }
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const counter = startProgram("event-counter.ts", {
+      RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir, IDLE_TIMEOUT: "1s", ...env
+    })
+    expect(await counter.exited).toBe(0)
+    return readFileSync(join(dir, "created.json"), "utf8")
+  }
+
+  test("a user named __proto__ is in created.json with its count (memory store)", async () => {
+    const created = await countHostileUsers({})
+    expect(JSON.parse(created)).toEqual(JSON.parse(`{"__proto__": 2, "constructor": 1}`))
+    expect(Object.hasOwn(JSON.parse(created), "__proto__")).toBe(true)
+  })
+
+  test.if(postgresUp)("a user named __proto__ is in created.json with its count (PostgreSQL store)", async () => {
+    const database = freshName("counter_db")
+    const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
+    await admin.unsafe(`create database ${database}`)
+    cleanup.push(async () => {
+      await admin.unsafe(`drop database if exists ${database} with (force)`)
+      await admin.end()
+    })
+    const databaseUrl = new URL(postgresUrl())
+    databaseUrl.pathname = `/${database}`
+    const created = await countHostileUsers({ COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString() })
+    expect(JSON.parse(created)).toEqual(JSON.parse(`{"__proto__": 2, "constructor": 1}`))
+    expect(Object.hasOwn(JSON.parse(created), "__proto__")).toBe(true)
+  })
+})
