@@ -36,7 +36,7 @@ export interface Incoming {
 export const fromRecord = (topic: string, partition: number, record: KafkaMessage): Incoming => {
   const raw: IHeaders = record.headers ?? {}
   const headers = receivedHeaders(raw, internal, headerText)
-  const id = headerText(raw[MessageIdHeader])
+  const id = Object.hasOwn(raw, MessageIdHeader) ? headerText(raw[MessageIdHeader]) : undefined
   return {
     message: {
       id: id !== undefined && id !== "" ? id : `${topic}/${partition}/${record.offset}`,

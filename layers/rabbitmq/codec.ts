@@ -42,10 +42,13 @@ export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
   const raw: Record<string, unknown> = msg.properties.headers ?? {}
   const headers = receivedHeaders(raw, internal, headerText)
   const retried = msg.fields.exchange === ""
-  const originalTopic = retried ? headerText(raw[OriginalTopic]) : undefined
-  const originalKey = retried ? headerText(raw[OriginalKey]) : undefined
+  // Own properties only: amqplib decodes a table header named `__proto__` into the prototype of
+  // the headers object, and what it inherits from there must not pass for our headers.
+  const own = (name: string) => Object.hasOwn(raw, name) ? headerText(raw[name]) : undefined
+  const originalTopic = retried ? own(OriginalTopic) : undefined
+  const originalKey = retried ? own(OriginalKey) : undefined
   // A retry copy carries the attempt it is; a redelivery of any message is one more than that.
-  const base = retried ? attemptFrom(headerText(raw[Headers.attempt])) : 1
+  const base = retried ? attemptFrom(own(Headers.attempt)) : 1
   const id = msg.properties.messageId
   return {
     message: {
