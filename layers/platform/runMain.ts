@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
-import { ConfigError, duration, load, providerFrom } from "../../src/runtime/config.ts"
+import { ConfigError, load, positiveDuration, providerFrom } from "../../src/runtime/config.ts"
 import * as Logging from "../../src/runtime/logging.ts"
 
 export interface RunOptions {
@@ -33,7 +33,7 @@ export const runMain = <A, E>(program: Effect.Effect<A, E>, options: RunOptions)
   let deadline = Duration.seconds(30)
   const main = Effect.gen(function*() {
     const logging = yield* load(Logging.LoggingConfig)
-    deadline = yield* load(duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(deadline)))
+    deadline = yield* load(positiveDuration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(deadline)))
     return yield* program.pipe(Effect.annotateLogs({ service: options.name }), Effect.provide(Logging.layer(logging)))
   }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, providerFrom(process.argv.slice(2), process.env)))
 

@@ -3,7 +3,7 @@
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
-import { duration, intInRange, numberInRange, oneOf, positiveInt } from "../runtime/config.ts"
+import { intInRange, numberInRange, oneOf, positiveDuration, positiveInt } from "../runtime/config.ts"
 import type { CounterConfig } from "./counter.ts"
 import { defaultExchange, defaultQueue } from "./events.ts"
 import { defaultGeneratorOptions, type GeneratorOptions } from "./generator.ts"
@@ -14,7 +14,7 @@ export const counterConfig = (
   exchange: Config.String("RABBITMQ_EXCHANGE").pipe(Config.withDefault(defaultExchange)),
   queue: Config.String("RABBITMQ_QUEUE").pipe(Config.withDefault(defaultQueue)),
   outputDir: Config.String("OUTPUT_DIR").pipe(Config.withDefault(defaults.outputDir)),
-  idleTimeout: duration("IDLE_TIMEOUT").pipe(Config.withDefault(defaults.idleTimeout)),
+  idleTimeout: positiveDuration("IDLE_TIMEOUT").pipe(Config.withDefault(defaults.idleTimeout)),
   prefetch: positiveInt("PREFETCH").pipe(Config.withDefault(500)),
   batchSize: positiveInt("COUNTER_BATCH_SIZE").pipe(Config.withDefault(500)),
   maxMessageBytes: positiveInt("MAX_MESSAGE_BYTES").pipe(Config.withDefault(64 * 1024))

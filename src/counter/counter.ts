@@ -10,14 +10,13 @@
  *
  * It stops by itself `idleTimeout` after the last message, counting only time while the broker is
  * reachable (`whenIdle`), or when interrupted (SIGTERM); either way intake stops, counting in
- * flight finishes and is acked, and the files are written.
+ * flight finishes and is acked, and the files are written (`output.ts`): complete only after an
+ * idle stop; otherwise marked partial, and the next run in the same directory adds to them.
  */
-import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FileSystem from "effect/FileSystem"
+import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as Path from "effect/Path"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import type { Received } from "../capabilities/Delivery.ts"
@@ -28,7 +27,8 @@ import * as KeyedQueue from "../messaging/keyed.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { rate, reportProgress } from "../runtime/progress.ts"
 import { CounterStore } from "./CounterStore.ts"
-import { bindingPattern, type CounterEvent, type Counts, eventTypes, type EventType, malformedKinds, parseEvent, sortedByUser, totals } from "./events.ts"
+import { bindingPattern, type CounterEvent, eventTypes, type EventType, malformedKinds, parseEvent } from "./events.ts"
+import * as Output from "./output.ts"
 
 export interface CounterConfig {
   readonly exchange: string
@@ -40,6 +40,8 @@ export interface CounterConfig {
   /** Events recorded in one store call per type. */
   readonly batchSize: number
   readonly maxMessageBytes: number
+  /** What to do with the files of an earlier run that did not finish; `files` when unset (see `Output.CarryOver`). */
+  readonly carryOver?: Output.CarryOver | undefined
 }
 
 const counted = Metric.counter("eventcounter_events", { description: "Events by result (counted, duplicate)", incremental: true })
@@ -51,7 +53,19 @@ const malformed = Metric.counter("eventcounter_malformed_messages", {
 /** A store that is down holds the counter back, never loses or dead-letters a good message. */
 const storeRetry = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")]).pipe(Schedule.jittered)
 
-export const runCounter = (config: CounterConfig) =>
+/**
+ * Counts until idle or interrupted, then writes the files. `prepared` is what `Output.prepare`
+ * found in the output directory; a program passes it to check the directory before it connects
+ * to anything, and without it the check runs here first.
+ */
+export const runCounter = (config: CounterConfig, prepared?: Output.Prepared) =>
+  Effect.gen(function*() {
+    const output = prepared ?? (yield* Output.prepare(config))
+    // After the counting scope closed: the last batch is settled and the type queues drained.
+    return yield* Effect.onExit(count(config), (exit) => writeCounts(config, output, exit))
+  })
+
+const count = (config: CounterConfig) =>
   Effect.scoped(Effect.gen(function*() {
     const store = yield* CounterStore
     const subscriber = yield* Subscriber
@@ -64,9 +78,6 @@ export const runCounter = (config: CounterConfig) =>
     const countedNew = Metric.withAttributes(counted, { result: "counted" })
     const duplicates = Metric.withAttributes(counted, { result: "duplicate" })
 
-    // Finalizers run in reverse: by the time they run the consume runner has settled its last
-    // batch; the type queues drain first, then the counts are written.
-    yield* Effect.addFinalizer(() => writeCounts(config.outputDir))
     // Each type is counted by its own worker, concurrently with the others; the batches that
     // queued up while a store call ran are recorded together in the next one.
     const byType = yield* KeyedQueue.make({
@@ -153,20 +164,9 @@ const chunks = <E>(
       (total, chunk) => Effect.map(record(chunk), (n) => total + n)
     )
 
-/** Writes `<type>.json` = `{ "<userId>": count }` for every type. */
-const writeCounts = (outputDir: string) =>
-  Effect.gen(function*() {
-    const store = yield* CounterStore
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const counts: Counts = yield* store.snapshot
-    yield* fs.makeDirectory(outputDir, { recursive: true })
-    for (const type of eventTypes) {
-      const file = path.join(outputDir, `${type}.json`)
-      // Users in a stable order, so two runs with the same counts write the same files.
-      yield* fs.writeFileString(file, JSON.stringify(sortedByUser(counts[type]), null, 2) + "\n")
-    }
-    yield* Effect.logInfo("counts written").pipe(Effect.annotateLogs({ outputDir, ...totals(counts) }))
-  }).pipe(
-    Effect.catchCause((cause) => Effect.logError("writing the counts failed", Cause.pretty(cause)))
+/** Writes the counts the store holds, saying whether the run that ended with `exit` completed. */
+const writeCounts = (config: CounterConfig, output: Output.Prepared, exit: Exit.Exit<unknown, unknown>) =>
+  CounterStore.use((store) => store.snapshot).pipe(
+    Effect.mapError((cause) => new Output.CounterOutputError({ outputDir: config.outputDir, savedIn: undefined, cause })),
+    Effect.flatMap((counts) => Output.write(config, output, counts, Output.stoppedBy(exit)))
   )

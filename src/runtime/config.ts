@@ -74,6 +74,21 @@ export const duration = (name: string, options: { readonly bareUnit?: "seconds" 
     })
   )
 
+/**
+ * A duration variable that must be greater than 0: a timeout, an interval, a deadline. Zero is
+ * accepted by `duration` but means "at once" there, which for these stops a program before it
+ * did anything (an idle timeout) or gives it no time at all (a shutdown deadline).
+ */
+export const positiveDuration = (name: string, options: { readonly bareUnit?: "seconds" | "millis" } = {}) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) => {
+      const parsed = parseDuration(text, options.bareUnit)
+      return parsed === undefined || !(Duration.toMillis(parsed) > 0)
+        ? Effect.fail(configIssue(name, `${DURATION_FORM}, greater than 0`, `got "${text}"`))
+        : Effect.succeed(parsed)
+    })
+  )
+
 /** A positive integer variable (counts, sizes, concurrency). */
 export const positiveInt = (name: string) => intInRange(name, 1, Number.MAX_SAFE_INTEGER, "an integer greater than 0")
 

@@ -40,6 +40,13 @@ const captureLogs = Logger.layer([Logger.make((options) => {
     annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) }
   })
 })])
+/**
+ * Lets the counter check its output directory (real file system calls, no clock) until it starts
+ * consuming: a test that moves the clock before then would move it under no timer at all.
+ */
+const started = Effect.gen(function*() {
+  while (!logged.some((line) => line.message === "counting events")) yield* Effect.yieldNow
+})
 /** When the counter decided it was idle; the fiber itself ends later, after writing its files. */
 const stoppedIdleAt = () => logged.find((line) => line.message.startsWith("no message for"))?.at
 
@@ -158,6 +165,7 @@ describe("event counter", () => {
       const fiber = yield* Effect.forkChild(runCounter(cfg).pipe(
         Effect.provideService(Subscriber, Subscriber.of({ ...subscriber, healthy: Effect.sync(() => reachable) }))
       ))
+      yield* started
       yield* TestClock.adjust("1 minute")
       const duringOutage = fiber.pollUnsafe()
       reachable = true

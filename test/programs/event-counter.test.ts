@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import * as amqp from "amqplib"
 import * as Effect from "effect/Effect"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
@@ -308,5 +308,129 @@ describe.if(rabbitUp)("event-counter program, user ids that name Object.prototyp
     const created = await countHostileUsers({ COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString() })
     expect(JSON.parse(created)).toEqual(JSON.parse(`{"__proto__": 2, "constructor": 1}`))
     expect(Object.hasOwn(JSON.parse(created), "__proto__")).toBe(true)
+  })
+})
+
+describe.if(rabbitUp)("event-counter program: output directory, stops and reruns", () => {
+  const readStatus = (dir: string) => JSON.parse(readFileSync(join(dir, "counter-status.json"), "utf8"))
+  /** The last "counts written" line: the run's final word on whether its counts are complete. */
+  const finalLine = (stderr: string) => stderr.split("\n").findLast((line) => line.includes("counts written")) ?? ""
+
+  /** Waits until the queue holds everything a stopped run did not count: the broker requeues on its own time. */
+  const requeued = async (queue: string, expected: number) => {
+    let left = await queueDepth(queue)
+    for (let i = 0; i < 50 && left < expected; i++) {
+      await Bun.sleep(100)
+      left = await queueDepth(queue)
+    }
+    return left
+  }
+
+  test("an OUTPUT_DIR it cannot write stops it with exit 2, naming OUTPUT_DIR, before it takes a message", async () => {
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    await publish(dest, { count: 100, duplicateRatio: 0, seed: 31 })
+    const file = join(mkdtempSync(join(tmpdir(), "counter-")), "a-file")
+    writeFileSync(file, "")
+    const counter = startProgram("event-counter.ts", {
+      RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: join(file, "out"), IDLE_TIMEOUT: "1s"
+    })
+    expect(await counter.exited).toBe(2)
+    expect(counter.stderr()).toContain(`OUTPUT_DIR: expected a directory the counter can write to (${join(file, "out")}: `)
+    expect(await queueDepth(dest.queue)).toBe(100)
+  })
+
+  test("a timeout of zero is refused with exit 2, naming the variable", async () => {
+    const idle = startProgram("event-counter.ts", { RABBITMQ_URL: "amqp://guest:guest@127.0.0.1:1", IDLE_TIMEOUT: "0s" })
+    expect(await idle.exited).toBe(2)
+    expect(idle.stderr()).toContain(`IDLE_TIMEOUT: expected a duration such as 5s, 250ms, 1m30s or "5 seconds", greater than 0 (got "0s")`)
+    const shutdown = startProgram("event-counter.ts", { RABBITMQ_URL: "amqp://guest:guest@127.0.0.1:1", SHUTDOWN_TIMEOUT: "0" })
+    expect(await shutdown.exited).toBe(2)
+    expect(shutdown.stderr()).toContain(`SHUTDOWN_TIMEOUT: expected a duration`)
+  })
+
+  test("counts it cannot write at the end are saved where the log says, and it exits 1", async () => {
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    const run = await publish(dest, { count: 2000, users: 5, duplicateRatio: 0.1, seed: 32 })
+    const dir = join(mkdtempSync(join(tmpdir(), "counter-")), "out")
+    const counter = startProgram("event-counter.ts", {
+      RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir, IDLE_TIMEOUT: "2s"
+    })
+    await whenCounted(await opsUrl(counter), run.unique)
+    // The directory goes away under the running counter (a volume unmounted, a cleanup script).
+    rmSync(dir, { recursive: true })
+    writeFileSync(dir, "")
+    expect(await counter.exited).toBe(1)
+    const savedIn = /they are saved in ([^\s"\\]+)/.exec(counter.stderr())?.[1]
+    expect(savedIn).toBeDefined()
+    expect(readCounts(savedIn!)).toEqual(run.expected)
+    expect(readStatus(savedIn!)).toMatchObject({ complete: true, stoppedBy: "idle" })
+    expect(await queueDepth(dest.queue)).toBe(0)
+  })
+
+  test("SIGTERM mid-run, then a rerun in the same OUTPUT_DIR: exact counts; the files say partial, then complete", async () => {
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    const sent = 30_000
+    const run = await publish(dest, { count: sent, users: 8, duplicateRatio: 0, seed: 33 })
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const env = { RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir, PREFETCH: "200" }
+
+    const first = startProgram("event-counter.ts", { ...env, IDLE_TIMEOUT: "60s" })
+    await whenCounted(await opsUrl(first), 1000)
+    first.kill("SIGTERM")
+    // A clean stop, as the shutdown contract says; the files and the last line say it is partial.
+    expect(await first.exited).toBe(0)
+    expect(finalLine(first.stderr())).toContain("counts written (partial: stopped by a signal before the queue was idle; rerun to finish)")
+    const partial = readCounts(dir)
+    expect(readStatus(dir)).toMatchObject({ complete: false, stoppedBy: "signal", runs: 1, totals: totals(partial) })
+    const counted = total(partial)
+    expect(counted).toBeGreaterThanOrEqual(1000)
+    expect(await requeued(dest.queue, sent - counted)).toBe(sent - counted)
+
+    const second = startProgram("event-counter.ts", { ...env, IDLE_TIMEOUT: "1s" })
+    expect(await second.exited).toBe(0)
+    expect(second.stderr()).toContain("resuming from the partial counts of an earlier run")
+    expect(readCounts(dir)).toEqual(run.expected)
+    expect(readStatus(dir)).toMatchObject({ complete: true, stoppedBy: "idle", runs: 2, totals: totals(run.expected) })
+    expect(JSON.parse(finalLine(second.stderr()))).toMatchObject({ message: "counts written", annotations: { complete: true, runs: 2 } })
+    expect(await queueDepth(dest.queue)).toBe(0)
+  })
+})
+
+describe.if(rabbitUp && postgresUp)("event-counter program, durable store: stops and reruns", () => {
+  test("SIGTERM mid-run, then a rerun: the store kept the counts, the files say partial, then complete", async () => {
+    const database = freshName("counter_db")
+    const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
+    await admin.unsafe(`create database ${database}`)
+    cleanup.push(async () => {
+      await admin.unsafe(`drop database if exists ${database} with (force)`)
+      await admin.end()
+    })
+    const databaseUrl = new URL(postgresUrl())
+    databaseUrl.pathname = `/${database}`
+    const dest = destination()
+    cleanup.push(deleteQueues(dest))
+    const run = await publish(dest, { count: 10_000, users: 7, duplicateRatio: 0.2, seed: 34 })
+    const dir = mkdtempSync(join(tmpdir(), "counter-"))
+    const env = {
+      RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir,
+      COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString(), PREFETCH: "200", COUNTER_BATCH_SIZE: "100"
+    }
+    const status = () => JSON.parse(readFileSync(join(dir, "counter-status.json"), "utf8"))
+
+    const first = startProgram("event-counter.ts", { ...env, IDLE_TIMEOUT: "60s" })
+    await whenCounted(await opsUrl(first), 1000)
+    first.kill("SIGTERM")
+    expect(await first.exited).toBe(0)
+    expect(status()).toMatchObject({ complete: false, stoppedBy: "signal", runs: 1 })
+    expect(total(readCounts(dir))).toBeLessThan(run.unique)
+
+    const second = startProgram("event-counter.ts", { ...env, IDLE_TIMEOUT: "1s" })
+    expect(await second.exited).toBe(0)
+    // The files are the store's counts, which hold the first run's: nothing is added twice.
+    expect(readCounts(dir)).toEqual(run.expected)
+    expect(status()).toMatchObject({ complete: true, stoppedBy: "idle", runs: 2 })
   })
 })

@@ -3,7 +3,8 @@ import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { duration, load, oneOf, parseDuration, positiveInt, providerFrom, redactUrl, url } from "../../src/runtime/config.ts"
+import { counterConfig } from "../../src/counter/config.ts"
+import { duration, load, oneOf, parseDuration, positiveDuration, positiveInt, providerFrom, redactUrl, url } from "../../src/runtime/config.ts"
 
 const read = <A>(config: Config.Config<A>, env: Record<string, string>, argv: Array<string> = []) =>
   Effect.runPromise(
@@ -37,6 +38,20 @@ describe("config", () => {
     const u = await read(url("RABBITMQ_URL", ["amqp", "amqps"]), { RABBITMQ_URL: "http://guest:secret@host" })
     expect(u._tag === "Failure" && u.failure.message).toContain("RABBITMQ_URL: expected a URL starting with amqp:// or amqps://")
     expect(u._tag === "Failure" && u.failure.message).not.toContain("secret")
+  })
+
+  test("a timeout of zero or less is refused, naming the variable", async () => {
+    for (const text of ["0s", "0", "0ms", "-5s", "-5 seconds"]) {
+      const r = await read(positiveDuration("SHUTDOWN_TIMEOUT"), { SHUTDOWN_TIMEOUT: text })
+      expect(r._tag === "Failure" && r.failure.message).toBe(
+        `invalid configuration: SHUTDOWN_TIMEOUT: expected a duration such as 5s, 250ms, 1m30s or "5 seconds", greater than 0 (got "${text}")`
+      )
+    }
+    const least = await read(positiveDuration("SHUTDOWN_TIMEOUT"), { SHUTDOWN_TIMEOUT: "1ms" })
+    expect(least._tag === "Success" && Duration.toMillis(least.success)).toBe(1)
+    // The counter's idle timeout: zero would stop it before it consumed anything.
+    const idle = await read(counterConfig(), { IDLE_TIMEOUT: "0s" })
+    expect(idle._tag === "Failure" && idle.failure.variable).toBe("IDLE_TIMEOUT")
   })
 
   test("a missing required value says so", async () => {
