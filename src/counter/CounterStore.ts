@@ -4,12 +4,17 @@
  * `record` counts each event whose id was never counted before and returns how many it counted;
  * checking and counting are one atomic step, so a redelivered or duplicate message is never
  * counted twice, also across restarts of a durable store.
+ *
+ * A `record` call is atomic: when it fails, none of its events were counted. Its error says
+ * whether the failure is `permanent` for the events given (the database can never store one of
+ * them: retrying is futile, a smaller batch may pass) or passes (the database is down: retry).
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
+import { SqlDatabase, SqlError } from "../capabilities/SqlDatabase.ts"
+import { isPermanentForData } from "../sql/failures.ts"
 import { migrate } from "../sql/migrations.ts"
 import { IdSet } from "./IdSet.ts"
 import { type CounterEvent, type Counts, emptyCounts, type EventType, eventTypes } from "./events.ts"
@@ -21,6 +26,11 @@ export class CounterStoreError extends Data.TaggedError("CounterStoreError")<{
 }> {
   override get message() {
     return `counter store ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+
+  /** The same call with the same events will fail again: the data is at fault, not the database's state. */
+  get permanent(): boolean {
+    return this.cause instanceof SqlError && isPermanentForData(this.cause)
   }
 }
 

@@ -3,7 +3,7 @@
  * routing key `<userId>.event.<type>`, type one of created/updated/deleted, body `{"id": "..."}`.
  */
 import * as Result from "effect/Result"
-import { bodyText, type Message } from "../capabilities/Message.ts"
+import type { Message } from "../capabilities/Message.ts"
 
 export const eventTypes = ["created", "updated", "deleted"] as const
 export type EventType = (typeof eventTypes)[number]
@@ -20,18 +20,58 @@ export interface CounterEvent {
 
 export const routingKey = (userId: string, type: string) => `${userId}.event.${type}`
 
-export const malformedKinds = ["routing_key", "unknown_type", "oversized", "invalid_json", "missing_id"] as const
+/**
+ * Longest id and userId accepted, in UTF-16 code units (so at most 768 bytes of UTF-8): far
+ * below what a PostgreSQL index entry holds (about 2.7 kB), so every accepted event can be stored.
+ */
+export const maxIdLength = 256
+
+export const malformedKinds = [
+  "routing_key",
+  "unknown_type",
+  "oversized",
+  "invalid_utf8",
+  "invalid_json",
+  "missing_id",
+  "id_too_long",
+  "id_nul",
+  "id_lone_surrogate",
+  "user_id_too_long",
+  "user_id_nul",
+  "user_id_lone_surrogate"
+] as const
 
 /** Why a message cannot be counted; the text goes into the dead-letter header. */
-export type Malformed =
-  | { readonly kind: "routing_key"; readonly reason: string }
-  | { readonly kind: "unknown_type"; readonly reason: string }
-  | { readonly kind: "oversized"; readonly reason: string }
-  | { readonly kind: "invalid_json"; readonly reason: string }
-  | { readonly kind: "missing_id"; readonly reason: string }
+export interface Malformed {
+  readonly kind: (typeof malformedKinds)[number]
+  readonly reason: string
+}
 
 // Compared, not looked up: this runs for every message.
 const isEventType = (s: string): s is EventType => s === "created" || s === "updated" || s === "deleted"
+
+// Fatal: a lossy decoder turns every invalid sequence into U+FFFD, so "bad\xff" and "bad\xfe"
+// would become one id and two events would count as one.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
+// With the u flag a surrogate pair is one code point: only a lone surrogate matches.
+const loneSurrogate = /\p{Surrogate}/u
+
+/**
+ * Ids and user ids are stored and compared as text: a NUL or a lone surrogate cannot be stored
+ * by PostgreSQL (or would be stored as U+FFFD, colliding with others), and an unbounded one
+ * overflows its index. Refused here, with their own reason, rather than by the store.
+ */
+const checkText = (value: string, field: "id" | "user_id", label: string): Malformed | undefined => {
+  if (value.length > maxIdLength) {
+    return { kind: `${field}_too_long`, reason: `${label} is ${value.length} characters, over the limit of ${maxIdLength}` }
+  }
+  if (value.includes("\u0000")) return { kind: `${field}_nul`, reason: `${label} contains a NUL character` }
+  if (loneSurrogate.test(value)) {
+    return { kind: `${field}_lone_surrogate`, reason: `${label} contains a lone surrogate (not well-formed Unicode)` }
+  }
+  return undefined
+}
 
 export const parseEvent = (message: Message, maxBytes: number): Result.Result<CounterEvent, Malformed> => {
   // <userId>.event.<type>, read without splitting: this runs for every message.
@@ -48,12 +88,20 @@ export const parseEvent = (message: Message, maxBytes: number): Result.Result<Co
   if (!isEventType(type)) {
     return Result.fail({ kind: "unknown_type", reason: `unknown event type "${type}" (expected ${eventTypes.join(", ")})` })
   }
+  const badUser = checkText(userId, "user_id", "the userId of the routing key")
+  if (badUser !== undefined) return Result.fail(badUser)
   if (message.body.byteLength > maxBytes) {
     return Result.fail({ kind: "oversized", reason: `body is ${message.body.byteLength} bytes, over the limit of ${maxBytes}` })
   }
+  let text: string
+  try {
+    text = strictUtf8.decode(message.body)
+  } catch {
+    return Result.fail({ kind: "invalid_utf8", reason: "body is not valid UTF-8" })
+  }
   let body: unknown
   try {
-    body = JSON.parse(bodyText(message))
+    body = JSON.parse(text)
   } catch {
     return Result.fail({ kind: "invalid_json", reason: "body is not valid JSON" })
   }
@@ -61,6 +109,8 @@ export const parseEvent = (message: Message, maxBytes: number): Result.Result<Co
   if (typeof id !== "string" || id === "") {
     return Result.fail({ kind: "missing_id", reason: `body has no "id" string` })
   }
+  const badId = checkText(id, "id", "the id")
+  if (badId !== undefined) return Result.fail(badId)
   return Result.succeed({ id, userId, type })
 }
 

@@ -434,3 +434,113 @@ describe.if(rabbitUp && postgresUp)("event-counter program, durable store: stops
     expect(status()).toMatchObject({ complete: true, stoppedBy: "idle", runs: 2 })
   })
 })
+
+/**
+ * Poison messages among 10 000 good ones, as a user runs the counter: each poison message in
+ * `<queue>.dlq` with its reason, the good ones counted exactly, and the run ends by itself.
+ */
+describe.if(rabbitUp)("event-counter program, poison messages", () => {
+  // Random, so it does not compress below an index entry's limit as a repeated character would.
+  const incompressible = (length: number) => {
+    let text = ""
+    while (text.length < length) text += crypto.randomUUID().replaceAll("-", "")
+    return text.slice(0, length)
+  }
+  const withByte = (byte: number) => Buffer.concat([Buffer.from(`{"id":"bad`), Buffer.from([byte]), Buffer.from(`"}`)])
+  // Each made the durable counter retry forever, or was counted wrongly by the memory store.
+  const poison: ReadonlyArray<{ readonly id: string; readonly key: string; readonly body: Buffer; readonly reason: string }> = [
+    { id: "nul-id", key: "u1.event.created", body: Buffer.from(`{"id":"nul\\u0000id"}`), reason: "the id contains a NUL character" },
+    {
+      id: "lone-surrogate",
+      key: "u1.event.updated",
+      body: Buffer.from(`{"id":"\\ud800x"}`),
+      reason: "the id contains a lone surrogate (not well-formed Unicode)"
+    },
+    {
+      id: "long-id",
+      key: "u2.event.deleted",
+      body: Buffer.from(JSON.stringify({ id: incompressible(40_000) })),
+      reason: "the id is 40000 characters, over the limit of 256"
+    },
+    { id: "bad-ff", key: "u1.event.created", body: withByte(0xff), reason: "body is not valid UTF-8" },
+    { id: "bad-fe", key: "u1.event.created", body: withByte(0xfe), reason: "body is not valid UTF-8" },
+    {
+      id: "nul-user",
+      key: "nul\u0000user.event.created",
+      body: Buffer.from(`{"id":"fine-id"}`),
+      reason: "the userId of the routing key contains a NUL character"
+    }
+  ]
+
+  const publishPoison = async (exchange: string) => {
+    const connection = await amqp.connect(url)
+    try {
+      const channel = await connection.createConfirmChannel()
+      for (const p of poison) channel.publish(exchange, p.key, p.body, { messageId: p.id, persistent: true })
+      await channel.waitForConfirms()
+    } finally {
+      await connection.close()
+    }
+  }
+
+  /** message id → dead-letter reason of everything in a queue, taken off it. */
+  const drainReasons = async (queue: string) => {
+    const connection = await amqp.connect(url)
+    try {
+      const channel = await connection.createChannel()
+      const reasons: Record<string, string> = {}
+      for (let msg = await channel.get(queue, { noAck: true }); msg !== false; msg = await channel.get(queue, { noAck: true })) {
+        reasons[String(msg.properties.messageId)] = String(msg.properties.headers?.["x-dead-letter-reason"])
+      }
+      return reasons
+    } finally {
+      await connection.close()
+    }
+  }
+
+  /** The exit code, or "stalled" when the counter did not end by itself within the deadline (then it is killed). */
+  const exitWithin = async (counter: ReturnType<typeof startProgram>, ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<"stalled">((resolve) => {
+      timer = setTimeout(() => resolve("stalled"), ms)
+    })
+    const result = await Promise.race([counter.exited, deadline])
+    clearTimeout(timer)
+    if (result === "stalled") {
+      counter.kill("SIGKILL")
+      await counter.exited
+    }
+    return result
+  }
+
+  const stores: ReadonlyArray<readonly [string, boolean]> = [["memory", true], ["postgres", postgresUp]]
+  for (const [store, available] of stores) {
+    test.if(available)(`${store} store: exact counts, each poison message dead-lettered with its reason, exit 0 by idle timeout`, async () => {
+      const env: Record<string, string> = { COUNTER_STORE: store }
+      if (store === "postgres") {
+        const database = freshName("counter_db")
+        const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
+        await admin.unsafe(`create database ${database}`)
+        cleanup.push(async () => {
+          await admin.unsafe(`drop database if exists ${database} with (force)`)
+          await admin.end()
+        })
+        const databaseUrl = new URL(postgresUrl())
+        databaseUrl.pathname = `/${database}`
+        env.DATABASE_URL = databaseUrl.toString()
+      }
+      const dest = destination()
+      cleanup.push(deleteQueues(dest))
+      const run = await publish(dest, { count: 10_000, users: 8, duplicateRatio: 0.1, seed: 31 })
+      await publishPoison(dest.exchange)
+      const dir = mkdtempSync(join(tmpdir(), "counter-"))
+      const counter = startProgram("event-counter.ts", {
+        ...env, RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir, IDLE_TIMEOUT: "1s"
+      })
+      expect(await exitWithin(counter, 60_000)).toBe(0)
+      expect(readCounts(dir)).toEqual(run.expected)
+      expect(await queueDepth(dest.queue)).toBe(0)
+      expect(await drainReasons(`${dest.queue}.dlq`)).toEqual(Object.fromEntries(poison.map((p) => [p.id, p.reason])))
+    }, 120_000)
+  }
+})
