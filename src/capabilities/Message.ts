@@ -64,7 +64,22 @@ const decoder = new TextDecoder()
 export const encodeBody = (body: Uint8Array | string): Uint8Array =>
   typeof body === "string" ? encoder.encode(body) : body
 
+/**
+ * The body as text, invalid UTF-8 replaced by U+FFFD: for logs and display. To read input, use
+ * `bodyTextStrict`: replacing makes different bodies equal ("bad\xff" and "bad\xfe").
+ */
 export const bodyText = (message: Pick<Message, "body">): string => decoder.decode(message.body)
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true })
+
+/** The body as text, or undefined when it is not valid UTF-8 (malformed input, to dead-letter). */
+export const bodyTextStrict = (message: Pick<Message, "body">): string | undefined => {
+  try {
+    return strictDecoder.decode(message.body)
+  } catch {
+    return undefined
+  }
+}
 
 export const normalize = (message: OutgoingMessage): Message => ({
   id: message.id ?? crypto.randomUUID(),

@@ -3,7 +3,7 @@
  * routing key `<userId>.event.<type>`, type one of created/updated/deleted, body `{"id": "..."}`.
  */
 import * as Result from "effect/Result"
-import type { Message } from "../capabilities/Message.ts"
+import { bodyTextStrict, type Message } from "../capabilities/Message.ts"
 
 export const eventTypes = ["created", "updated", "deleted"] as const
 export type EventType = (typeof eventTypes)[number]
@@ -50,10 +50,6 @@ export interface Malformed {
 // Compared, not looked up: this runs for every message.
 const isEventType = (s: string): s is EventType => s === "created" || s === "updated" || s === "deleted"
 
-// Fatal: a lossy decoder turns every invalid sequence into U+FFFD, so "bad\xff" and "bad\xfe"
-// would become one id and two events would count as one.
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
-
 // With the u flag a surrogate pair is one code point: only a lone surrogate matches.
 const loneSurrogate = /\p{Surrogate}/u
 
@@ -93,12 +89,10 @@ export const parseEvent = (message: Message, maxBytes: number): Result.Result<Co
   if (message.body.byteLength > maxBytes) {
     return Result.fail({ kind: "oversized", reason: `body is ${message.body.byteLength} bytes, over the limit of ${maxBytes}` })
   }
-  let text: string
-  try {
-    text = strictUtf8.decode(message.body)
-  } catch {
-    return Result.fail({ kind: "invalid_utf8", reason: "body is not valid UTF-8" })
-  }
+  // Strict: a lossy decoder turns every invalid sequence into U+FFFD, so "bad\xff" and
+  // "bad\xfe" would become one id and two events would count as one.
+  const text = bodyTextStrict(message)
+  if (text === undefined) return Result.fail({ kind: "invalid_utf8", reason: "body is not valid UTF-8" })
   let body: unknown
   try {
     body = JSON.parse(text)

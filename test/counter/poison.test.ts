@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -135,9 +136,19 @@ describe("event counter, poison messages", () => {
       body: JSON.stringify({ id: `poison-${i}` })
     }))
     const dir = mkdtempSync(join(tmpdir(), "counter-"))
-    const result = await Effect.runPromise(
-      countUntilIdle(dir, mixed(poison)).pipe(Effect.provide(Layer.merge(base, refusing)))
+    const { result, refusedByStore } = await Effect.runPromise(
+      Effect.gen(function*() {
+        const result = yield* countUntilIdle(dir, mixed(poison))
+        const snapshot = yield* Metric.snapshot
+        const refused = snapshot.find((m) => m.id === "eventcounter_malformed_messages" && m.attributes?.["reason"] === "store_refused")
+        return { result, refusedByStore: (refused?.state as { count?: number } | undefined)?.count }
+      }).pipe(
+        Effect.provide(Layer.merge(base, refusing)),
+        // A registry of its own: other tests in this process count malformed messages too.
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
     )
+    expect(refusedByStore).toBe(poison.length)
     expect(result.left).toBe(0)
     expect(readCounts(dir)).toEqual(run.expected)
     expect(Object.keys(result.dead).sort()).toEqual(poison.map((m) => m.id!))
