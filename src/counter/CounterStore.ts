@@ -78,7 +78,7 @@ export class CounterStore extends Context.Service<CounterStore, {
       )
       return CounterStore.of({
         record: (events) =>
-          events.length === 0 ? Effect.succeed(0) : db.query<{ counted: number | string }>(Sql.record, [JSON.stringify(
+          events.length === 0 ? Effect.succeed(0) : db.query<{ counted: number }>(Sql.record, [JSON.stringify(
             events.map((e) => ({ id: e.id, user_id: e.userId, type: e.type }))
           )]).pipe(
             Effect.map((rows) => Number(rows[0]?.counted ?? 0)),
