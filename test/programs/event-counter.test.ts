@@ -43,6 +43,20 @@ const queueDepth = async (queue: string) => {
   }
 }
 
+/** A database of its own on the test server, dropped after the file's tests; its URL. */
+const freshDatabase = async (): Promise<URL> => {
+  const database = freshName("counter_db")
+  const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database ${database}`)
+  cleanup.push(async () => {
+    await admin.unsafe(`drop database if exists ${database} with (force)`)
+    await admin.end()
+  })
+  const databaseUrl = new URL(postgresUrl())
+  databaseUrl.pathname = `/${database}`
+  return databaseUrl
+}
+
 /** The message ids of everything in a queue, taken off it. */
 const drainIds = async (queue: string) => {
   const connection = await amqp.connect(url)
@@ -170,15 +184,7 @@ describe.if(rabbitUp)("event-counter program", () => {
 
 describe.if(rabbitUp && postgresUp)("event-counter program, durable store", () => {
   test("killed with SIGKILL mid-run and restarted, it ends with exactly the right counts", async () => {
-    const database = freshName("counter_db")
-    const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
-    await admin.unsafe(`create database ${database}`)
-    cleanup.push(async () => {
-      await admin.unsafe(`drop database if exists ${database} with (force)`)
-      await admin.end()
-    })
-    const databaseUrl = new URL(postgresUrl())
-    databaseUrl.pathname = `/${database}`
+    const databaseUrl = await freshDatabase()
 
     const dest = destination()
     cleanup.push(deleteQueues(dest))
@@ -296,15 +302,7 @@ describe.if(rabbitUp)("event-counter program, user ids that name Object.prototyp
   })
 
   test.if(postgresUp)("a user named __proto__ is in created.json with its count (PostgreSQL store)", async () => {
-    const database = freshName("counter_db")
-    const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
-    await admin.unsafe(`create database ${database}`)
-    cleanup.push(async () => {
-      await admin.unsafe(`drop database if exists ${database} with (force)`)
-      await admin.end()
-    })
-    const databaseUrl = new URL(postgresUrl())
-    databaseUrl.pathname = `/${database}`
+    const databaseUrl = await freshDatabase()
     const created = await countHostileUsers({ COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString() })
     expect(JSON.parse(created)).toEqual(JSON.parse(`{"__proto__": 2, "constructor": 1}`))
     expect(Object.hasOwn(JSON.parse(created), "__proto__")).toBe(true)
@@ -401,15 +399,7 @@ describe.if(rabbitUp)("event-counter program: output directory, stops and reruns
 
 describe.if(rabbitUp && postgresUp)("event-counter program, durable store: stops and reruns", () => {
   test("SIGTERM mid-run, then a rerun: the store kept the counts, the files say partial, then complete", async () => {
-    const database = freshName("counter_db")
-    const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
-    await admin.unsafe(`create database ${database}`)
-    cleanup.push(async () => {
-      await admin.unsafe(`drop database if exists ${database} with (force)`)
-      await admin.end()
-    })
-    const databaseUrl = new URL(postgresUrl())
-    databaseUrl.pathname = `/${database}`
+    const databaseUrl = await freshDatabase()
     const dest = destination()
     cleanup.push(deleteQueues(dest))
     const run = await publish(dest, { count: 10_000, users: 7, duplicateRatio: 0.2, seed: 34 })
@@ -518,15 +508,7 @@ describe.if(rabbitUp)("event-counter program, poison messages", () => {
     test.if(available)(`${store} store: exact counts, each poison message dead-lettered with its reason, exit 0 by idle timeout`, async () => {
       const env: Record<string, string> = { COUNTER_STORE: store }
       if (store === "postgres") {
-        const database = freshName("counter_db")
-        const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
-        await admin.unsafe(`create database ${database}`)
-        cleanup.push(async () => {
-          await admin.unsafe(`drop database if exists ${database} with (force)`)
-          await admin.end()
-        })
-        const databaseUrl = new URL(postgresUrl())
-        databaseUrl.pathname = `/${database}`
+        const databaseUrl = await freshDatabase()
         env.DATABASE_URL = databaseUrl.toString()
       }
       const dest = destination()
