@@ -1,14 +1,13 @@
 import { describe, expect, test } from "bun:test"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as References from "effect/References"
 import { TestClock } from "effect/testing"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
@@ -17,19 +16,12 @@ import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { CounterStore, CounterStoreError } from "../../src/counter/CounterStore.ts"
 import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
-import { bindingPattern, type Counts, eventTypes, totals } from "../../src/counter/events.ts"
+import { bindingPattern, type Counts, totals } from "../../src/counter/events.ts"
 import { generate } from "../../src/counter/generator.ts"
 import { MemoryBroker } from "../../layers/memory/broker.ts"
+import { counterTestConfig, readCounts } from "../support/counter.ts"
 
-const config = (outputDir: string): CounterConfig => ({
-  exchange: "eventcounter",
-  queue: "eventcountertest",
-  outputDir,
-  idleTimeout: Duration.seconds(5),
-  prefetch: 50,
-  batchSize: 20,
-  maxMessageBytes: 64 * 1024
-})
+const config = (outputDir: string): CounterConfig => counterTestConfig(outputDir)
 
 /** Log messages with the test clock's time they were written at; reset by the tests that read it. */
 const logged: Array<{ readonly at: number; readonly message: string; readonly annotations: Record<string, unknown> }> = []
@@ -52,8 +44,6 @@ const stoppedIdleAt = () => logged.find((line) => line.message.startsWith("no me
 
 const layer = Layer.mergeAll(MemoryBrokerLayer.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer, TestClock.layer(), captureLogs)
 
-const readCounts = (dir: string) =>
-  Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))]))
 
 /** Lets the counter's fibers run until the broker has nothing left for it; no clock moves. */
 const settled = (queue: string) =>

@@ -5,7 +5,6 @@
 import { describe, expect, test } from "bun:test"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -22,6 +21,7 @@ import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { CounterStore } from "../../src/counter/CounterStore.ts"
 import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
 import { bindingPattern, routingKey, sortedByUser } from "../../src/counter/events.ts"
+import { counterTestConfig } from "../support/counter.ts"
 
 const hostileUsers = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "user1"]
 
@@ -35,15 +35,7 @@ const messages = hostileUsers.flatMap((user) => [
 // Built from entries: an object literal `{ __proto__: 2 }` would set the prototype instead.
 const expectedFile = (n: number) => Object.fromEntries(hostileUsers.map((user) => [user, n]))
 
-const config = (outputDir: string): CounterConfig => ({
-  exchange: "eventcounter",
-  queue: "eventcountertest",
-  outputDir,
-  idleTimeout: Duration.seconds(5),
-  prefetch: 50,
-  batchSize: 20,
-  maxMessageBytes: 64 * 1024
-})
+const config = (outputDir: string): CounterConfig => counterTestConfig(outputDir)
 
 /** Runs the counter over `messages` on the memory broker until idle; returns the output directory. */
 const countWith = (store: Layer.Layer<CounterStore, unknown>) => {

@@ -6,7 +6,6 @@ import { describe, expect, test } from "bun:test"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as Cause from "effect/Cause"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -26,16 +25,9 @@ import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
 import { bindingPattern, type Counts, eventTypes, totals } from "../../src/counter/events.ts"
 import { generate } from "../../src/counter/generator.ts"
 import { ConfigError } from "../../src/runtime/config.ts"
+import { counterTestConfig, readCounts } from "../support/counter.ts"
 
-const config = (outputDir: string): CounterConfig => ({
-  exchange: "eventcounter",
-  queue: "eventcountertest",
-  outputDir,
-  idleTimeout: Duration.seconds(5),
-  prefetch: 10,
-  batchSize: 20,
-  maxMessageBytes: 64 * 1024
-})
+const config = (outputDir: string): CounterConfig => counterTestConfig(outputDir, { prefetch: 10 })
 
 const logged: Array<{ readonly message: string; readonly level: string }> = []
 const captureLogs = Logger.layer([Logger.make((options) => {
@@ -47,8 +39,6 @@ const layer = Layer.mergeAll(MemoryBrokerLayer.layer, NodeFileSystem.layer, Node
 /** Each run gets a store of its own, as a restarted process would. */
 const withFreshStore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, CounterStore.memory)
 
-const readCounts = (dir: string): Counts =>
-  Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))])) as Counts
 const readStatus = (dir: string) => JSON.parse(readFileSync(join(dir, "counter-status.json"), "utf8"))
 const sum = (counts: Counts) => Object.values(totals(counts)).reduce((a, b) => a + b, 0)
 

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as MemoryBrokerLayer from "../../layers/memory/broker.ts"
@@ -22,21 +22,12 @@ import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { deadLetterTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { CounterStore } from "../../src/counter/CounterStore.ts"
 import { type CounterConfig, runCounter } from "../../src/counter/counter.ts"
-import { bindingPattern, type Counts, eventTypes } from "../../src/counter/events.ts"
+import { bindingPattern, eventTypes } from "../../src/counter/events.ts"
 import { generate } from "../../src/counter/generator.ts"
+import { counterTestConfig, readCounts } from "../support/counter.ts"
 
-const config = (outputDir: string): CounterConfig => ({
-  exchange: "eventcounter",
-  queue: "eventcountertest",
-  outputDir,
-  idleTimeout: Duration.millis(300),
-  prefetch: 100,
-  batchSize: 40,
-  maxMessageBytes: 64 * 1024
-})
+const config = (outputDir: string): CounterConfig => counterTestConfig(outputDir, { idleTimeout: Duration.millis(300), prefetch: 100, batchSize: 40 })
 
-const readCounts = (dir: string): Counts =>
-  Object.fromEntries(eventTypes.map((t) => [t, JSON.parse(readFileSync(join(dir, `${t}.json`), "utf8"))])) as Counts
 
 const utf8 = (text: string) => new TextEncoder().encode(text)
 const withByte = (prefix: string, byte: number, suffix: string) => new Uint8Array([...utf8(prefix), byte, ...utf8(suffix)])
