@@ -2,6 +2,7 @@
  * Every system's migrations, by name, for `programs/migrate.ts`.
  */
 import * as Counter from "../counter/sql.ts"
+import * as Orders from "../orders/sql.ts"
 import type { Migration } from "./migrations.ts"
 
 export interface SystemMigrations {
@@ -10,5 +11,6 @@ export interface SystemMigrations {
 }
 
 export const systems: Readonly<Record<string, SystemMigrations>> = {
-  counter: { table: Counter.migrationsTable, migrations: Counter.migrations }
+  counter: { table: Counter.migrationsTable, migrations: Counter.migrations },
+  orders: { table: Orders.migrationsTable, migrations: Orders.migrations }
 }
