@@ -45,16 +45,19 @@ describe.if(postgresUp)("migrate program", () => {
     const up = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
     expect(await up.exited).toBe(0)
     expect(up.stdout()).toContain("counter: applied 1001 counter-tables")
-    expect(await tables()).toEqual(["counter_counts", "counter_migrations", "counter_seen"])
+    expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events")
+    expect(await tables()).toEqual(["counter_counts", "counter_migrations", "counter_seen", "idempotency_keys", "order_items", "orders", "orders_migrations", "outbox_events"])
 
     const again = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
     expect(await again.exited).toBe(0)
     expect(again.stdout()).toContain("counter: nothing to do")
+    expect(again.stdout()).toContain("orders: nothing to do")
 
     const down = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["down", "--system", "counter"])
     expect(await down.exited).toBe(0)
     expect(down.stdout()).toContain("counter: reverted 1001 counter-tables")
-    expect(await tables()).toEqual(["counter_migrations"])
+    // The other systems' tables stay: each system rolls back on its own.
+    expect(await tables()).toEqual(["counter_migrations", "idempotency_keys", "order_items", "orders", "orders_migrations", "outbox_events"])
   })
 
   test("an unknown system is a configuration error naming SYSTEM", async () => {
