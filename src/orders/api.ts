@@ -5,12 +5,14 @@
  *   POST /orders       201 + Location | 400 (not JSON, validation) | 413 | 415 | 422 (key reused)
  *   GET  /orders/:id   200 | 400 (not a UUID) | 404
  *
- * Every answer, errors included, is JSON. Each request runs in a server span, the parent of
- * the outbox row's `traceparent`, so a trace goes on from the request to the relay and beyond.
+ * Every answer, errors included, is JSON. Each request runs in a server span (the child of the
+ * caller's `traceparent` when it sends one), the parent of the outbox row's `traceparent`, so a
+ * trace goes on from the client through the request to the relay and beyond.
  */
 import * as Effect from "effect/Effect"
 import { Hono } from "hono"
 import type { SqlDatabase } from "../capabilities/SqlDatabase.ts"
+import { parseTraceparent } from "../messaging/traceContext.ts"
 import { createOrder, getOrder } from "./orders.ts"
 import { decodeOrderRequest } from "./request.ts"
 
@@ -74,6 +76,7 @@ export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
           ),
           Effect.withSpan(name, {
             kind: "server",
+            parent: parseTraceparent(request.headers.get("traceparent") ?? undefined),
             attributes: { "http.request.method": request.method, "url.path": new URL(request.url).pathname }
           })
         )

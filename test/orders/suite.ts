@@ -106,6 +106,18 @@ export const happyPath = (setup: () => Promise<OrdersHarness>) => {
     expect(row!.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/)
   })
 
+  test("a caller's traceparent is the parent: the outbox row carries its trace id and a new span id", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+    const callerSpan = "00f067aa0ba902b7"
+    const response = await h.post(validOrder, { traceparent: `00-${traceId}-${callerSpan}-01` })
+    const order = (await response.json()) as { id: string }
+    const [row] = await h.query<{ headers: { traceparent?: string } }>("select headers from outbox_events where aggregate_id = $1", [order.id])
+    const [, trace, span, flags] = row!.headers.traceparent!.split("-")
+    expect(trace).toBe(traceId)
+    expect(span).not.toBe(callerSpan)
+    expect(flags).toBe("01")
+  })
+
   test("a replayed Idempotency-Key returns the first response and creates nothing", async () => {
     const key = crypto.randomUUID()
     const first = await h.post(validOrder, { "idempotency-key": key })
