@@ -36,11 +36,11 @@ const isJson = (contentType: string | null) => {
 
 class TooLarge {}
 
-/** The body as text, or TooLarge as soon as it passes `limit` bytes: never buffered past it. */
-const readBounded = async (request: Request, limit: number): Promise<string | TooLarge> => {
+/** The body's bytes, or TooLarge as soon as it passes `limit` bytes: never buffered past it. */
+const readBounded = async (request: Request, limit: number): Promise<Uint8Array | TooLarge> => {
   const declared = Number(request.headers.get("content-length"))
   if (Number.isFinite(declared) && declared > limit) return new TooLarge()
-  if (request.body === null) return ""
+  if (request.body === null) return new Uint8Array(0)
   const reader = request.body.getReader()
   const chunks: Array<Uint8Array> = []
   let size = 0
@@ -60,8 +60,11 @@ const readBounded = async (request: Request, limit: number): Promise<string | To
     bytes.set(chunk, offset)
     offset += chunk.byteLength
   }
-  return new TextDecoder().decode(bytes)
+  return bytes
 }
+
+// Strict: invalid UTF-8 is bad input, not text to patch up with U+FFFD.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 
 /** The app, running its effects with the services of the context it is built in. */
 export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
@@ -92,8 +95,14 @@ export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
       if (key !== undefined && (key.length === 0 || key.length > MAX_KEY_LENGTH)) {
         return error(400, `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`)
       }
-      const text = await readBounded(c.req.raw, limit)
-      if (text instanceof TooLarge) return error(413, `request body over ${limit} bytes`)
+      const bytes = await readBounded(c.req.raw, limit)
+      if (bytes instanceof TooLarge) return error(413, `request body over ${limit} bytes`)
+      let text: string
+      try {
+        text = strictUtf8.decode(bytes)
+      } catch {
+        return error(400, "body is not valid UTF-8")
+      }
       let body: unknown
       try {
         body = JSON.parse(text)

@@ -69,6 +69,14 @@ describe("orders API on PGlite: bad input writes nothing", () => {
     expect(await h.counts()).toEqual(nothing)
   })
 
+  test("a body that is not valid UTF-8 → 400, not a customer named with U+FFFD", async () => {
+    const bytes = new Uint8Array([...new TextEncoder().encode(`{"customerId":"c`), 0xff, ...new TextEncoder().encode(`","items":[{"sku":"a","quantity":1,"unitPrice":1}]}`)])
+    const response = await h.app.request("/orders", { method: "POST", headers: { "content-type": "application/json" }, body: bytes })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as { error: string }).error).toBe("body is not valid UTF-8")
+    expect(await h.counts()).toEqual(nothing)
+  })
+
   test("text/plain → 415; no content type → 415", async () => {
     const plain = await h.post(validOrder, { "content-type": "text/plain" })
     expect(plain.status).toBe(415)
