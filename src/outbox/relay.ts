@@ -1,0 +1,257 @@
+/**
+ * The outbox relay (SPEC §2): a pool of workers moves pending `outbox_events` rows to the
+ * events topic, keyed by aggregate id, and marks them published.
+ *
+ * Each worker repeats: claim up to `batchSize` rows (src/outbox/sql.ts: one row per aggregate,
+ * its lowest unpublished, locked), publish them in one call, mark them, commit. A full batch
+ * is followed at once by the next claim; a short one makes the worker wait for a NOTIFY on
+ * `outbox_events` or the poll interval, whichever comes first.
+ *
+ * Invariant: a claimed row is always released in the same transaction, as published, as
+ * retried later, as failed, or untouched (rolled back) when the breaker refused the publish,
+ * which therefore costs the event no attempt.
+ *
+ * Delivery is at-least-once: a crash after Kafka acknowledged and before the commit publishes
+ * the batch again. Consumers de-duplicate on the `event-id` header.
+ */
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import { describeCause } from "../capabilities/describeCause.ts"
+import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
+import { Publisher } from "../capabilities/Publisher.ts"
+import { SqlDatabase, type SqlClient } from "../capabilities/SqlDatabase.ts"
+import { parseTraceparent } from "../messaging/traceContext.ts"
+import { type BackoffPolicy, delayFor } from "../resilience/backoff.ts"
+import { type CircuitBreaker, CircuitOpenError, make as makeBreaker } from "../resilience/circuitBreaker.ts"
+import { outboxChannel } from "../orders/sql.ts"
+import type { RelayConfig } from "./config.ts"
+import * as Sql from "./sql.ts"
+
+/** Header names of the Kafka record (SPEC §2). */
+export const EventHeaders = { eventId: "event-id", eventType: "event-type" } as const
+
+const ClaimedRow = Schema.Struct({
+  id: Schema.String,
+  aggregate_type: Schema.String,
+  aggregate_id: Schema.String,
+  aggregate_seq: Schema.Number,
+  event_type: Schema.String,
+  payload: Schema.String,
+  headers: Schema.Unknown,
+  attempts: Schema.Number
+})
+type ClaimedRow = typeof ClaimedRow.Type
+
+const NextDue = Schema.Struct({ due: Schema.NullOr(Schema.Date) })
+
+const StatusCount = Schema.Struct({ status: Schema.String, count: Schema.Number })
+
+const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
+const processed = Metric.counter("txstream_events_processed", { description: "Events the relay handled (published, retried or failed)", incremental: true })
+const published = Metric.counter("txstream_events_published", { description: "Events published to Kafka", incremental: true })
+const failed = Metric.counter("txstream_events_failed", { description: "Events marked failed after their retries", incremental: true })
+const retried = Metric.counter("txstream_events_retried", { description: "Failed publish attempts scheduled for a retry", incremental: true })
+const processingSeconds = Metric.histogram("txstream_event_processing_duration_seconds", {
+  description: "Claim to mark, per event",
+  boundaries: seconds
+})
+const publishingSeconds = Metric.histogram("txstream_event_publishing_duration_seconds", {
+  description: "One publish call to Kafka",
+  boundaries: seconds
+})
+const retryDelaySeconds = Metric.histogram("txstream_retry_delay_duration_seconds", {
+  description: "Backoff chosen before an event's next attempt",
+  boundaries: Metric.exponentialBoundaries({ start: 0.1, factor: 2, count: 12 })
+})
+const poolSize = Metric.gauge("txstream_worker_pool_size", { description: "Relay workers configured" })
+const inQueue = (status: string) =>
+  Metric.withAttributes(Metric.gauge("txstream_events_in_queue", { description: "Outbox rows by status" }), { status })
+const activeWorkers = Metric.gauge("txstream_active_workers", { description: "Workers busy with a batch" })
+
+export interface Relay {
+  /** Runs the workers until interrupted; a batch in flight is finished and committed first. */
+  readonly run: Effect.Effect<never, never, SqlDatabase | Publisher>
+  /** The Kafka breaker's state ("closed" when the breaker is disabled). */
+  readonly breakerState: Effect.Effect<"closed" | "half-open" | "open">
+}
+
+/** The backoff the config asks for: exponential with jitter, or the base delay each time. */
+export const retryPolicy = (config: RelayConfig): BackoffPolicy =>
+  config.exponentialRetry
+    ? { base: config.baseDelay, max: config.maxDelay, factor: config.multiplier, maxAttempts: config.maxRetries + 1 }
+    : { base: config.baseDelay, max: config.baseDelay, factor: 1, jitter: 0, maxAttempts: config.maxRetries + 1 }
+
+type BatchResult =
+  | { readonly _tag: "Claimed"; readonly count: number }
+  | { readonly _tag: "Refused"; readonly retryAfter: Duration.Duration }
+
+export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
+  Effect.gen(function*() {
+    const breaker: CircuitBreaker | undefined = config.circuitBreaker
+      ? yield* makeBreaker({
+        name: "kafka",
+        failureThreshold: config.failureThreshold,
+        successThreshold: config.successThreshold,
+        resetTimeout: config.resetTimeout,
+        metricPrefix: "txstream_"
+      })
+      : undefined
+    const breakerState = breaker?.state ?? Effect.succeed("closed" as const)
+    const policy = retryPolicy(config)
+    const busy = yield* Ref.make(0)
+    const setBusy = (delta: number) => Ref.updateAndGet(busy, (n) => n + delta).pipe(Effect.flatMap((n) => Metric.update(activeWorkers, n)))
+
+    const toMessage = (row: ClaimedRow): OutgoingMessage => {
+      const stored = typeof row.headers === "object" && row.headers !== null ? row.headers as Record<string, unknown> : {}
+      const headers: Record<string, string> = Object.create(null)
+      headers[EventHeaders.eventId] = row.id
+      headers[EventHeaders.eventType] = row.event_type
+      const traceparent = stored[Headers.traceparent]
+      if (typeof traceparent === "string") headers[Headers.traceparent] = traceparent
+      return { id: row.id, key: row.aggregate_id, headers, body: row.payload }
+    }
+
+    // The batch's span continues the first event's trace and links the others', so each
+    // request's trace shows where its event left the outbox.
+    const traced = <A, E, R>(rows: ReadonlyArray<ClaimedRow>, publish: Effect.Effect<A, E, R>) => {
+      const parents = rows.flatMap((row) => {
+        const parent = parseTraceparent(stringHeader(row.headers, Headers.traceparent))
+        return parent === undefined ? [] : [parent]
+      })
+      const [first, ...rest] = parents
+      return Effect.withSpan(publish, "outbox relay publish", {
+        kind: "producer",
+        attributes: { "messaging.destination.name": config.topic, "messaging.batch.message_count": rows.length },
+        ...(first === undefined ? {} : { parent: first }),
+        links: rest.map((span): Tracer.SpanLink => ({ span, attributes: {} }))
+      })
+    }
+
+    const settleFailure = (tx: SqlClient, rows: ReadonlyArray<ClaimedRow>, error: unknown) =>
+      Effect.gen(function*() {
+        const reason = describeCause(error)
+        const now = yield* Clock.currentTimeMillis
+        for (const row of rows) {
+          const attempt = row.attempts + 1
+          if (attempt > config.maxRetries) {
+            yield* tx.query(Sql.markFailed, [[row.id], reason])
+            yield* Metric.update(failed, 1)
+            yield* Effect.logWarning(`outbox event failed after ${attempt} attempts`).pipe(
+              Effect.annotateLogs({ eventId: row.id, aggregateId: row.aggregate_id, error: reason })
+            )
+          } else {
+            const delay = yield* delayFor(policy, attempt)
+            yield* tx.query(Sql.markRetry, [[row.id], new Date(now + Duration.toMillis(delay)), reason])
+            yield* Metric.update(retried, 1)
+            yield* Metric.update(retryDelaySeconds, Duration.toMillis(delay) / 1000)
+          }
+        }
+      })
+
+    const processBatch = (db: SqlDatabase["Service"], publisher: Publisher["Service"]) =>
+      db.transaction((tx) =>
+        Effect.gen(function*() {
+          const started = yield* Clock.currentTimeMillis
+          const rows = yield* tx.queryAs(ClaimedRow, Sql.claimBatch, [new Date(started), config.batchSize])
+          if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
+          yield* setBusy(1)
+          const publish = publisher.publish(config.topic, rows.map(toMessage)).pipe(
+            Effect.timeout(config.publishTimeout)
+          )
+          const exit = yield* Effect.exit(traced(rows, breaker === undefined ? publish : breaker.protect(publish)))
+          const done = yield* Clock.currentTimeMillis
+          yield* setBusy(-1)
+          if (Exit.isFailure(exit)) {
+            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+            const failure = error?._tag === "Fail" ? error.error : exit.cause
+            // Refused: the rows go back untouched (rollback), the attempt not counted.
+            if (failure instanceof CircuitOpenError) return yield* Effect.fail(new Refused({ retryAfter: failure.retryAfter }))
+            yield* settleFailure(tx, rows, failure)
+          } else {
+            yield* tx.query(Sql.markPublished, [rows.map((r) => r.id), new Date(done)])
+            yield* Metric.update(published, rows.length)
+            yield* Metric.update(publishingSeconds, (done - started) / 1000)
+          }
+          yield* Metric.update(processed, rows.length)
+          for (let i = 0; i < rows.length; i++) yield* Metric.update(processingSeconds, (done - started) / 1000)
+          return { _tag: "Claimed", count: rows.length } as BatchResult
+        })
+      ).pipe(
+        Effect.catchTag("Refused", (refused): Effect.Effect<BatchResult> => Effect.succeed({ _tag: "Refused", retryAfter: refused.retryAfter })),
+        // A batch in flight is published and marked before the worker stops.
+        Effect.uninterruptible
+      )
+
+    const run = Effect.gen(function*() {
+      const db = yield* SqlDatabase
+      const publisher = yield* Publisher
+      yield* Metric.update(poolSize, config.poolSize)
+      const wakes = yield* Effect.forEach(Array.from({ length: config.poolSize }), () => Queue.sliding<void>(1))
+      // One LISTEN for the pool; a wake-up that arrives while a worker is busy stays queued
+      // (one is enough), so no notification between two claims is missed.
+      yield* db.listen(outboxChannel).pipe(
+        Stream.runForEach(() => Effect.forEach(wakes, (q) => Queue.offer(q, undefined), { discard: true })),
+        Effect.tapCause((cause) => Effect.logWarning("outbox LISTEN stopped; polling only", cause)),
+        Effect.retry(Schedule.spaced(config.pollInterval)),
+        Effect.ignore,
+        Effect.forkScoped
+      )
+      yield* refreshQueueGauge(db).pipe(
+        Effect.repeat(Schedule.spaced(config.queueGaugeInterval)),
+        Effect.forkScoped
+      )
+      const idle = (wake: Queue.Queue<void>) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const [row] = yield* db.queryAs(NextDue, Sql.nextDue, [new Date(now)]).pipe(Effect.orElseSucceed(() => []))
+          const due = row?.due == null ? config.pollInterval : Duration.millis(Math.max(0, row.due.getTime() - now))
+          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due)))
+        })
+      const worker = (wake: Queue.Queue<void>) =>
+        Effect.gen(function*() {
+          // Nothing is claimed while the breaker is open: the rows stay pending for later.
+          if ((yield* breakerState) === "open") return yield* Effect.sleep(Duration.min(config.resetTimeout, Duration.seconds(1)))
+          const result = yield* processBatch(db, publisher).pipe(
+            Effect.catchCause((cause) =>
+              // A database outage: back off by the poll interval, keep the worker.
+              Effect.as(Effect.logWarning("outbox claim failed", cause), { _tag: "Claimed", count: 0 } as BatchResult)
+            )
+          )
+          if (result._tag === "Refused") return yield* Effect.sleep(result.retryAfter)
+          if (result.count < config.batchSize) yield* idle(wake)
+        }).pipe(Effect.forever)
+      const fibers = yield* Effect.forEach(wakes, (wake) => Effect.forkScoped(worker(wake)))
+      return yield* Fiber.joinAll(fibers).pipe(Effect.andThen(Effect.never))
+    }).pipe(Effect.scoped) as Effect.Effect<never, never, SqlDatabase | Publisher>
+
+    return { run, breakerState }
+  })
+
+/** Reads the table's counts into `txstream_events_in_queue{status}`. */
+export const refreshQueueGauge = (db: Pick<SqlClient, "queryAs">) =>
+  db.queryAs(StatusCount, Sql.countByStatus).pipe(
+    Effect.flatMap((rows) => {
+      const counts = new Map<string, number>([["pending", 0], ["published", 0], ["failed", 0]])
+      for (const row of rows) counts.set(row.status, row.count)
+      return Effect.forEach(counts, ([status, count]) => Metric.update(inQueue(status), count), { discard: true })
+    }),
+    Effect.catchCause((cause) => Effect.logDebug("outbox queue gauge not refreshed", cause))
+  )
+
+const stringHeader = (headers: unknown, name: string): string | undefined => {
+  const value = typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)[name] : undefined
+  return typeof value === "string" ? value : undefined
+}
+
+class Refused extends Data.TaggedError("Refused")<{ readonly retryAfter: Duration.Duration }> {}

@@ -1,0 +1,71 @@
+/**
+ * The outbox relay's statements (SPEC §2), one per state change, in the order a claim lives:
+ * `claimBatch` → `markPublished` | `markRetry` | `markFailed`.
+ *
+ * Per-aggregate order. A claim takes, per aggregate, only its lowest unpublished row, and only
+ * if that row is pending, due, and not locked by another worker; the row lock is held in the
+ * claiming transaction until the publish is acknowledged and the row marked. So:
+ * - a second worker (or relay process) sees the same lowest row, finds it locked and skips the
+ *   whole aggregate: seq 2 cannot be claimed while seq 1 is in flight;
+ * - an earlier row that is backing off (`next_attempt_at` later than now) holds its aggregate back;
+ * - a worker whose snapshot still showed seq 1 pending when another committed it published
+ *   re-checks the row under the lock (READ COMMITTED re-evaluates the WHERE on the new version)
+ *   and drops it, so it never publishes seq 1 twice nor seq 2 early.
+ *
+ * A `failed` row blocks the later rows of its aggregate: they stay pending, unclaimed, until the
+ * failed row is requeued (set back to pending) or discarded (deleted). Order is never violated,
+ * at the cost of one stuck aggregate, which `txstream_events_in_queue{status="failed"}` shows.
+ *
+ * Holding the lock rather than leasing (`in_flight` + expiry) costs one connection per busy
+ * worker, but a crashed relay releases its claims the moment its connection drops; a lease
+ * would hold them until it expires.
+ *
+ * Index: the claim's `distinct on` walks the table's unique (aggregate_type, aggregate_id,
+ * aggregate_seq) index; a partial one on unpublished rows would skip the published history and
+ * is worth adding when that history grows large (or purge it: the admin's retention).
+ *
+ * Time: `$now` parameters are the relay's `Clock`, so backoff is testable with `TestClock`.
+ */
+/**
+ * $1 now (timestamptz), $2 batch size. The claimed rows, locked until the transaction ends, at
+ * most one per aggregate, oldest first.
+ */
+export const claimBatch = `
+  select e.id::text as id, e.aggregate_type, e.aggregate_id, e.aggregate_seq::int4 as aggregate_seq,
+         e.event_type, e.payload::text as payload, e.headers, e.attempts
+  from outbox_events e
+  where e.id in (
+    select distinct on (aggregate_type, aggregate_id) id
+    from outbox_events
+    where status <> 'published'
+    order by aggregate_type, aggregate_id, aggregate_seq
+  )
+  and e.status = 'pending' and e.next_attempt_at <= $1::timestamptz
+  order by e.position
+  limit $2::int4
+  for update skip locked`
+
+/** $1 ids (text[]), $2 now. */
+export const markPublished = `
+  update outbox_events set status = 'published', published_at = $2::timestamptz, last_error = null
+  where id = any($1::text[]::uuid[])`
+
+/** $1 ids, $2 next attempt time, $3 error. Counts the failed attempt. */
+export const markRetry = `
+  update outbox_events set attempts = attempts + 1, next_attempt_at = $2::timestamptz, last_error = $3
+  where id = any($1::text[]::uuid[])`
+
+/** $1 ids, $2 error. Counts the last failed attempt; later rows of the aggregate now wait. */
+export const markFailed = `
+  update outbox_events set status = 'failed', attempts = attempts + 1, last_error = $2
+  where id = any($1::text[]::uuid[])`
+
+/** Rows by status, for the `txstream_events_in_queue` gauge. */
+export const countByStatus = `select status, count(*)::int4 as count from outbox_events group by status`
+
+/**
+ * $1 now. When the earliest backing-off row falls due, so an idle worker wakes for it instead
+ * of waiting out the whole poll interval.
+ */
+export const nextDue = `
+  select min(next_attempt_at) as due from outbox_events where status = 'pending' and next_attempt_at > $1::timestamptz`
