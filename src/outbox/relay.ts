@@ -3,9 +3,9 @@
  * events topic, keyed by aggregate id, and marks them published.
  *
  * Each worker repeats: claim up to `batchSize` rows (src/outbox/sql.ts: one row per aggregate,
- * its lowest unpublished, locked), publish them in one call, mark them, commit. A full batch
- * is followed at once by the next claim; a short one makes the worker wait for a NOTIFY on
- * `outbox_events` or the poll interval, whichever comes first.
+ * its lowest unpublished, locked), publish them in one call, mark them, commit, claim again.
+ * An empty claim makes the worker wait for a NOTIFY on `outbox_events`, the poll interval, or
+ * the end of the earliest backoff, whichever comes first.
  *
  * Invariant: a claimed row is always released in the same transaction, as published, as
  * retried later, as failed, or untouched (rolled back) when the breaker refused the publish,
@@ -229,7 +229,9 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             )
           )
           if (result._tag === "Refused") return yield* Effect.sleep(result.retryAfter)
-          if (result.count < config.batchSize) yield* idle(wake)
+          // Not "fewer than a batch": publishing a row makes the next of its aggregate claimable,
+          // and no NOTIFY says so. Only an empty claim means there is nothing to do.
+          if (result.count === 0) yield* idle(wake)
         }).pipe(Effect.forever)
       const fibers = yield* Effect.forEach(wakes, (wake) => Effect.forkScoped(worker(wake)))
       return yield* Fiber.joinAll(fibers).pipe(Effect.andThen(Effect.never))
