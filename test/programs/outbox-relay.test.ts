@@ -1,0 +1,85 @@
+/**
+ * programs/outbox-relay.ts as a process against a fresh PostgreSQL database and a fresh Kafka
+ * topic: it migrates, publishes rows written before and after it started, reports database and
+ * breaker on /readyz, exposes the txstream_ metrics, and exits 0 on SIGTERM.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import postgres from "postgres"
+import { createTopic, deleteTopic, readAll } from "../outbox/kafka.ts"
+import { opsUrl, startProgram } from "../support/program.ts"
+import { freshName, kafkaBrokers, postgresUrl, probeKafka, probePostgres, requireServer } from "../support/servers.ts"
+
+const url = postgresUrl()
+const brokers = kafkaBrokers()
+
+const insert = (sql: postgres.Sql, aggregate: string, n: number) => {
+  const id = crypto.randomUUID()
+  const payload = JSON.stringify({ id, type: "OrderCreated", aggregateId: aggregate, occurredAt: new Date().toISOString(), data: { n } })
+  return sql.unsafe(
+    `insert into outbox_events (id, aggregate_type, aggregate_id, aggregate_seq, event_type, payload)
+     select $1::uuid, 'order', $2, coalesce(max(aggregate_seq), 0) + 1, 'OrderCreated', $3::text::jsonb
+     from outbox_events where aggregate_id = $2`,
+    [id, aggregate, payload]
+  ).then(() => id)
+}
+
+if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer("Kafka", probeKafka(brokers))) {
+  const database = freshName("relay")
+  const topic = freshName("outbox")
+  const admin = postgres(url, { max: 1, onnotice: () => {} })
+  const dbUrl = (() => {
+    const u = new URL(url)
+    u.pathname = `/${database}`
+    return u.toString()
+  })()
+  afterAll(async () => {
+    await admin.unsafe(`drop database if exists ${database} with (force)`)
+    await admin.end()
+    await deleteTopic(brokers, topic)
+  })
+
+  describe("programs/outbox-relay.ts", () => {
+    test("publishes outbox rows to KAFKA_TOPIC_EVENTS, is ready with database and breaker, and SIGTERM exits 0", async () => {
+      await admin.unsafe(`create database ${database}`)
+      await createTopic(brokers, topic)
+      const program = startProgram("outbox-relay.ts", {
+        DATABASE_URL: dbUrl,
+        BROKER: "kafka",
+        KAFKA_BROKERS: brokers.join(","),
+        KAFKA_TOPIC_EVENTS: topic,
+        WORKER_INTERVAL: "1h"
+      })
+      const sql = postgres(dbUrl, { max: 2, onnotice: () => {} })
+      try {
+        await program.waitFor(/outbox relay publishing to/, 60_000)
+        const ids = [await insert(sql, "a", 1), await insert(sql, "a", 2), await insert(sql, "b", 1)]
+        // WORKER_INTERVAL is an hour: only the NOTIFY can have woken it.
+        const records = await readAll(brokers, topic, 3, 30_000)
+        expect(records.map((r) => r.eventId).sort()).toEqual([...ids].sort())
+        expect(records.filter((r) => r.key === "a").map((r) => (JSON.parse(r.value) as { data: { n: number } }).data.n)).toEqual([1, 2])
+        const deadline = Date.now() + 10_000
+        let statuses: Array<string> = []
+        while (Date.now() < deadline) {
+          statuses = (await sql`select status from outbox_events`).map((row) => row.status as string)
+          if (statuses.every((s) => s === "published")) break
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        expect(statuses).toEqual(["published", "published", "published"])
+        const ops = await opsUrl(program)
+        const ready = await fetch(`${ops}/readyz`)
+        expect(ready.status).toBe(200)
+        const checks = ((await ready.json()) as { checks: Record<string, boolean> }).checks
+        expect(checks.database).toBe(true)
+        expect(checks.breaker).toBe(true)
+        const metrics = await (await fetch(`${ops}/metrics`)).text()
+        expect(metrics).toMatch(/txstream_events_published_total(\{[^}]*\})? 3/)
+        expect(metrics).toMatch(/txstream_worker_pool_size(\{[^}]*\})? 3/)
+        expect(metrics).toContain("txstream_circuit_breaker_state")
+      } finally {
+        await sql.end()
+        program.kill("SIGTERM")
+      }
+      expect(await program.exited).toBe(0)
+    }, 120_000)
+  })
+}
