@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -12,7 +13,8 @@ import * as Metric from "effect/Metric"
 import { TestClock } from "effect/testing"
 import * as PgliteSql from "../../layers/pglite/sql.ts"
 import { SqlDatabase } from "../../src/capabilities/SqlDatabase.ts"
-import { makeRelay } from "../../src/outbox/relay.ts"
+import { makeRelay, refreshQueueGauge } from "../../src/outbox/relay.ts"
+import { Publisher } from "../../src/capabilities/Publisher.ts"
 import type { RelayConfig } from "../../src/outbox/config.ts"
 import { createOrder } from "../../src/orders/orders.ts"
 import { type Claims, config, countingClaims, events, insertEvent, migrated, type Recorder, recorder, recordingPublisher, until, valueOf } from "./support.ts"
@@ -181,5 +183,44 @@ describe("outbox relay on PGlite", () => {
         const trips = (yield* Metric.snapshot).find((m) => m.id === "txstream_circuit_breaker_trips")
         expect((trips?.state as { count: number } | undefined)?.count).toBe(1)
         yield* Fiber.interrupt(fiber)
+      })), 30_000)
+})
+
+describe("outbox relay on PGlite: shutdown and the queue gauge", () => {
+  test("interrupted while publishing, the relay finishes the batch and marks it published before it stops", () =>
+    run((r) =>
+      Effect.gen(function*() {
+        const release = yield* Deferred.make<void>()
+        const entered = yield* Deferred.make<void>()
+        const slow = Layer.succeed(Publisher, Publisher.make("slow", (topic, messages) =>
+          Deferred.succeed(entered, undefined).pipe(
+            Effect.andThen(Deferred.await(release)),
+            Effect.andThen(Effect.sync(() => { for (const m of messages) r.accepted.push({ ...m, topic }) }))
+          )))
+        yield* insertEvent("s", { n: 1 })
+        const relay = yield* makeRelay(config({ poolSize: 1 }))
+        const fiber = yield* Effect.forkChild(relay.run.pipe(Effect.provide(slow)))
+        yield* Deferred.await(entered)
+        const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+        // (PGlite has one connection, held by the batch: the table cannot be read until it ends.)
+        yield* Effect.yieldNow
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(stopping)
+        expect(yield* statuses).toEqual(["published"])
+        expect(r.accepted).toHaveLength(1)
+      })), 30_000)
+
+  test("txstream_events_in_queue reports the table's rows by status", () =>
+    run(() =>
+      Effect.gen(function*() {
+        yield* insertEvent("q1")
+        yield* insertEvent("q2")
+        const db = yield* SqlDatabase
+        yield* db.query(`update outbox_events set status = 'failed' where aggregate_id = 'q2'`)
+        yield* refreshQueueGauge(db)
+        const gauge = (status: string) =>
+          Effect.map(Metric.snapshot, (all) =>
+            (all.find((m) => m.id === "txstream_events_in_queue" && m.attributes?.["status"] === status)?.state as { value: number } | undefined)?.value)
+        expect([yield* gauge("pending"), yield* gauge("failed"), yield* gauge("published")]).toEqual([1, 1, 0])
       })), 30_000)
 })
