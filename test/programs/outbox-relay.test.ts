@@ -23,6 +23,21 @@ const insert = (sql: postgres.Sql, aggregate: string, n: number) => {
   ).then(() => id)
 }
 
+test("on embedded defaults (PGlite, BROKER=memory) it migrates, is ready, exposes its pool size, and SIGTERM exits 0", async () => {
+  const program = startProgram("outbox-relay.ts", { DATABASE_URL: "", BROKER: "memory" })
+  try {
+    await program.waitFor(/outbox relay publishing to txstream\.events with 3 workers/, 60_000)
+    const ops = await opsUrl(program)
+    const ready = await fetch(`${ops}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(((await ready.json()) as { checks: Record<string, boolean> }).checks).toMatchObject({ database: true, breaker: true })
+    expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(/txstream_worker_pool_size(\{[^}]*\})? 3/)
+  } finally {
+    program.kill("SIGTERM")
+  }
+  expect(await program.exited).toBe(0)
+}, 90_000)
+
 if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer("Kafka", probeKafka(brokers))) {
   const database = freshName("relay")
   const topic = freshName("outbox")
