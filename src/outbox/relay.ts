@@ -166,6 +166,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           const rows = yield* tx.queryAs(ClaimedRow, Sql.claimBatch, [new Date(started), config.batchSize])
           if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
           yield* setBusy(1)
+          const publishStarted = yield* Clock.currentTimeMillis
           const publish = publisher.publish(config.topic, rows.map(toMessage)).pipe(
             Effect.timeout(config.publishTimeout)
           )
@@ -181,7 +182,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           } else {
             yield* tx.query(Sql.markPublished, [rows.map((r) => r.id), new Date(done)])
             yield* Metric.update(published, rows.length)
-            yield* Metric.update(publishingSeconds, (done - started) / 1000)
+            yield* Metric.update(publishingSeconds, (done - publishStarted) / 1000)
           }
           yield* Metric.update(processed, rows.length)
           for (let i = 0; i < rows.length; i++) yield* Metric.update(processingSeconds, (done - started) / 1000)
@@ -235,7 +236,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         }).pipe(Effect.forever)
       const fibers = yield* Effect.forEach(wakes, (wake) => Effect.forkScoped(worker(wake)))
       return yield* Fiber.joinAll(fibers).pipe(Effect.andThen(Effect.never))
-    }).pipe(Effect.scoped) as Effect.Effect<never, never, SqlDatabase | Publisher>
+    }).pipe(Effect.scoped)
 
     return { run, breakerState }
   })
