@@ -3,7 +3,8 @@
  * events topic, keyed by aggregate id, and marks them published.
  *
  * Each worker repeats: claim up to `batchSize` rows (src/outbox/sql.ts: one row per aggregate,
- * its lowest unpublished, locked), publish them in one call, mark them, commit, claim again.
+ * its lowest unpublished, locked), publish them in one call (one at a time if that call
+ * fails), mark them, commit, claim again.
  * An empty claim makes the worker wait for a NOTIFY on `outbox_events`, the poll interval, or
  * the end of the earliest backoff, whichever comes first.
  *
@@ -159,6 +160,20 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         }
       })
 
+    /** Publishes `rows` in one call: undefined when the broker took them, else the failure. */
+    const attempt = (publisher: Publisher["Service"], rows: ReadonlyArray<ClaimedRow>) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        const publish = publisher.publish(config.topic, rows.map(toMessage)).pipe(Effect.timeout(config.publishTimeout))
+        const exit = yield* Effect.exit(traced(rows, breaker === undefined ? publish : breaker.protect(publish)))
+        if (Exit.isSuccess(exit)) {
+          yield* Metric.update(publishingSeconds, ((yield* Clock.currentTimeMillis) - started) / 1000)
+          return undefined
+        }
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        return reason?._tag === "Fail" ? reason.error as unknown : exit.cause as unknown
+      })
+
     const processBatch = (db: SqlDatabase["Service"], publisher: Publisher["Service"]) =>
       db.transaction((tx) =>
         Effect.gen(function*() {
@@ -166,26 +181,31 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           const rows = yield* tx.queryAs(ClaimedRow, Sql.claimBatch, [new Date(started), config.batchSize])
           if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
           yield* setBusy(1)
-          const publishStarted = yield* Clock.currentTimeMillis
-          const publish = publisher.publish(config.topic, rows.map(toMessage)).pipe(
-            Effect.timeout(config.publishTimeout)
-          )
-          const exit = yield* Effect.exit(traced(rows, breaker === undefined ? publish : breaker.protect(publish)))
+          const first = yield* attempt(publisher, rows)
+          // A batch the broker refused is published again one event at a time, so one poison
+          // event (too large, say) costs only itself an attempt, never its batch's neighbours.
+          // Each aggregate appears once in a batch, so this cannot reorder an aggregate.
+          const outcomes: Array<readonly [ClaimedRow, unknown]> = first === undefined
+            ? rows.map((row) => [row, undefined] as const)
+            : rows.length === 1 || first instanceof CircuitOpenError
+            ? rows.map((row) => [row, first] as const)
+            : yield* Effect.forEach(rows, (row) => Effect.map(attempt(publisher, [row]), (error) => [row, error] as const))
           const done = yield* Clock.currentTimeMillis
           yield* setBusy(-1)
-          if (Exit.isFailure(exit)) {
-            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-            const failure = error?._tag === "Fail" ? error.error : exit.cause
-            // Refused: the rows go back untouched (rollback), the attempt not counted.
-            if (failure instanceof CircuitOpenError) return yield* Effect.fail(new Refused({ retryAfter: failure.retryAfter }))
-            yield* settleFailure(tx, rows, failure)
-          } else {
-            yield* tx.query(Sql.markPublished, [rows.map((r) => r.id), new Date(done)])
-            yield* Metric.update(published, rows.length)
-            yield* Metric.update(publishingSeconds, (done - publishStarted) / 1000)
+          const sent = outcomes.filter(([, error]) => error === undefined).map(([row]) => row)
+          const refused = outcomes.flatMap(([, error]) => error instanceof CircuitOpenError ? [error] : [])
+          const failedRows = outcomes.filter(([, error]) => error !== undefined && !(error instanceof CircuitOpenError))
+          // Refused rows stay untouched (pending, due): the breaker's refusal costs no attempt.
+          if (sent.length === 0 && failedRows.length === 0) return yield* Effect.fail(new Refused({ retryAfter: refused[0]!.retryAfter }))
+          if (sent.length > 0) {
+            yield* tx.query(Sql.markPublished, [sent.map((r) => r.id), new Date(done)])
+            yield* Metric.update(published, sent.length)
           }
-          yield* Metric.update(processed, rows.length)
-          for (let i = 0; i < rows.length; i++) yield* Metric.update(processingSeconds, (done - started) / 1000)
+          for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
+          const handled = sent.length + failedRows.length
+          yield* Metric.update(processed, handled)
+          for (let i = 0; i < handled; i++) yield* Metric.update(processingSeconds, (done - started) / 1000)
+          if (refused.length > 0) return { _tag: "Refused", retryAfter: refused[0]!.retryAfter } as BatchResult
           return { _tag: "Claimed", count: rows.length } as BatchResult
         })
       ).pipe(

@@ -224,3 +224,23 @@ describe("outbox relay on PGlite: shutdown and the queue gauge", () => {
         expect([yield* gauge("pending"), yield* gauge("failed"), yield* gauge("published")]).toEqual([1, 1, 0])
       })), 30_000)
 })
+
+describe("outbox relay on PGlite: a poison event in a batch", () => {
+  test("costs only itself an attempt: its batch's neighbours are published at their first attempt", () =>
+    run((r) =>
+      Effect.gen(function*() {
+        r.failing.add("poison")
+        for (let i = 0; i < 4; i++) yield* insertEvent(`ok-${i}`)
+        yield* insertEvent("poison")
+        for (let i = 4; i < 9; i++) yield* insertEvent(`ok-${i}`)
+        const { relay, fiber } = yield* startRelay({ poolSize: 1, batchSize: 10, pollInterval: Duration.hours(1) }, r)
+        yield* until("the neighbours published", Effect.map(events, (rows) => rows.filter((x) => x.status === "published").length === 9))
+        const rows = yield* events
+        expect(rows.filter((x) => x.aggregate_id !== "poison").every((x) => x.attempts === 0 && x.status === "published")).toBe(true)
+        const poison = rows.find((x) => x.aggregate_id === "poison")!
+        expect([poison.status, poison.attempts]).toEqual(["pending", 1])
+        expect(r.accepted).toHaveLength(9)
+        expect(yield* relay.breakerState).toBe("closed")
+        yield* Fiber.interrupt(fiber)
+      })), 30_000)
+})
