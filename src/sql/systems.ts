@@ -3,6 +3,7 @@
  */
 import * as Counter from "../counter/sql.ts"
 import * as Orders from "../orders/sql.ts"
+import * as OrderEvents from "../orders/readModelSql.ts"
 import type { Migration } from "./migrations.ts"
 
 export interface SystemMigrations {
@@ -12,5 +13,6 @@ export interface SystemMigrations {
 
 export const systems: Readonly<Record<string, SystemMigrations>> = {
   counter: { table: Counter.migrationsTable, migrations: Counter.migrations },
-  orders: { table: Orders.migrationsTable, migrations: Orders.migrations }
+  orders: { table: Orders.migrationsTable, migrations: Orders.migrations },
+  "order-events": { table: OrderEvents.migrationsTable, migrations: OrderEvents.migrations }
 }
