@@ -46,18 +46,26 @@ describe.if(postgresUp)("migrate program", () => {
     expect(await up.exited).toBe(0)
     expect(up.stdout()).toContain("counter: applied 1001 counter-tables")
     expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events")
-    expect(await tables()).toEqual(["counter_counts", "counter_migrations", "counter_seen", "idempotency_keys", "order_items", "orders", "orders_migrations", "outbox_events"])
+    expect(up.stdout()).toContain("order-events: applied 3001 inbox-and-customer-orders")
+    expect(await tables()).toEqual([
+      "counter_counts", "counter_migrations", "counter_seen", "customer_orders", "idempotency_keys", "inbox",
+      "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_events"
+    ])
 
     const again = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
     expect(await again.exited).toBe(0)
     expect(again.stdout()).toContain("counter: nothing to do")
     expect(again.stdout()).toContain("orders: nothing to do")
+    expect(again.stdout()).toContain("order-events: nothing to do")
 
     const down = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["down", "--system", "counter"])
     expect(await down.exited).toBe(0)
     expect(down.stdout()).toContain("counter: reverted 1001 counter-tables")
     // The other systems' tables stay: each system rolls back on its own.
-    expect(await tables()).toEqual(["counter_migrations", "idempotency_keys", "order_items", "orders", "orders_migrations", "outbox_events"])
+    expect(await tables()).toEqual([
+      "counter_migrations", "customer_orders", "idempotency_keys", "inbox", "order_events_migrations", "order_items", "orders",
+      "orders_migrations", "outbox_events"
+    ])
   })
 
   test("an unknown system is a configuration error naming SYSTEM", async () => {
