@@ -23,31 +23,41 @@ const Recorded = Schema.Struct({ event_id: Schema.String })
 export const CustomerOrders = Schema.Struct({ customer_id: Schema.String, orders: Schema.Number, total_cents: Schema.String })
 export type CustomerOrders = typeof CustomerOrders.Type
 
-/** Waits between the deliveries of an event the database could not take for now. */
+/** Waits between the tries of an event the database could not take for now. */
 export const readModelBackoff: BackoffPolicy = { base: "1 second", factor: 2, max: "30 seconds" }
 
-/** The handler; `backoff` spaces the retries of a database that is down. */
-export const applyOrderEvents = (backoff: BackoffPolicy = readModelBackoff) =>
-(received: Received): Effect.Effect<Outcome.Outcome, never, SqlDatabase> =>
-  Effect.gen(function*() {
-    const decoded = decodeOrderEvent(received.message)
-    if (Result.isFailure(decoded)) return Outcome.deadLetter(decoded.failure)
-    const event = decoded.success
-    const db = yield* SqlDatabase
-    return yield* db.transaction((tx) =>
-      Effect.gen(function*() {
-        const fresh = yield* tx.queryAs(Recorded, Sql.recordEvent, [event.id])
-        // Already in the inbox: a redelivery, whose effect was committed with it.
-        if (fresh.length === 0) return Outcome.ack
-        yield* tx.query(Sql.addOrder, [event.data.customerId, totalCents(event).toString()])
+/**
+ * The handler; `backoff` spaces the tries while the database fails for now. Such a failure is
+ * the database's, not the event's: the retry does not count as an attempt, so an outage never
+ * dead-letters events, and the wait grows with the failures in a row of this consumer (reset by
+ * a success), not with the event's attempts.
+ */
+export const applyOrderEvents = (backoff: BackoffPolicy = readModelBackoff) => {
+  let failuresInARow = 0
+  return (received: Received): Effect.Effect<Outcome.Outcome, never, SqlDatabase> =>
+    Effect.gen(function*() {
+      const decoded = decodeOrderEvent(received.message)
+      if (Result.isFailure(decoded)) return Outcome.deadLetter(decoded.failure)
+      const event = decoded.success
+      const db = yield* SqlDatabase
+      const applied = yield* db.transaction((tx) =>
+        Effect.gen(function*() {
+          const fresh = yield* tx.queryAs(Recorded, Sql.recordEvent, [event.id])
+          // Already in the inbox: a redelivery, whose effect was committed with it.
+          if (fresh.length === 0) return
+          yield* tx.query(Sql.addOrder, [event.data.customerId, totalCents(event).toString()])
+        })
+      ).pipe(Effect.result)
+      if (Result.isSuccess(applied)) {
+        failuresInARow = 0
         return Outcome.ack
-      })
-    ).pipe(Effect.catchTag("SqlError", (error: SqlError) =>
-      isPermanentForData(error)
-        ? Effect.succeed(Outcome.deadLetter(`the read model refused event ${event.id}: ${error.message}`))
-        : Effect.map(delayFor(backoff, received.attempt), (after) => Outcome.retry(error.message, { after }))
-    ))
-  })
+      }
+      const error: SqlError = applied.failure
+      if (isPermanentForData(error)) return Outcome.deadLetter(`the read model refused event ${event.id}: ${error.message}`)
+      const after = yield* delayFor(backoff, ++failuresInARow)
+      return Outcome.retry(error.message, { after, countsAsAttempt: false })
+    })
+}
 
 /** The read model, by customer. */
 export const customerOrders: Effect.Effect<ReadonlyArray<CustomerOrders>, SqlError, SqlDatabase> =
