@@ -13,7 +13,7 @@ import { bodyTextStrict, type Message } from "../capabilities/Message.ts"
 
 export const orderCreated = "OrderCreated"
 
-/** Money comes as a number of units; cents must be a whole number for the read model's sum. */
+/** The API's money: units with at most two decimals, never negative (turned back into cents below). */
 const Money = Schema.Number.check(Schema.isFinite(), Schema.isGreaterThanOrEqualTo(0))
 
 export const OrderCreatedEvent = Schema.Struct({

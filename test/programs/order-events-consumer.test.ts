@@ -2,7 +2,7 @@
  * End to end on a real PostgreSQL and a real Kafka: orders created by the orders service, relayed
  * by the outbox relay, applied by programs/order-events-consumer.ts (a process) to its own fresh
  * database. A second consumer in a new group reads every event again; the inbox keeps the read
- * model as it was. SIGTERM exits 0.
+ * model as it was. SIGTERM exits 0; on embedded defaults too, with the default topic and group.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import * as Effect from "effect/Effect"
@@ -43,6 +43,19 @@ const waitUntil = async (what: string, check: () => Promise<boolean>, within = 6
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
+
+test("on embedded defaults (PGlite, BROKER=memory) it migrates, is ready with database and broker, and SIGTERM exits 0", async () => {
+  const program = startProgram("order-events-consumer.ts", { DATABASE_URL: "", BROKER: "memory" })
+  try {
+    await program.waitFor(/order-events consumer reading txstream\.events as txstream-consumer-group/, 60_000)
+    const ready = await fetch(`${await opsUrl(program)}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(((await ready.json()) as { checks: Record<string, boolean> }).checks).toMatchObject({ database: true, broker: true })
+  } finally {
+    program.kill("SIGTERM")
+  }
+  expect(await program.exited).toBe(0)
+}, 90_000)
 
 if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer("Kafka", probeKafka(brokers))) {
   const ordersDb = freshName("orders")
