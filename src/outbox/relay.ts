@@ -15,8 +15,8 @@
  * Delivery is at-least-once: a crash after Kafka acknowledged and before the commit publishes
  * the batch again. Consumers de-duplicate on the `event-id` header.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -33,7 +33,7 @@ import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
 import { Publisher } from "../capabilities/Publisher.ts"
 import { SqlDatabase, type SqlClient } from "../capabilities/SqlDatabase.ts"
 import { parseTraceparent } from "../messaging/traceContext.ts"
-import { type BackoffPolicy, delayFor } from "../resilience/backoff.ts"
+import { type BackoffPolicy, delayFor, exhausted } from "../resilience/backoff.ts"
 import { type CircuitBreaker, CircuitOpenError, make as makeBreaker } from "../resilience/circuitBreaker.ts"
 import { outboxChannel } from "../orders/sql.ts"
 import type { RelayConfig } from "./config.ts"
@@ -114,12 +114,11 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
     const setBusy = (delta: number) => Ref.updateAndGet(busy, (n) => n + delta).pipe(Effect.flatMap((n) => Metric.update(activeWorkers, n)))
 
     const toMessage = (row: ClaimedRow): OutgoingMessage => {
-      const stored = typeof row.headers === "object" && row.headers !== null ? row.headers as Record<string, unknown> : {}
       const headers: Record<string, string> = Object.create(null)
       headers[EventHeaders.eventId] = row.id
       headers[EventHeaders.eventType] = row.event_type
-      const traceparent = stored[Headers.traceparent]
-      if (typeof traceparent === "string") headers[Headers.traceparent] = traceparent
+      const traceparent = stringHeader(row.headers, Headers.traceparent)
+      if (traceparent !== undefined) headers[Headers.traceparent] = traceparent
       return { id: row.id, key: row.aggregate_id, headers, body: row.payload }
     }
 
@@ -145,7 +144,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         const now = yield* Clock.currentTimeMillis
         for (const row of rows) {
           const attempt = row.attempts + 1
-          if (attempt > config.maxRetries) {
+          if (exhausted(policy, attempt)) {
             yield* tx.query(Sql.markFailed, [[row.id], reason])
             yield* Metric.update(failed, 1)
             yield* Effect.logWarning(`outbox event failed after ${attempt} attempts`).pipe(
@@ -170,8 +169,8 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           yield* Metric.update(publishingSeconds, ((yield* Clock.currentTimeMillis) - started) / 1000)
           return undefined
         }
-        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-        return reason?._tag === "Fail" ? reason.error as unknown : exit.cause as unknown
+        const failure = Cause.findError(exit.cause)
+        return failure._tag === "Success" ? failure.success as unknown : exit.cause as unknown
       })
 
     const processBatch = (db: SqlDatabase["Service"], publisher: Publisher["Service"]) =>
@@ -196,7 +195,6 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           const refused = outcomes.flatMap(([, error]) => error instanceof CircuitOpenError ? [error] : [])
           const failedRows = outcomes.filter(([, error]) => error !== undefined && !(error instanceof CircuitOpenError))
           // Refused rows stay untouched (pending, due): the breaker's refusal costs no attempt.
-          if (sent.length === 0 && failedRows.length === 0) return yield* Effect.fail(new Refused({ retryAfter: refused[0]!.retryAfter }))
           if (sent.length > 0) {
             yield* tx.query(Sql.markPublished, [sent.map((r) => r.id), new Date(done)])
             yield* Metric.update(published, sent.length)
@@ -209,7 +207,6 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           return { _tag: "Claimed", count: rows.length } as BatchResult
         })
       ).pipe(
-        Effect.catchTag("Refused", (refused): Effect.Effect<BatchResult> => Effect.succeed({ _tag: "Refused", retryAfter: refused.retryAfter })),
         // A batch in flight is published and marked before the worker stops.
         Effect.uninterruptible
       )
@@ -277,4 +274,3 @@ const stringHeader = (headers: unknown, name: string): string | undefined => {
   return typeof value === "string" ? value : undefined
 }
 
-class Refused extends Data.TaggedError("Refused")<{ readonly retryAfter: Duration.Duration }> {}
