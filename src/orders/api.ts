@@ -11,6 +11,7 @@
  */
 import * as Effect from "effect/Effect"
 import { Hono } from "hono"
+import { bodyTextStrict } from "../capabilities/Message.ts"
 import type { SqlDatabase } from "../capabilities/SqlDatabase.ts"
 import { parseTraceparent } from "../messaging/traceContext.ts"
 import { createOrder, getOrder } from "./orders.ts"
@@ -63,9 +64,6 @@ const readBounded = async (request: Request, limit: number): Promise<Uint8Array 
   return bytes
 }
 
-// Strict: invalid UTF-8 is bad input, not text to patch up with U+FFFD.
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
-
 /** The app, running its effects with the services of the context it is built in. */
 export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
   Effect.gen(function*() {
@@ -97,12 +95,9 @@ export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
       }
       const bytes = await readBounded(c.req.raw, limit)
       if (bytes instanceof TooLarge) return error(413, `request body over ${limit} bytes`)
-      let text: string
-      try {
-        text = strictUtf8.decode(bytes)
-      } catch {
-        return error(400, "body is not valid UTF-8")
-      }
+      // Strict: invalid UTF-8 is bad input, not text to patch up with U+FFFD.
+      const text = bodyTextStrict({ body: bytes })
+      if (text === undefined) return error(400, "body is not valid UTF-8")
       let body: unknown
       try {
         body = JSON.parse(text)
