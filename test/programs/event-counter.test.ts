@@ -8,7 +8,6 @@ import * as Effect from "effect/Effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import postgres from "postgres"
 import * as RabbitMQ from "../../layers/rabbitmq/index.ts"
 import { type Counts, eventTypes, totals } from "../../src/counter/events.ts"
 import type { GeneratorOptions } from "../../src/counter/generator.ts"
@@ -18,6 +17,7 @@ import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { freshName, postgresUrl, probePostgres, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 import { startTcpProxy, viaProxy } from "../support/tcpProxy.ts"
+import { freshDatabases } from "../support/databases.ts"
 
 const url = rabbitmqUrl()
 const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
@@ -43,20 +43,6 @@ const queueDepth = async (queue: string) => {
   }
 }
 
-/** A database of its own on the test server, dropped after the file's tests; its URL. */
-const freshDatabase = async (): Promise<URL> => {
-  const database = freshName("counter_db")
-  const admin = postgres(postgresUrl(), { max: 1, onnotice: () => {} })
-  await admin.unsafe(`create database ${database}`)
-  cleanup.push(async () => {
-    await admin.unsafe(`drop database if exists ${database} with (force)`)
-    await admin.end()
-  })
-  const databaseUrl = new URL(postgresUrl())
-  databaseUrl.pathname = `/${database}`
-  return databaseUrl
-}
-
 /** The message ids of everything in a queue, taken off it. */
 const drainIds = async (queue: string) => {
   const connection = await amqp.connect(url)
@@ -73,6 +59,8 @@ const drainIds = async (queue: string) => {
 }
 
 const cleanup: Array<() => Promise<unknown>> = []
+const databases = freshDatabases()
+cleanup.push(() => databases.dropAll())
 afterAll(async () => {
   for (const step of cleanup.reverse()) await step().catch(() => {})
 })
@@ -184,14 +172,14 @@ describe.if(rabbitUp)("event-counter program", () => {
 
 describe.if(rabbitUp && postgresUp)("event-counter program, durable store", () => {
   test("killed with SIGKILL mid-run and restarted, it ends with exactly the right counts", async () => {
-    const databaseUrl = await freshDatabase()
+    const databaseUrl = await databases.create("counter_db")
 
     const dest = destination()
     cleanup.push(deleteQueues(dest))
     const run = await publish(dest, { count: 20_000, users: 9, duplicateRatio: 0.25, malformed: 15, seed: 99 })
     const env = {
       RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue,
-      COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString(), PREFETCH: "300", COUNTER_BATCH_SIZE: "100"
+      COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl, PREFETCH: "300", COUNTER_BATCH_SIZE: "100"
     }
     const first = startProgram("event-counter.ts", { ...env, OUTPUT_DIR: mkdtempSync(join(tmpdir(), "counter-")), IDLE_TIMEOUT: "60s" })
     const firstOps = await opsUrl(first)
@@ -302,8 +290,8 @@ describe.if(rabbitUp)("event-counter program, user ids that name Object.prototyp
   })
 
   test.if(postgresUp)("a user named __proto__ is in created.json with its count (PostgreSQL store)", async () => {
-    const databaseUrl = await freshDatabase()
-    const created = await countHostileUsers({ COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString() })
+    const databaseUrl = await databases.create("counter_db")
+    const created = await countHostileUsers({ COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl })
     expect(JSON.parse(created)).toEqual(JSON.parse(`{"__proto__": 2, "constructor": 1}`))
     expect(Object.hasOwn(JSON.parse(created), "__proto__")).toBe(true)
   })
@@ -399,14 +387,14 @@ describe.if(rabbitUp)("event-counter program: output directory, stops and reruns
 
 describe.if(rabbitUp && postgresUp)("event-counter program, durable store: stops and reruns", () => {
   test("SIGTERM mid-run, then a rerun: the store kept the counts, the files say partial, then complete", async () => {
-    const databaseUrl = await freshDatabase()
+    const databaseUrl = await databases.create("counter_db")
     const dest = destination()
     cleanup.push(deleteQueues(dest))
     const run = await publish(dest, { count: 10_000, users: 7, duplicateRatio: 0.2, seed: 34 })
     const dir = mkdtempSync(join(tmpdir(), "counter-"))
     const env = {
       RABBITMQ_URL: url, RABBITMQ_EXCHANGE: dest.exchange, RABBITMQ_QUEUE: dest.queue, OUTPUT_DIR: dir,
-      COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl.toString(), PREFETCH: "200", COUNTER_BATCH_SIZE: "100"
+      COUNTER_STORE: "postgres", DATABASE_URL: databaseUrl, PREFETCH: "200", COUNTER_BATCH_SIZE: "100"
     }
     const status = () => JSON.parse(readFileSync(join(dir, "counter-status.json"), "utf8"))
 
@@ -508,8 +496,8 @@ describe.if(rabbitUp)("event-counter program, poison messages", () => {
     test.if(available)(`${store} store: exact counts, each poison message dead-lettered with its reason, exit 0 by idle timeout`, async () => {
       const env: Record<string, string> = { COUNTER_STORE: store }
       if (store === "postgres") {
-        const databaseUrl = await freshDatabase()
-        env.DATABASE_URL = databaseUrl.toString()
+        const databaseUrl = await databases.create("counter_db")
+        env.DATABASE_URL = databaseUrl
       }
       const dest = destination()
       cleanup.push(deleteQueues(dest))

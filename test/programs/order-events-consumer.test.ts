@@ -19,15 +19,10 @@ import { createTopic, deleteTopic } from "../outbox/kafka.ts"
 import { config } from "../outbox/support.ts"
 import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts"
 import { freshName, kafkaBrokers, postgresUrl, probeKafka, probePostgres, requireServer } from "../support/servers.ts"
+import { freshDatabases } from "../support/databases.ts"
 
 const url = postgresUrl()
 const brokers = kafkaBrokers()
-
-const withDatabase = (name: string) => {
-  const u = new URL(url)
-  u.pathname = `/${name}`
-  return u.toString()
-}
 
 /** How many messages the program acked, from its /metrics. */
 const acked = async (program: RunningProgram) => {
@@ -58,24 +53,21 @@ test("on embedded defaults (PGlite, BROKER=memory) it migrates, is ready with da
 }, 90_000)
 
 if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer("Kafka", probeKafka(brokers))) {
-  const ordersDb = freshName("orders")
-  const readDb = freshName("readmodel")
   const topic = freshName("events")
-  const admin = postgres(url, { max: 1, onnotice: () => {} })
+  const databases = freshDatabases()
   afterAll(async () => {
-    for (const db of [ordersDb, readDb]) await admin.unsafe(`drop database if exists ${db} with (force)`)
-    await admin.end()
+    await databases.dropAll()
     await deleteTopic(brokers, topic)
   })
 
   describe("programs/order-events-consumer.ts", () => {
     test("the read model equals the orders created; every event delivered again to a new group changes nothing", async () => {
-      await admin.unsafe(`create database ${ordersDb}`)
-      await admin.unsafe(`create database ${readDb}`)
+      const ordersUrl = await databases.create("orders")
+      const readUrl = await databases.create("readmodel")
       await createTopic(brokers, topic)
 
       // Orders through the orders service, relayed in process.
-      const orders = PostgresSql.layer({ url: withDatabase(ordersDb), max: 4 })
+      const orders = PostgresSql.layer({ url: ordersUrl, max: 4 })
       const customers = ["alice", "bob", "carol"]
       const requests = Array.from({ length: 12 }, (_, i) => ({
         customerId: customers[i % 3]!,
@@ -95,13 +87,13 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
         const mine = created.filter((order) => order.customerId === customer)
         return { customer_id: customer, orders: mine.length, total_cents: String(mine.reduce((sum, order) => sum + Math.round(order.total * 100), 0)) }
       })
-      const sql = postgres(withDatabase(readDb), { max: 1, onnotice: () => {} })
+      const sql = postgres(readUrl, { max: 1, onnotice: () => {} })
       const readModel = async () =>
         (await sql`select customer_id, orders::int as orders, total_cents::text as total_cents from customer_orders order by customer_id`)
           .map((row) => ({ ...row }))
       const inbox = async () => Number((await sql`select count(*)::int as n from inbox`)[0]!.n)
       const env = (group: string) => ({
-        DATABASE_URL: withDatabase(readDb),
+        DATABASE_URL: readUrl,
         BROKER: "kafka",
         KAFKA_BROKERS: brokers.join(","),
         KAFKA_TOPIC_EVENTS: topic,

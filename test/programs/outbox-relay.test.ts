@@ -8,6 +8,7 @@ import postgres from "postgres"
 import { createTopic, deleteTopic, readAll } from "../outbox/kafka.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
 import { freshName, kafkaBrokers, postgresUrl, probeKafka, probePostgres, requireServer } from "../support/servers.ts"
+import { freshDatabases } from "../support/databases.ts"
 
 const url = postgresUrl()
 const brokers = kafkaBrokers()
@@ -39,23 +40,16 @@ test("on embedded defaults (PGlite, BROKER=memory) it migrates, is ready, expose
 }, 90_000)
 
 if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer("Kafka", probeKafka(brokers))) {
-  const database = freshName("relay")
   const topic = freshName("outbox")
-  const admin = postgres(url, { max: 1, onnotice: () => {} })
-  const dbUrl = (() => {
-    const u = new URL(url)
-    u.pathname = `/${database}`
-    return u.toString()
-  })()
+  const databases = freshDatabases()
   afterAll(async () => {
-    await admin.unsafe(`drop database if exists ${database} with (force)`)
-    await admin.end()
+    await databases.dropAll()
     await deleteTopic(brokers, topic)
   })
 
   describe("programs/outbox-relay.ts", () => {
     test("publishes outbox rows to KAFKA_TOPIC_EVENTS, is ready with database and breaker, and SIGTERM exits 0", async () => {
-      await admin.unsafe(`create database ${database}`)
+      const dbUrl = await databases.create("relay")
       await createTopic(brokers, topic)
       const program = startProgram("outbox-relay.ts", {
         DATABASE_URL: dbUrl,
