@@ -30,7 +30,7 @@ import type * as Scope from "effect/Scope"
 import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { Publisher, type PublisherShape } from "../../src/capabilities/Publisher.ts"
 import { defaultPrefetch, Subscriber, type SubscriberShape } from "../../src/capabilities/Subscriber.ts"
-import { configIssue, duration, positiveInt } from "../../src/runtime/config.ts"
+import { configIssue, duration, oneOf, positiveInt } from "../../src/runtime/config.ts"
 import { type Client, type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"
 import { makeProducer, type Producer, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
@@ -71,7 +71,18 @@ export interface KafkaOptions {
   readonly closeTimeout?: Duration.Input
   /** kafkajs log entries from this level up become Effect logs; default "warn". */
   readonly logLevel?: KafkaLogLevel
+  /**
+   * The original relay's `KAFKA_REQUIRED_ACKS`, accepted so its configuration keeps working. The
+   * producer is idempotent, which Kafka allows only with acks=all, so anything else is reported
+   * at start and acks=all is used: a weaker setting would let a broker failover lose records the
+   * outbox already marked published.
+   */
+  readonly requiredAcks?: RequiredAcks
 }
+
+/** `KAFKA_REQUIRED_ACKS` values: all (-1), leader only (1), none (0). */
+export const requiredAcksValues = ["all", "-1", "1", "0"] as const
+export type RequiredAcks = (typeof requiredAcksValues)[number]
 
 export type Options = KafkaOptions
 
@@ -91,6 +102,11 @@ const connect = (options: KafkaOptions): Effect.Effect<Link, BrokerError, Scope.
       connectTimeout: options.connectTimeout ?? "10 seconds"
     })
     const producer = yield* makeProducer(client, options.publishTimeout ?? "30 seconds")
+    if (options.requiredAcks !== undefined && options.requiredAcks !== "all" && options.requiredAcks !== "-1") {
+      yield* Effect.logWarning(
+        `KAFKA_REQUIRED_ACKS=${options.requiredAcks} is not used: the idempotent producer always waits for all in-sync replicas (acks=all)`
+      )
+    }
     return { client, producer }
   })
 
@@ -132,14 +148,18 @@ export const subscriberLayer = (options: KafkaOptions): Layer.Layer<Subscriber, 
 /**
  * `KAFKA_BROKERS` [localhost:9092] (comma-separated), `KAFKA_CLIENT_ID` [queueworks],
  * `KAFKA_PREFETCH` [100], and the original relay's `KAFKA_TIMEOUT` [30s] (bounds a publish) and
- * `KAFKA_SESSION_TIMEOUT` [30s] (consumer group session).
+ * `KAFKA_SESSION_TIMEOUT` [30s] (consumer group session). `KAFKA_REQUIRED_ACKS` [all] is read
+ * and checked (all, -1, 1, 0) but acks=all is always used; see `KafkaOptions.requiredAcks`.
  */
 export const config: Config.Config<KafkaOptions> = Config.all({
   brokers: brokerList("KAFKA_BROKERS").pipe(Config.withDefault<ReadonlyArray<string>>(["localhost:9092"])),
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("queueworks")),
   prefetch: positiveInt("KAFKA_PREFETCH").pipe(Config.withDefault(defaultPrefetch)),
   publishTimeout: positiveDuration("KAFKA_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds")),
-  sessionTimeout: positiveDuration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds"))
+  sessionTimeout: positiveDuration("KAFKA_SESSION_TIMEOUT").pipe(Config.withDefault<Duration.Input>("30 seconds")),
+  requiredAcks: oneOf("KAFKA_REQUIRED_ACKS", requiredAcksValues, { caseInsensitive: true }).pipe(
+    Config.withDefault<RequiredAcks>("all")
+  )
 })
 
 /** `layerConfig`, `publisherLayerConfig`, `subscriberLayerConfig`: the layers above, from `config`. */

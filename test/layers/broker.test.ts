@@ -68,6 +68,19 @@ describe("BROKER", () => {
     expect((await refused({ BROKER: "kafka", KAFKA_BROKERS: " , " })).variable).toBe("KAFKA_BROKERS")
   })
 
+  test("KAFKA_REQUIRED_ACKS of the original is accepted (all by default), and a value Kafka does not have names the variable", async () => {
+    const ofAcks = async (env: Record<string, string>) => {
+      const choice = await chosen({ BROKER: "kafka", ...env })
+      return choice.kind === "kafka" ? choice.options.requiredAcks : undefined
+    }
+    expect(await ofAcks({})).toBe("all")
+    expect(await ofAcks({ KAFKA_REQUIRED_ACKS: "1" })).toBe("1")
+    expect(await ofAcks({ KAFKA_REQUIRED_ACKS: "ALL" })).toBe("all")
+    const error = await refused({ BROKER: "kafka", KAFKA_REQUIRED_ACKS: "2" })
+    expect(error.variable).toBe("KAFKA_REQUIRED_ACKS")
+    expect(error.message).toContain(`"2"`)
+  })
+
   test("the memory publisher-only and subscriber-only layers of one build share one broker", () =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const sub = { topic: "orders", group: "billing" }
