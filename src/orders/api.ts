@@ -5,7 +5,7 @@
  *   POST /orders       201 + Location | 400 (not JSON, validation) | 413 | 415 | 422 (key reused)
  *   GET  /orders/:id   200 | 400 (not a UUID) | 404
  *
- * Every answer, errors included, is JSON. Each request runs in a server span (the child of the
+ * Every answer, errors included, is JSON, and counted by method, route and status (src/runtime/httpMetrics.ts). Each request runs in a server span (the child of the
  * caller's `traceparent` when it sends one), the parent of the outbox row's `traceparent`, so a
  * trace goes on from the client through the request to the relay and beyond.
  */
@@ -14,6 +14,7 @@ import { Hono } from "hono"
 import { bodyTextStrict } from "../capabilities/Message.ts"
 import type { SqlDatabase } from "../capabilities/SqlDatabase.ts"
 import { parseTraceparent } from "../messaging/traceContext.ts"
+import { httpMetrics } from "../runtime/httpMetrics.ts"
 import { createOrder, getOrder } from "./orders.ts"
 import { decodeOrderRequest } from "./request.ts"
 
@@ -84,6 +85,7 @@ export const makeOrdersApi = (options: OrdersApiOptions = {}) =>
       )
 
     const app = new Hono()
+    app.use(httpMetrics(services))
 
     app.post("/orders", async (c) => {
       if (!isJson(c.req.header("content-type") ?? null)) {

@@ -29,13 +29,29 @@ const exercise = async (base: string) => {
   expect(await got.json()).toEqual(order)
 }
 
-test("orders-api serves POST then GET, is ready with its database, and SIGTERM exits 0", async () => {
+test("orders-api serves POST then GET, is ready with its database, counts requests by route and status, and SIGTERM exits 0", async () => {
   const program = startProgram("orders-api.ts", env)
   try {
-    await exercise(listening(await program.waitFor(/orders API listening on/, 60_000)))
-    const ready = await fetch(`${await opsUrl(program)}/readyz`)
+    const base = listening(await program.waitFor(/orders API listening on/, 60_000))
+    await exercise(base)
+    expect((await fetch(`${base}/orders`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" })).status).toBe(415)
+    expect((await fetch(`${base}/nowhere/${crypto.randomUUID()}`)).status).toBe(404)
+    const ops = await opsUrl(program)
+    const ready = await fetch(`${ops}/readyz`)
     expect(ready.status).toBe(200)
     expect(((await ready.json()) as { checks: Record<string, boolean> }).checks.database).toBe(true)
+    // Routes, not paths: the order's id and the unknown path never become labels.
+    const series = (await (await fetch(`${ops}/metrics`)).text()).split("\n").filter((line) => line.startsWith("http_server_requests_total{"))
+    const count = (method: string, route: string, status: number) =>
+      series.find((line) =>
+        line.includes(`http_request_method="${method}"`) && line.includes(`http_route="${route}"`) &&
+        line.includes(`http_response_status_code="${status}"`)
+      )?.split(" ").at(-1)
+    expect(count("POST", "/orders", 201)).toBe("1")
+    expect(count("POST", "/orders", 415)).toBe("1")
+    expect(count("GET", "/orders/:id", 200)).toBe("1")
+    expect(count("GET", "unmatched", 404)).toBe("1")
+    expect(series).toHaveLength(4)
   } finally {
     program.kill("SIGTERM")
   }
