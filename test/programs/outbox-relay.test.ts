@@ -48,7 +48,7 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
   })
 
   describe("programs/outbox-relay.ts", () => {
-    test("publishes outbox rows to KAFKA_TOPIC_EVENTS, is ready with database and breaker, and SIGTERM exits 0", async () => {
+    test("publishes outbox rows to KAFKA_TOPIC_EVENTS, reports a KAFKA_REQUIRED_ACKS it does not use, is ready with database and breaker, and SIGTERM exits 0", async () => {
       const dbUrl = await databases.create("relay")
       await createTopic(brokers, topic)
       const program = startProgram("outbox-relay.ts", {
@@ -56,10 +56,13 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
         BROKER: "kafka",
         KAFKA_BROKERS: brokers.join(","),
         KAFKA_TOPIC_EVENTS: topic,
-        WORKER_INTERVAL: "1h"
+        WORKER_INTERVAL: "1h",
+        // The original's default: accepted, reported, not used (acks=all stays).
+        KAFKA_REQUIRED_ACKS: "1"
       })
       const sql = postgres(dbUrl, { max: 2, onnotice: () => {} })
       try {
+        await program.waitFor(/KAFKA_REQUIRED_ACKS=1 is not used/, 60_000)
         await program.waitFor(/outbox relay publishing to/, 60_000)
         const ids = [await insert(sql, "a", 1), await insert(sql, "a", 2), await insert(sql, "b", 1)]
         // WORKER_INTERVAL is an hour: only the NOTIFY can have woken it.
