@@ -4,7 +4,7 @@
  *   bun run programs/migrate.ts up [--system counter]
  *   bun run programs/migrate.ts down [--system counter] [--steps 1]
  *
- * Database: DATABASE_URL, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME.
+ * Database: DATABASE_URL, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME [txstream]/DB_SSL_MODE.
  */
 import process from "node:process"
 import * as Config from "effect/Config"

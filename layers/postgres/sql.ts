@@ -11,6 +11,7 @@
  * - Values are read and bound as `src/capabilities/SqlDatabase.ts` lists (`types` below).
  */
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -21,7 +22,7 @@ import * as Stream from "effect/Stream"
 import postgres from "postgres"
 import { makeClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
 import { checkCommitted, quoteIdent, sqlError } from "../../src/sql/backend.ts"
-import { url } from "../../src/runtime/config.ts"
+import { intInRange, oneOf, positiveDuration, url } from "../../src/runtime/config.ts"
 import { parseTextArray, serializeTextArray } from "./textArray.ts"
 
 export interface Options {
@@ -31,6 +32,8 @@ export interface Options {
   readonly schema?: string
   /** Pool size (postgres.js defaults to 10). */
   readonly max?: number
+  /** A connection is closed and replaced after this long (postgres.js: 30 to 60 minutes). */
+  readonly maxLifetime?: Duration.Duration
 }
 
 /** The former name of `Options`. */
@@ -93,6 +96,7 @@ const open = (options: Options) =>
           onnotice: () => {},
           types,
           ...(options.max === undefined ? {} : { max: options.max }),
+          ...(options.maxLifetime === undefined ? {} : { max_lifetime: Duration.toSeconds(options.maxLifetime) }),
           ...(options.schema === undefined ? {} : { connection: { search_path: quoteIdent(options.schema) } })
         }),
       // The parser's message may echo the URL, password included.
@@ -162,8 +166,12 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 export const layer = (options: Options): Layer.Layer<SqlDatabase, SqlError> => Layer.effect(SqlDatabase, make(options))
 
 /**
- * `DATABASE_URL`, or else the variables the Go services read: `DB_HOST`, `DB_PORT`, `DB_USER`,
- * `DB_PASSWORD`, `DB_NAME`, `DB_SSLMODE`. `DB_MAX_CONNECTIONS` sizes the pool either way.
+ * `DATABASE_URL`, or else the original outbox service's variables and defaults: `DB_HOST`
+ * [localhost], `DB_PORT` [5432], `DB_USER` [postgres], `DB_PASSWORD` [postgres], `DB_NAME`
+ * [txstream], `DB_SSL_MODE` [disable] (also read as `DB_SSLMODE`). Either way `DB_MAX_OPEN_CONNS`
+ * [25] sizes the pool (also read as `DB_MAX_CONNECTIONS`) and `DB_CONN_MAX_LIFETIME` [5m] retires
+ * a connection after that long. The original's `DB_MAX_IDLE_CONNS` has no counterpart:
+ * postgres.js closes a connection that stays idle, whatever their number.
  */
 export const config: Config.Config<Options> = Config.all({
   // Checked at start: a wrong scheme stops the program (exit 2) before anything connects.
@@ -172,11 +180,10 @@ export const config: Config.Config<Options> = Config.all({
   port: Config.Port("DB_PORT").pipe(Config.withDefault(5432)),
   user: Config.String("DB_USER").pipe(Config.withDefault("postgres")),
   password: Config.Redacted("DB_PASSWORD").pipe(Config.withDefault(Redacted.make("postgres"))),
-  database: Config.String("DB_NAME").pipe(Config.withDefault("postgres")),
-  sslmode: Config.Literals(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], "DB_SSLMODE").pipe(
-    Config.withDefault("disable" as const)
-  ),
-  max: Config.Int("DB_MAX_CONNECTIONS").pipe(Config.withDefault(10))
+  database: Config.String("DB_NAME").pipe(Config.withDefault("txstream")),
+  sslmode: eitherOf(["DB_SSL_MODE", "DB_SSLMODE"], (name) => oneOf(name, sslModes)).pipe(Config.withDefault("disable" as const)),
+  max: eitherOf(["DB_MAX_OPEN_CONNS", "DB_MAX_CONNECTIONS"], (name) => intInRange(name, 1, 10_000)).pipe(Config.withDefault(25)),
+  lifetime: positiveDuration("DB_CONN_MAX_LIFETIME").pipe(Config.withDefault(Duration.minutes(5)))
 }).pipe(
   Config.map((c) => ({
     url: Option.match(c.url, {
@@ -186,9 +193,25 @@ export const config: Config.Config<Options> = Config.all({
           encodeURIComponent(c.database)
         }?sslmode=${c.sslmode}`
     }),
-    max: c.max
+    max: c.max,
+    maxLifetime: c.lifetime
   }))
 )
+
+const sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const
+
+/**
+ * The first of `names` that is set, read by `read`; a bad value of it is an error naming it,
+ * never a fall-through to the next name.
+ */
+function eitherOf<A>(names: ReadonlyArray<string>, read: (name: string) => Config.Config<A>): Config.Config<A> {
+  return Config.all(names.map((name) => Config.option(Config.String(name)))).pipe(
+    Config.flatMap((found) => {
+      const index = found.findIndex(Option.isSome)
+      return index === -1 ? read(names[0]!) : read(names[index]!)
+    })
+  )
+}
 
 export const layerConfig: Layer.Layer<SqlDatabase, SqlError | Config.ConfigError> = Layer.effect(
   SqlDatabase,

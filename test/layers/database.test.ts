@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -45,7 +46,7 @@ describe("database backend from configuration", () => {
     const chosen = await choose({ DATABASE_URL: "postgres://app:secret@db.internal:6543/orders" })
     expect(chosen._tag === "Success" && chosen.success).toEqual({
       backend: "postgres",
-      postgres: { url: "postgres://app:secret@db.internal:6543/orders", max: 10 }
+      postgres: { url: "postgres://app:secret@db.internal:6543/orders", max: 25, maxLifetime: Duration.minutes(5) }
     })
   })
 
@@ -57,8 +58,27 @@ describe("database backend from configuration", () => {
     const chosen = await choose({ DB_HOST: "db.internal", DB_NAME: "orders", DB_PASSWORD: "p@ss" })
     expect(chosen._tag === "Success" && chosen.success).toEqual({
       backend: "postgres",
-      postgres: { url: "postgres://postgres:p%40ss@db.internal:5432/orders?sslmode=disable", max: 10 }
+      postgres: { url: "postgres://postgres:p%40ss@db.internal:5432/orders?sslmode=disable", max: 25, maxLifetime: Duration.minutes(5) }
     })
+    const defaults = await choose({ DB_HOST: "db.internal" })
+    expect(defaults._tag === "Success" && defaults.success.backend === "postgres" && defaults.success.postgres.url)
+      .toBe("postgres://postgres:postgres@db.internal:5432/txstream?sslmode=disable")
+  })
+
+  test("the original's DB_SSL_MODE, DB_MAX_OPEN_CONNS and DB_CONN_MAX_LIFETIME are read, and the other spellings too", async () => {
+    const original = await choose({ DB_HOST: "h", DB_SSL_MODE: "require", DB_MAX_OPEN_CONNS: "7", DB_CONN_MAX_LIFETIME: "90s" })
+    expect(original._tag === "Success" && original.success).toEqual({
+      backend: "postgres",
+      postgres: { url: "postgres://postgres:postgres@h:5432/txstream?sslmode=require", max: 7, maxLifetime: Duration.seconds(90) }
+    })
+    const other = await choose({ DB_HOST: "h", DB_SSLMODE: "verify-full", DB_MAX_CONNECTIONS: "3" })
+    expect(other._tag === "Success" && other.success.backend === "postgres" && other.success.postgres)
+      .toMatchObject({ url: "postgres://postgres:postgres@h:5432/txstream?sslmode=verify-full", max: 3 })
+    // A bad value names its own variable; it never falls through to the other spelling.
+    for (const [name, value] of [["DB_SSL_MODE", "sometimes"], ["DB_MAX_OPEN_CONNS", "0"], ["DB_CONN_MAX_LIFETIME", "soon"]] as const) {
+      const bad = await choose({ DB_HOST: "h", [name]: value, DB_SSLMODE: "disable", DB_MAX_CONNECTIONS: "5" })
+      expect(bad._tag === "Failure" && bad.failure.variable).toBe(name)
+    }
   })
 
   test("a bad DATABASE_URL is a config error naming it, without its password", async () => {
