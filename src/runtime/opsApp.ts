@@ -11,17 +11,28 @@ import { Readiness } from "./Readiness.ts"
 
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-export const makeOpsApp = Effect.gen(function*() {
+export interface OpsAppOptions {
+  /** Where the metrics are served; default `/metrics` (the original's `METRICS_PATH`). */
+  readonly metricsPath?: string
+  /** False leaves the metrics route out (the original's `METRICS_ENABLED`); default true. */
+  readonly metricsEnabled?: boolean
+}
+
+export const makeOpsAppWith = (options: OpsAppOptions) => Effect.gen(function*() {
   const readiness = yield* Readiness
   const metrics = yield* MetricsSource
   const services = yield* Effect.context<never>()
   const run = <A>(effect: Effect.Effect<A>) => Effect.runPromiseWith(services)(effect)
 
-  return new Hono()
+  const app = new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
       const report = await run(readiness.report)
       return c.json({ status: report.ready ? "ready" : "not ready", ...report }, report.ready ? 200 : 503)
     })
-    .get("/metrics", async (c) => c.body(await run(metrics.render), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }))
+  if (options.metricsEnabled === false) return app
+  return app.get(options.metricsPath ?? "/metrics", async (c) =>
+    c.body(await run(metrics.render), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }))
 })
+
+export const makeOpsApp = makeOpsAppWith({})

@@ -645,4 +645,24 @@ describe("telemetry and ops server: configuration", () => {
       expect(error._tag === "ConfigError" && error.variable).toBe("METRICS_PORT")
     }
   })
+
+  test("METRICS_PATH moves the metrics and METRICS_ENABLED=false leaves them out (the original's names); bad values are named", async () => {
+    const deps = Layer.mergeAll(Readiness.layer, Otel.layer({ serviceName: "qw-test" }))
+    const statuses = (env: Record<string, string>, paths: ReadonlyArray<string>) =>
+      Effect.runPromise(
+        OpsServer.use((s) => Effect.promise(() => Promise.all(paths.map((p) => fetch(`${s.url}${p}`).then((r) => r.status))))).pipe(
+          Effect.provide(opsServerFromEnv.pipe(Layer.provide(deps))),
+          withEnv({ METRICS_PORT: "0", METRICS_HOST: "127.0.0.1", ...env })
+        )
+      )
+    expect(await statuses({}, ["/metrics", "/healthz"])).toEqual([200, 200])
+    expect(await statuses({ METRICS_PATH: "/prom/metrics" }, ["/prom/metrics", "/metrics", "/healthz"])).toEqual([200, 404, 200])
+    expect(await statuses({ METRICS_ENABLED: "false" }, ["/metrics", "/healthz", "/readyz"])).toEqual([404, 200, 200])
+    for (const [name, value] of [["METRICS_PATH", "metrics"], ["METRICS_PATH", "/readyz"], ["METRICS_ENABLED", "maybe"]] as const) {
+      const error = await Effect.runPromise(
+        Effect.void.pipe(Effect.provide(opsServerFromEnv.pipe(Layer.provide(deps))), Effect.flip, withEnv({ [name]: value }))
+      )
+      expect(error._tag === "ConfigError" && error.variable).toBe(name)
+    }
+  })
 })
