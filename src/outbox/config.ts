@@ -2,8 +2,8 @@
  * The outbox relay's settings under the original service's variable names and defaults
  * (SPEC §2). A bad value stops the relay at start with a ConfigError naming the variable.
  *
- * `KAFKA_EXPONENTIAL_RETRY_ENABLED=false` keeps the retries but waits `KAFKA_BASE_DELAY` between
- * each, unjittered; `KAFKA_CIRCUIT_BREAKER_ENABLED=false` publishes without a breaker.
+ * `KAFKA_EXPONENTIAL_RETRY_ENABLED=false` keeps the retries but waits the original's fixed
+ * `WORKER_RETRY_DELAY` [1s] between each, unjittered; `KAFKA_CIRCUIT_BREAKER_ENABLED=false` publishes without a breaker.
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -27,6 +27,8 @@ export interface RelayConfig {
   readonly maxDelay: Duration.Duration
   readonly multiplier: number
   readonly exponentialRetry: boolean
+  /** The fixed wait between attempts when `exponentialRetry` is off. */
+  readonly retryDelay: Duration.Duration
   readonly circuitBreaker: boolean
   readonly failureThreshold: number
   readonly successThreshold: number
@@ -47,6 +49,7 @@ export const relayDefaults: RelayConfig = {
   maxDelay: outboxDefaults.KAFKA_MAX_DELAY,
   multiplier: outboxDefaults.KAFKA_MULTIPLIER,
   exponentialRetry: true,
+  retryDelay: Duration.seconds(1),
   circuitBreaker: true,
   failureThreshold: outboxBreakerDefaults.KAFKA_FAILURE_THRESHOLD,
   successThreshold: outboxBreakerDefaults.KAFKA_SUCCESS_THRESHOLD,
@@ -65,6 +68,7 @@ export const relayConfig: Config.Config<RelayConfig> = Config.all({
   maxDelay: positiveDuration("KAFKA_MAX_DELAY").pipe(Config.withDefault(relayDefaults.maxDelay)),
   multiplier: numberInRange("KAFKA_MULTIPLIER", 1, 100).pipe(Config.withDefault(relayDefaults.multiplier)),
   exponentialRetry: flag("KAFKA_EXPONENTIAL_RETRY_ENABLED"),
+  retryDelay: positiveDuration("WORKER_RETRY_DELAY").pipe(Config.withDefault(relayDefaults.retryDelay)),
   circuitBreaker: flag("KAFKA_CIRCUIT_BREAKER_ENABLED"),
   failureThreshold: positiveInt("KAFKA_FAILURE_THRESHOLD").pipe(Config.withDefault(relayDefaults.failureThreshold)),
   successThreshold: positiveInt("KAFKA_SUCCESS_THRESHOLD").pipe(Config.withDefault(relayDefaults.successThreshold)),

@@ -87,11 +87,11 @@ export interface Relay {
   readonly breakerState: Effect.Effect<"closed" | "half-open" | "open">
 }
 
-/** The backoff the config asks for: exponential with jitter, or the base delay each time. */
+/** The backoff the config asks for: exponential with jitter, or `WORKER_RETRY_DELAY` each time. */
 export const retryPolicy = (config: RelayConfig): BackoffPolicy =>
   config.exponentialRetry
     ? { base: config.baseDelay, max: config.maxDelay, factor: config.multiplier, maxAttempts: config.maxRetries + 1 }
-    : { base: config.baseDelay, max: config.baseDelay, factor: 1, jitter: 0, maxAttempts: config.maxRetries + 1 }
+    : { base: config.retryDelay, max: config.retryDelay, factor: 1, jitter: 0, maxAttempts: config.maxRetries + 1 }
 
 type BatchResult =
   | { readonly _tag: "Claimed"; readonly count: number }

@@ -23,14 +23,15 @@ describe("outbox relay config", () => {
     const result = await read({
       WORKER_POOL_SIZE: "7", WORKER_BATCH_SIZE: "50", WORKER_INTERVAL: "250ms", WORKER_MAX_RETRIES: "0",
       KAFKA_TOPIC_EVENTS: "t", KAFKA_BASE_DELAY: "2s", KAFKA_MULTIPLIER: "1.5",
-      KAFKA_CIRCUIT_BREAKER_ENABLED: "false", KAFKA_EXPONENTIAL_RETRY_ENABLED: "FALSE"
+      KAFKA_CIRCUIT_BREAKER_ENABLED: "false", KAFKA_EXPONENTIAL_RETRY_ENABLED: "FALSE", WORKER_RETRY_DELAY: "750ms"
     })
     if (result._tag !== "Success") throw new Error("expected a config")
     const c = result.success
     expect([c.poolSize, c.batchSize, Duration.toMillis(c.pollInterval), c.maxRetries, c.topic, c.multiplier]).toEqual([7, 50, 250, 0, "t", 1.5])
     expect([c.circuitBreaker, c.exponentialRetry]).toEqual([false, false])
-    // fixed waits of the base delay, unjittered
+    // fixed waits of WORKER_RETRY_DELAY, unjittered
     expect(retryPolicy(c)).toMatchObject({ factor: 1, jitter: 0, maxAttempts: 1 })
+    expect([retryPolicy(c).base, retryPolicy(c).max].map((d) => Duration.toMillis(Duration.fromInputUnsafe(d)))).toEqual([750, 750])
   })
 
   for (const [variable, value] of [
@@ -39,7 +40,8 @@ describe("outbox relay config", () => {
     ["WORKER_INTERVAL", "0s"],
     ["KAFKA_MULTIPLIER", "0.5"],
     ["KAFKA_RESET_TIMEOUT", "soon"],
-    ["KAFKA_CIRCUIT_BREAKER_ENABLED", "maybe"]
+    ["KAFKA_CIRCUIT_BREAKER_ENABLED", "maybe"],
+    ["WORKER_RETRY_DELAY", "0s"]
   ] as const) {
     test(`${variable}=${value} is a ConfigError naming ${variable}`, async () => {
       const result = await read({ [variable]: value })

@@ -164,7 +164,7 @@ describe("outbox relay on PGlite", () => {
       Effect.gen(function*() {
         r.down = true
         for (let i = 0; i < 12; i++) yield* insertEvent(`agg-${i}`, { n: i })
-        const { relay, fiber } = yield* startRelay({ batchSize: 1, poolSize: 1, maxRetries: 100, exponentialRetry: false, baseDelay: Duration.hours(2) }, r)
+        const { relay, fiber } = yield* startRelay({ batchSize: 1, poolSize: 1, maxRetries: 100, exponentialRetry: false, retryDelay: Duration.hours(2) }, r)
         yield* until("the breaker opens", Effect.map(relay.breakerState, (s) => s === "open"))
         expect(r.calls).toBe(5)
         const failedAttempts = Effect.map(events, (rows) => rows.reduce((sum, row) => sum + row.attempts, 0))
