@@ -8,7 +8,7 @@
  * Exits 1 when either part's result is wrong.
  *
  *   bun run programs/demo.ts [--count 1000] [--malformed 10] [--duplicate-ratio 0.1] [--output-dir out/demo]
- *                            [--orders 300] [--customers 6] [--replays 30] [--bad-requests 6]
+ *                            [--orders 200] [--customers 6] [--replays 20] [--bad-requests 6]
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"

@@ -49,15 +49,15 @@ export interface OrdersDemoOptions {
 }
 
 export const defaultOrdersDemoOptions: OrdersDemoOptions = {
-  orders: 300,
+  orders: 200,
   customers: 6,
-  replays: 30,
+  replays: 20,
   badRequests: 6,
   concurrency: 8,
   timeout: Duration.seconds(30)
 }
 
-/** The sizes from flags or the environment: `--orders 300 --customers 6 --replays 30 --bad-requests 6`. */
+/** The sizes from flags or the environment: `--orders 200 --customers 6 --replays 20 --bad-requests 6`. */
 export const demoConfig = (defaults: OrdersDemoOptions = defaultOrdersDemoOptions): Config.Config<OrdersDemoOptions> =>
   Config.all({
     orders: intInRange("ORDERS", 1, 100_000).pipe(Config.withDefault(defaults.orders)),
@@ -211,7 +211,7 @@ const outboxCounts = (db: Pick<SqlClient, "queryAs">) =>
     return counts
   }))
 
-const inboxSize = SqlDatabase.use((db) => db.queryAs(Count, `select count(*)::int4 as n from inbox`)).pipe(Effect.map((rows) => rows[0]!.n))
+const inboxSize = SqlDatabase.use((db) => db.queryAs(Count, ReadModel.countInbox)).pipe(Effect.map((rows) => rows[0]!.n))
 
 /** What the read model must hold: the orders the API created, per customer. */
 export const expectedTotals = (created: ReadonlyArray<Order>): ReadonlyArray<CustomerTotals> => {

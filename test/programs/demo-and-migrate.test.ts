@@ -23,16 +23,16 @@ describe("demo program (README's first command)", () => {
     const created = JSON.parse(readFileSync(join(dir, "created.json"), "utf8")) as Record<string, number>
     expect(Object.values(created).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
 
-    // The orders part, with its default sizes: 300 orders over 6 customers, 30 replayed, 6 bad.
-    expect(out).toContain("orders created: 300; replays answered without a new order: 30")
+    // The orders part, with its default sizes: 200 orders over 6 customers, 20 replayed, 6 bad.
+    expect(out).toContain("orders created: 200; replays answered without a new order: 20")
     expect(out).toContain("bad requests refused: 4 × 400, 2 × 415")
-    expect(out).toContain("events published: 300 (pending 0, failed 0); applied to the read model: 300")
+    expect(out).toContain("events published: 200 (pending 0, failed 0); applied to the read model: 200")
     expect(out).toContain("read model matches the orders the API created")
     expect(out).not.toContain("PROBLEM")
-    // The read model's table: one row per customer, their orders adding up to the 300.
+    // The read model's table: one row per customer, their orders adding up to the 200.
     const rows = [...out.matchAll(/│ (customer-\d+) +│ (\d+) +│ ([\d.]+) +│/g)]
     expect(rows.map((row) => row[1])).toEqual(["customer-01", "customer-02", "customer-03", "customer-04", "customer-05", "customer-06"])
-    expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(300)
+    expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(200)
     // The counter's part comes first, as the README says.
     expect(out.indexOf("counts match")).toBeLessThan(out.indexOf("orders created"))
   }, 180_000)
