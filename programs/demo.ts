@@ -1,8 +1,14 @@
 /**
- * The main demonstration, on embedded defaults (no servers): the event generator and the event
- * counter in one process on the in-memory broker. Prints the counts and whether they match.
+ * The main demonstration, on embedded defaults (no servers), in one process:
+ * 1. the event generator and the event counter on the in-memory broker: prints the counts and
+ *    whether they match;
+ * 2. the orders system on PGlite and the in-memory broker: real HTTP requests to the orders API,
+ *    the outbox relay, the order-events consumer; prints what each did and whether the read
+ *    model matches the orders the API created.
+ * Exits 1 when either part's result is wrong.
  *
  *   bun run programs/demo.ts [--count 1000] [--malformed 10] [--duplicate-ratio 0.1] [--output-dir out/demo]
+ *                            [--orders 200] [--customers 6] [--replays 20] [--bad-requests 6]
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -11,24 +17,41 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MemoryBroker from "../layers/memory/broker.ts"
+import * as Pglite from "../layers/pglite/sql.ts"
+import { serve } from "../layers/platform/httpServer.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
 import { counterDemo } from "../src/counter/demo.ts"
 import { sortedByUser } from "../src/counter/events.ts"
+import { demoConfig, ordersDemo, readModelTable, summaryLines } from "../src/orders/demo.ts"
 import { load } from "../src/runtime/config.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
 import { runMain } from "../layers/platform/runMain.ts"
 
 const program = Effect.gen(function*() {
+  // Every setting first: a bad flag stops the demo (exit 2) before either part runs.
   const config = yield* load(counterConfig({ outputDir: "out/demo", idleTimeout: Duration.seconds(1) }))
   const traffic = yield* load(trafficConfig({ ...defaultGeneratorOptions, count: 1000, malformed: 10 }))
+  const sizes = yield* load(demoConfig())
+
   // The in-process broker forgets its messages: an interrupted demo's partial files cannot be finished.
-  const result = yield* counterDemo({ ...config, carryOver: "none" }, traffic)
+  const counted = yield* counterDemo({ ...config, carryOver: "none" }, traffic).pipe(
+    Effect.provide(Layer.mergeAll(MemoryBroker.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer))
+  )
   yield* Console.log(`\nEvent counter on the in-memory broker (files in ${config.outputDir}/)`)
-  yield* Console.table(Object.fromEntries(Object.entries(result.counts).map(([type, byUser]) => [type, sortedByUser(byUser)])))
-  yield* Console.log(`totals: ${JSON.stringify(result.totals)}; dead-lettered: ${result.deadLettered}`)
-  yield* Console.log(result.matches ? "counts match the generator's expectation" : "COUNTS DIFFER from the generator's expectation")
-  if (!result.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
-}).pipe(Effect.provide(Layer.mergeAll(MemoryBroker.layer, CounterStore.memory, NodeFileSystem.layer, NodePath.layer)))
+  yield* Console.table(Object.fromEntries(Object.entries(counted.counts).map(([type, byUser]) => [type, sortedByUser(byUser)])))
+  yield* Console.log(`totals: ${JSON.stringify(counted.totals)}; dead-lettered: ${counted.deadLettered}`)
+  yield* Console.log(counted.matches ? "counts match the generator's expectation" : "COUNTS DIFFER from the generator's expectation")
+
+  const orders = yield* ordersDemo(sizes, (fetch) => serve(fetch, { port: 0, hostname: "127.0.0.1" })).pipe(
+    Effect.provide(Layer.mergeAll(MemoryBroker.layer, Pglite.layer()))
+  )
+  yield* Console.log("\nOrders API → outbox relay → order-events consumer, on PGlite and the in-memory broker")
+  yield* Console.table(readModelTable(orders))
+  for (const line of summaryLines(orders)) yield* Console.log(line)
+
+  if (!counted.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
+  if (orders.problems.length > 0) return yield* Effect.die(new Error("the orders read model differs from the orders the API created"))
+})
 
 runMain(program, { name: "demo" })

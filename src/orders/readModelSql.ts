@@ -41,3 +41,6 @@ export const addOrder = `
     updated_at = now()`
 
 export const customerOrders = `select customer_id, orders::int as orders, total_cents::text as total_cents from customer_orders order by customer_id`
+
+/** Events applied so far. */
+export const countInbox = `select count(*)::int4 as n from inbox`

@@ -43,18 +43,20 @@ beforeAll(async () => {
 }, 60_000)
 
 describe("program bundles", () => {
-  test("every program is bundled into one file, and the bundles sit where no node_modules can help them", () => {
+  test("every program is bundled into one file, beside PGlite's run-time files, and the bundles sit where no node_modules can help them", () => {
     const programs = readdirSync(join(root, "programs")).filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, ".js"))
-    expect(readdirSync(alone).sort()).toEqual(programs.sort())
+    expect(readdirSync(alone).sort()).toEqual([...programs, "initdb.wasm", "pglite.data", "pglite.wasm"].sort())
     expect(buildLog).toContain(`${programs.length} programs bundled`)
     expect(hasNodeModulesAbove(alone)).toBe(false)
   })
 
-  test("the demonstration bundle runs on embedded defaults and its counts match", async () => {
-    const demo = startProgram(bundle("demo.js"), { OUTPUT_DIR: join(work, "demo-out") }, [], { cwd: alone })
+  test("the demonstration bundle runs on embedded defaults (PGlite included): the counts and the orders read model match", async () => {
+    const demo = startProgram(bundle("demo.js"), { OUTPUT_DIR: join(work, "demo-out"), DATABASE_URL: "" }, ["--orders", "30"], { cwd: alone })
     expect(await demo.exited).toBe(0)
-    expect(demo.stdout() + demo.stderr()).toContain("counts match the generator's expectation")
-  })
+    expect(demo.stdout()).toContain("counts match the generator's expectation")
+    expect(demo.stdout()).toContain("orders created: 30;")
+    expect(demo.stdout()).toContain("read model matches the orders the API created")
+  }, 180_000)
 
   test("a bad variable stops the counter bundle before it connects, with exit 2 naming it", async () => {
     const cases = [

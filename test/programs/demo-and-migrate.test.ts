@@ -7,15 +7,49 @@ import { startProgram } from "../support/program.ts"
 import { freshName, postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
 
 describe("demo program (README's first command)", () => {
-  test("runs on embedded defaults, prints the counts and says they match", async () => {
+  test("runs on embedded defaults: the counter's counts match, and the orders read model matches what the API created", async () => {
     const dir = mkdtempSync(join(tmpdir(), "demo-"))
-    const demo = startProgram("demo.ts", { OUTPUT_DIR: dir, RABBITMQ_URL: "amqp://nobody:none@127.0.0.1:1", DATABASE_URL: "" })
+    // Servers that cannot be reached: the demo must need none of them.
+    const demo = startProgram("demo.ts", {
+      OUTPUT_DIR: dir,
+      RABBITMQ_URL: "amqp://nobody:none@127.0.0.1:1",
+      KAFKA_BROKERS: "127.0.0.1:1",
+      DATABASE_URL: ""
+    })
     expect(await demo.exited).toBe(0)
-    expect(demo.stdout()).toContain("counts match the generator's expectation")
-    expect(demo.stdout()).toContain("dead-lettered: 10")
+    const out = demo.stdout()
+    expect(out).toContain("counts match the generator's expectation")
+    expect(out).toContain("dead-lettered: 10")
     const created = JSON.parse(readFileSync(join(dir, "created.json"), "utf8")) as Record<string, number>
     expect(Object.values(created).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
-  })
+
+    // The orders part, with its default sizes: 200 orders over 6 customers, 20 replayed, 6 bad.
+    expect(out).toContain("orders created: 200; replays answered without a new order: 20")
+    expect(out).toContain("bad requests refused: 4 × 400, 2 × 415")
+    expect(out).toContain("events published: 200 (pending 0, failed 0); applied to the read model: 200")
+    expect(out).toContain("read model matches the orders the API created")
+    expect(out).not.toContain("PROBLEM")
+    // The read model's table: one row per customer, their orders adding up to the 200.
+    const rows = [...out.matchAll(/│ (customer-\d+) +│ (\d+) +│ ([\d.]+) +│/g)]
+    expect(rows.map((row) => row[1])).toEqual(["customer-01", "customer-02", "customer-03", "customer-04", "customer-05", "customer-06"])
+    expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(200)
+    // The counter's part comes first, as the README says.
+    expect(out.indexOf("counts match")).toBeLessThan(out.indexOf("orders created"))
+  }, 180_000)
+
+  test("the sizes of the orders part come from flags; a bad one stops the demo with exit 2 naming it", async () => {
+    const small = startProgram("demo.ts", { OUTPUT_DIR: mkdtempSync(join(tmpdir(), "demo-")), DATABASE_URL: "" }, [
+      "--count", "20", "--malformed", "0", "--orders", "40", "--customers", "3", "--replays", "4", "--bad-requests", "3"
+    ])
+    expect(await small.exited).toBe(0)
+    expect(small.stdout()).toContain("orders created: 40; replays answered without a new order: 4")
+    expect(small.stdout()).toContain("bad requests refused: 2 × 400, 1 × 415")
+    expect(small.stdout()).toContain("read model matches the orders the API created")
+
+    const bad = startProgram("demo.ts", { DATABASE_URL: "" }, ["--orders", "many"])
+    expect(await bad.exited).toBe(2)
+    expect(bad.stderr()).toContain("ORDERS: expected an integer")
+  }, 180_000)
 })
 
 const postgresUp = await requireServer("PostgreSQL", probePostgres(postgresUrl()))
