@@ -218,9 +218,12 @@ const deleteInBatches = (what: string, statement: string, options: RetentionOpti
     yield* Effect.repeat(batch, { while: (count) => count === batchSize })
     const result = yield* snapshot
     const ended = yield* Clock.currentTimeMillis
+    const speed = rate(result.deleted, started, ended)
     yield* Effect.logInfo(`deleted ${what}`).pipe(Effect.annotateLogs({
-      ...rate(result.deleted, started, ended),
+      deleted: result.deleted,
       batches: result.batches,
+      seconds: speed.seconds,
+      perSecond: speed.perSecond,
       cutoff: cutoff.toISOString()
     }))
     return { ...result, cutoff } satisfies DeletedInBatches
