@@ -49,7 +49,7 @@ describe.if(postgresUp)("migrate program", () => {
     expect(up.stdout()).toContain("order-events: applied 3001 inbox-and-customer-orders")
     expect(await tables()).toEqual([
       "counter_counts", "counter_migrations", "counter_seen", "customer_orders", "idempotency_keys", "inbox",
-      "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_events"
+      "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_aggregate_seqs", "outbox_events"
     ])
 
     const again = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
@@ -64,7 +64,7 @@ describe.if(postgresUp)("migrate program", () => {
     // The other systems' tables stay: each system rolls back on its own.
     expect(await tables()).toEqual([
       "counter_migrations", "customer_orders", "idempotency_keys", "inbox", "order_events_migrations", "order_items", "orders",
-      "orders_migrations", "outbox_events"
+      "orders_migrations", "outbox_aggregate_seqs", "outbox_events"
     ])
   })
 
