@@ -1,6 +1,6 @@
 /**
- * The outbox admin (SPEC §2, the original's "next steps"): what an operator does with the outbox
- * table besides relaying it.
+ * The outbox admin (SPEC §2; the original service had none): what an operator does with the
+ * outbox table besides relaying it.
  *
  * - `listFailed`: failed events with their last error, and how many later events of the same
  *   aggregate each one holds back (a failed row blocks its aggregate, src/outbox/sql.ts).

@@ -17,8 +17,8 @@ Commands:
       later events of their aggregate each one holds back.
   requeue <event-id> | --aggregate ID | --all-failed [--json]
       Set failed events back to pending with their attempts at 0; the relay publishes them
-      (and then the events they held back) in order. Naming an event that is not failed is
-      an error.
+      (and then the events they held back) in order. Naming an event that is not failed, or
+      an aggregate without failed events, is an error.
   purge [--retention 7d] [--batch-size 1000] [--json]
       Delete published events older than the retention [OUTBOX_RETENTION, 7d], in batches.
       Each aggregate's sequence is kept, so its next event never reuses a purged number.
