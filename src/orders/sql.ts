@@ -82,6 +82,23 @@ export const migrations: ReadonlyArray<Migration> = [
       create trigger outbox_events_notify after insert or update of status on outbox_events
         for each row when (new.status = 'pending') execute function outbox_events_notify();`,
     down: `drop table if exists outbox_events; drop function if exists outbox_events_notify();`
+  },
+  {
+    // For the admin's retention (src/outbox/admin.ts). Purging an aggregate's published rows
+    // must not let its next event start again at seq 1: `outbox_aggregate_seqs` keeps the
+    // highest seq purged per aggregate, and `insertEvent` counts on from it. Expiring
+    // idempotency keys by age needs their `created_at` indexed.
+    version: 2003,
+    name: "outbox-retention",
+    up: `
+      create table outbox_aggregate_seqs (
+        aggregate_type text not null,
+        aggregate_id text not null,
+        last_seq bigint not null,
+        primary key (aggregate_type, aggregate_id)
+      );
+      create index idempotency_keys_created on idempotency_keys (created_at);`,
+    down: `drop index if exists idempotency_keys_created; drop table if exists outbox_aggregate_seqs;`
   }
 ]
 
@@ -97,12 +114,17 @@ export const insertItems = `
 
 /**
  * $1 event id, $2 aggregate type, $3 aggregate id, $4 event type, $5 payload, $6 headers. The
- * sequence is the aggregate's next: the unique constraint turns a concurrent writer of the
- * same aggregate into an error instead of a duplicate.
+ * sequence is the aggregate's next, counting the rows the admin purged (`outbox_aggregate_seqs`),
+ * so it never repeats: the unique constraint turns a concurrent writer of the same aggregate
+ * into an error instead of a duplicate.
  */
 export const insertEvent = `
   insert into outbox_events (id, aggregate_type, aggregate_id, aggregate_seq, event_type, payload, headers)
-  select $1::uuid, $2, $3, coalesce(max(aggregate_seq), 0) + 1, $4, $5::text::jsonb, $6::text::jsonb
+  select $1::uuid, $2, $3, greatest(
+           coalesce(max(aggregate_seq), 0),
+           coalesce((select last_seq from outbox_aggregate_seqs where aggregate_type = $2 and aggregate_id = $3), 0)
+         ) + 1,
+         $4, $5::text::jsonb, $6::text::jsonb
   from outbox_events where aggregate_type = $2 and aggregate_id = $3`
 
 export const selectOrder = `select id::text as id, customer_id, total_cents::text as total_cents, created_at from orders where id = $1::uuid`

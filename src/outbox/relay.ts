@@ -229,10 +229,12 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         Effect.repeat(Schedule.spaced(config.queueGaugeInterval)),
         Effect.forkScoped
       )
-      const idle = (wake: Queue.Queue<void>) =>
+      // Rows due after `claimedAt` were not seen by the empty claim, also those that fell due
+      // between it and now: they are waited for (zero time when already due), not left to the poll.
+      const idle = (wake: Queue.Queue<void>, claimedAt: number) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const [row] = yield* db.queryAs(NextDue, Sql.nextDue, [new Date(now)]).pipe(Effect.orElseSucceed(() => []))
+          const [row] = yield* db.queryAs(NextDue, Sql.nextDue, [new Date(claimedAt)]).pipe(Effect.orElseSucceed(() => []))
           const due = row?.due == null ? config.pollInterval : Duration.millis(Math.max(0, row.due.getTime() - now))
           yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due)))
         })
@@ -240,6 +242,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         Effect.gen(function*() {
           // Nothing is claimed while the breaker is open: the rows stay pending for later.
           if ((yield* breakerState) === "open") return yield* Effect.sleep(Duration.min(config.resetTimeout, Duration.seconds(1)))
+          const claimedAt = yield* Clock.currentTimeMillis
           const result = yield* processBatch(db, publisher).pipe(
             Effect.catchCause((cause) =>
               // A database outage: back off by the poll interval, keep the worker.
@@ -249,7 +252,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           if (result._tag === "Refused") return yield* Effect.sleep(result.retryAfter)
           // Not "fewer than a batch": publishing a row makes the next of its aggregate claimable,
           // and no NOTIFY says so. Only an empty claim means there is nothing to do.
-          if (result.count === 0) yield* idle(wake)
+          if (result.count === 0) yield* idle(wake, claimedAt)
         }).pipe(Effect.forever)
       const fibers = yield* Effect.forEach(wakes, (wake) => Effect.forkScoped(worker(wake)))
       return yield* Fiber.joinAll(fibers).pipe(Effect.andThen(Effect.never))

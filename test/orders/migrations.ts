@@ -12,7 +12,7 @@ import { SqlDatabase, type SqlError } from "../../src/capabilities/SqlDatabase.t
 import * as Orders from "../../src/orders/sql.ts"
 import { migrate } from "../../src/sql/migrations.ts"
 
-const tables = ["idempotency_keys", "order_items", "orders", "outbox_events"]
+const tables = ["idempotency_keys", "order_items", "orders", "outbox_aggregate_seqs", "outbox_events"]
 
 const existing = SqlDatabase.use((db) =>
   db.query<{ name: string }>(
@@ -38,7 +38,7 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
   test("up creates the tables, the status check and a trigger that NOTIFYs the relay; down removes them", () =>
     run(Effect.gen(function*() {
       const applied = yield* migrate(Orders.migrations, { ...options, direction: "up" })
-      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events"])
+      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events", "outbox-retention"])
       expect(yield* existing).toEqual(tables)
 
       const bad = yield* Effect.flip(insertEvent("sent"))
@@ -69,8 +69,13 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
       )
       expect(plan!.indexdef).toContain("WHERE (status = 'pending'::text)")
 
-      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 2 })
-      expect(reverted.map((m) => m.name)).toEqual(["outbox-events", "orders-tables"])
+      const [keys] = yield* db.query<{ indexdef: string }>(
+        "select indexdef from pg_indexes where indexname = 'idempotency_keys_created' and schemaname = current_schema()"
+      )
+      expect(keys!.indexdef).toContain("(created_at)")
+
+      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 3 })
+      expect(reverted.map((m) => m.name)).toEqual(["outbox-retention", "outbox-events", "orders-tables"])
       expect(yield* existing).toEqual([])
       const [fn] = yield* db.query<{ n: number }>("select count(*)::int as n from pg_proc where proname = 'outbox_events_notify'")
       expect(fn!.n).toBe(0)

@@ -1,5 +1,5 @@
-/** Reading a relay's topic back from Kafka, and removing it, with kafkajs directly. */
-import { Kafka as KafkaClient, logLevel } from "kafkajs"
+/** Reading a relay's topic back from Kafka, creating, configuring and removing it, with kafkajs directly. */
+import { ConfigResourceTypes, Kafka as KafkaClient, logLevel } from "kafkajs"
 
 export interface ReadBack {
   readonly key: string
@@ -12,11 +12,40 @@ export interface ReadBack {
 const client = (brokers: ReadonlyArray<string>) =>
   new KafkaClient({ clientId: "outbox-test", brokers: [...brokers], logLevel: logLevel.NOTHING })
 
-export const createTopic = async (brokers: ReadonlyArray<string>, topic: string, partitions = 3) => {
+/** `config`: topic-level settings, e.g. `{ "max.message.bytes": "4096" }`. */
+export const createTopic = async (brokers: ReadonlyArray<string>, topic: string, partitions = 3, config: Record<string, string> = {}) => {
   const admin = client(brokers).admin()
   await admin.connect()
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true })
+    const configEntries = Object.entries(config).map(([name, value]) => ({ name, value }))
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: true })
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** The topic's current value of a setting, as the broker describes it. */
+export const topicConfig = async (brokers: ReadonlyArray<string>, topic: string, name: string): Promise<string | undefined> => {
+  const admin = client(brokers).admin()
+  await admin.connect()
+  try {
+    const described = await admin.describeConfigs({
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }],
+      includeSynonyms: false
+    })
+    return described.resources[0]?.configEntries.find((entry) => entry.configName === name)?.configValue
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** Sets topic-level settings (the others go back to the broker's defaults, as alterConfigs does). */
+export const alterTopic = async (brokers: ReadonlyArray<string>, topic: string, config: Record<string, string>) => {
+  const admin = client(brokers).admin()
+  await admin.connect()
+  try {
+    const configEntries = Object.entries(config).map(([name, value]) => ({ name, value }))
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries }] })
   } finally {
     await admin.disconnect()
   }

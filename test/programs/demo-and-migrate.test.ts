@@ -79,11 +79,11 @@ describe.if(postgresUp)("migrate program", () => {
     const up = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
     expect(await up.exited).toBe(0)
     expect(up.stdout()).toContain("counter: applied 1001 counter-tables")
-    expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events")
+    expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events, 2003 outbox-retention")
     expect(up.stdout()).toContain("order-events: applied 3001 inbox-and-customer-orders")
     expect(await tables()).toEqual([
       "counter_counts", "counter_migrations", "counter_seen", "customer_orders", "idempotency_keys", "inbox",
-      "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_events"
+      "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_aggregate_seqs", "outbox_events"
     ])
 
     const again = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
@@ -98,7 +98,7 @@ describe.if(postgresUp)("migrate program", () => {
     // The other systems' tables stay: each system rolls back on its own.
     expect(await tables()).toEqual([
       "counter_migrations", "customer_orders", "idempotency_keys", "inbox", "order_events_migrations", "order_items", "orders",
-      "orders_migrations", "outbox_events"
+      "orders_migrations", "outbox_aggregate_seqs", "outbox_events"
     ])
   })
 
