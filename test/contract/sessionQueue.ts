@@ -28,8 +28,8 @@ export interface SessionQueueContractOptions<R> {
   readonly maxDeliveryCount: number
   /** Ends the lock of a session held by a receiver, as an expiry would. */
   readonly loseLock: (queue: string, sessionId: string) => Effect.Effect<void, unknown, R>
-  /** A queue to use for one case; a fresh name by default. */
-  readonly freshQueue?: () => string
+  /** A queue for one case: a fresh name by default; a real namespace creates the queue. */
+  readonly freshQueue?: () => Promise<string>
   readonly timeout?: number
 }
 
@@ -41,7 +41,7 @@ export const sessionQueueContract = <R>(
   const run = <A, E>(effect: Effect.Effect<A, E, SessionQueue | R | Scope.Scope>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(makeLayer())) as Effect.Effect<A, E>)
   const timeout = options.timeout ?? 30_000
-  const fresh = options.freshQueue ?? (() => freshName("sq"))
+  const fresh = () => Effect.promise(options.freshQueue ?? (async () => freshName("sq")))
 
   const send = (queue: string, messages: ReadonlyArray<readonly [session: string, body: string]>) =>
     SessionQueue.use((q) => q.send(queue, messages.map(([key, body]) => ({ key, body, id: `${key}-${body}` }))))
@@ -63,7 +63,7 @@ export const sessionQueueContract = <R>(
   describe(`session queue contract: ${name}`, () => {
     test("hands out each session's messages in the order they were sent, across sends", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["a", "a1"], ["b", "b1"], ["a", "a2"]])
         yield* send(queue, [["b", "b2"], ["a", "a3"], ["c", "c1"], ["b", "b3"]])
         for (const [id, expected] of [["a", ["a1", "a2", "a3"]], ["b", ["b1", "b2", "b3"]], ["c", ["c1"]]] as const) {
@@ -83,7 +83,7 @@ export const sessionQueueContract = <R>(
 
     test("a session is locked by one receiver at a time, and free again once released", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["a", "1"]])
         const scope = yield* Scope.make()
         const first = yield* accept(queue, "a").pipe(Scope.provide(scope))
@@ -100,7 +100,7 @@ export const sessionQueueContract = <R>(
 
     test("accept-next skips locked sessions and answers none when no free session has messages", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["a", "a1"], ["b", "b1"]])
         yield* accept(queue, "a")
         const next = yield* acceptNext(queue, "5 seconds")
@@ -110,7 +110,7 @@ export const sessionQueueContract = <R>(
 
     test("accept-next waits for a session that gets a message during the wait", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         const waiting = yield* Effect.forkChild(acceptNext(queue, "10 seconds"), { startImmediately: true })
         yield* Effect.sleep("200 millis")
         yield* send(queue, [["late", "x"]])
@@ -120,7 +120,7 @@ export const sessionQueueContract = <R>(
 
     test("an abandoned message comes back first, before the later ones, with attempt + 1", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"], ["s", "2"], ["s", "3"]])
         const session = yield* accept(queue, "s")
         const [first] = yield* receiveN(session, 1)
@@ -134,7 +134,7 @@ export const sessionQueueContract = <R>(
 
     test("a message abandoned max-delivery-count times is dead-lettered with the reason, and the session goes on", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "poison"], ["s", "next"]])
         const session = yield* accept(queue, "s")
         for (let attempt = 1; attempt <= options.maxDeliveryCount; attempt++) {
@@ -153,7 +153,7 @@ export const sessionQueueContract = <R>(
 
     test("dead-lettering keeps the reason and description readable from the dead-letter queue", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "{not json"], ["s", "ok"]])
         const session = yield* accept(queue, "s")
         const [bad, ok] = yield* receiveN(session, 2)
@@ -168,7 +168,7 @@ export const sessionQueueContract = <R>(
 
     test("a lost lock fails the holder's calls with a typed error, settles nothing, and the next acceptor gets the message again", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"], ["s", "2"]])
         const session = yield* accept(queue, "s")
         const [m] = yield* receiveN(session, 1)
@@ -188,7 +188,7 @@ export const sessionQueueContract = <R>(
 
     test("a message is settled once: a second complete or a late abandon changes nothing", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"], ["s", "2"]])
         const session = yield* accept(queue, "s")
         const [m] = yield* receiveN(session, 1)
@@ -204,7 +204,7 @@ export const sessionQueueContract = <R>(
 
     test("messages received and not settled return when the session is released", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"], ["s", "2"]])
         const scope = yield* Scope.make()
         const session = yield* accept(queue, "s").pipe(Scope.provide(scope))
@@ -219,7 +219,7 @@ export const sessionQueueContract = <R>(
 
     test("session state round-trips across locks and can be cleared", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"]])
         const scope = yield* Scope.make()
         const first = yield* accept(queue, "s").pipe(Scope.provide(scope))
@@ -235,7 +235,7 @@ export const sessionQueueContract = <R>(
 
     test("renewing the lock moves its end forward", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["s", "1"]])
         const session = yield* accept(queue, "s")
         const before = yield* session.lockedUntil
@@ -247,7 +247,7 @@ export const sessionQueueContract = <R>(
 
     test("queue depth counts active messages (received ones too) and dead-lettered ones", () =>
       run(Effect.gen(function*() {
-        const queue = fresh()
+        const queue = yield* fresh()
         yield* send(queue, [["a", "1"], ["a", "2"], ["a", "3"], ["b", "1"], ["b", "2"]])
         expect(yield* SessionQueue.use((q) => q.depth(queue))).toEqual({ active: 5, deadLettered: 0 })
         const session = yield* accept(queue, "a")
