@@ -96,12 +96,8 @@ type AmqpMessage = {
 const decode = (bytes: Buffer) => rhea.message.decode(bytes) as unknown as AmqpMessage
 const encode = (message: AmqpMessage) => Buffer.from(rhea.message.encode(message as never))
 const send = (link: Sender, message: AmqpMessage, tag?: Buffer) => link.send(message as never, tag)
-const rejected = (condition: string, description: string): unknown =>
-  (rhea.message as unknown as { rejected: (o: unknown) => { described: () => unknown } })
-    .rejected({ error: { condition, description } })
-    .described()
-
 const outcomes = rhea.message as unknown as Record<"accepted" | "modified" | "rejected", (o?: unknown) => { described: () => unknown }>
+const rejected = (condition: string, description: string) => outcomes.rejected({ error: { condition, description } }).described()
 /** The outcome a settlement is confirmed with: the client's own, without an error in it. */
 const echo = {
   complete: () => outcomes.accepted().described(),
