@@ -45,6 +45,7 @@ export const make = (options: MemorySessionQueueOptions = {}) =>
     })
     let waiters: Array<Deferred.Deferred<void>> = []
     const changed = () => {
+      if (waiters.length === 0) return
       const woken = waiters
       waiters = []
       for (const waiter of woken) Deferred.doneUnsafe(waiter, Effect.void)
