@@ -2,9 +2,9 @@
  * The outbox's fault proofs, on real PostgreSQL and real Kafka, with every program a process:
  *
  * 1. Kafka stopped (a private broker's process, test/support/kafkaBroker.ts; the shared one is
- *    never touched): the relay's breaker opens, the events written meanwhile stay pending and
- *    none fails; with the broker back every one of them is in the topic, the breaker is closed
- *    and its trips are counted.
+ *    never touched): the relay's breaker opens, `/readyz` reports `kafka` and `breaker` false,
+ *    the events written meanwhile stay pending and none fails; with the broker back every one of
+ *    them is in the topic, the breaker is closed, its trips are counted, and `/readyz` is ready.
  * 2. The relay killed with SIGKILL while it publishes, then started again: every event is in the
  *    topic (duplicates allowed, counted), each aggregate's events in order, and the
  *    order-events consumer's read model is exact anyway.
@@ -263,7 +263,7 @@ if (
         const before = await insertEvents(sql, 5, { aggregates, customers, seqs })
         await waitUntil("the first events published", async () => (await statusCounts(sql)).published === 5)
         expect(await metric(ops, "txstream_circuit_breaker_state", { breaker: "kafka" })).toBe(0)
-        expect((await readiness(ops)).checks).toMatchObject({ database: true, breaker: true })
+        expect((await readiness(ops)).checks).toEqual({ database: true, kafka: true, breaker: true })
 
         // Kafka goes away; events keep being written.
         await broker.stop("SIGTERM")
@@ -271,7 +271,7 @@ if (
         await waitUntil("the breaker open", async () => (await metric(ops, "txstream_circuit_breaker_state", { breaker: "kafka" })) === 2, 30_000)
         const down = await readiness(ops)
         expect(down.status).toBe(503)
-        expect(down.checks).toMatchObject({ database: true, breaker: false })
+        expect(down.checks).toEqual({ database: true, kafka: false, breaker: false })
         // A probe after the reset timeout fails too (Kafka is still down) and opens it again.
         await waitUntil("a failed probe re-opening the breaker", async () =>
           (await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })) >= 2, 30_000)
@@ -279,8 +279,9 @@ if (
         expect(await metric(ops, "txstream_events_failed_total")).toBe(0)
         const tripsWhileDown = await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })
 
-        // Kafka comes back on the same port and data.
+        // Kafka comes back on the same port and data; readiness sees it before the breaker closes.
         await broker.restart()
+        await waitUntil("readiness seeing Kafka again", async () => (await readiness(ops)).checks.kafka === true, 10_000)
         const back = Date.now()
         await waitUntil("every event published", async () => (await statusCounts(sql)).published === 25, 60_000)
         expect(await statusCounts(sql)).toEqual({ pending: 0, published: 25, failed: 0 })
@@ -288,7 +289,7 @@ if (
         await waitUntil("the breaker closed", async () => (await metric(ops, "txstream_circuit_breaker_state", { breaker: "kafka" })) === 0, 10_000)
         const up = await readiness(ops)
         expect(up.status).toBe(200)
-        expect(up.checks).toMatchObject({ database: true, breaker: true })
+        expect(up.checks).toEqual({ database: true, kafka: true, breaker: true })
         const trips = await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })
         expect(trips).toBeGreaterThanOrEqual(tripsWhileDown)
         expect(await metric(ops, "txstream_events_failed_total")).toBe(0)
