@@ -83,7 +83,8 @@ export const startKafkaBroker = async (options: KafkaBrokerOptions = {}): Promis
   const logFile = join(dir, "server.log")
   const properties = join(dir, "server.properties")
   const port = await closedPort()
-  const controllerPort = await closedPort()
+  let controllerPort = await closedPort()
+  while (controllerPort === port) controllerPort = await closedPort()
   const brokers = [`${host}:${port}`]
   await writeFile(
     properties,
