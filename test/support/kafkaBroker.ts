@@ -113,8 +113,9 @@ export const startKafkaBroker = async (options: KafkaBrokerOptions = {}): Promis
 
   const format = java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", properties], ["-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
   if ((await format.exited) !== 0) {
+    const error = new Error(`formatting a private Kafka broker's data failed:\n${tail(logFile)}`)
     await rm(dir, { recursive: true, force: true })
-    throw new Error(`formatting a private Kafka broker's data failed:\n${tail(logFile)}`)
+    throw error
   }
 
   let proc: ReturnType<typeof Bun.spawn> | undefined
