@@ -4,6 +4,7 @@
  *
  * Database: DATABASE_URL or DB_* → PostgreSQL, else embedded PGlite. Broker: BROKER [kafka];
  * BROKER=memory runs it without Kafka. The orders migrations run at start, as in orders-api.
+ * `/readyz` checks `database`, the broker by its kind (`kafka`) and `breaker` (not open).
  *
  *   bun run programs/outbox-relay.ts
  */
@@ -13,6 +14,7 @@ import * as Broker from "../layers/broker.ts"
 import * as Database from "../layers/database.ts"
 import { baseLayer, loadBaseConfig, withReadiness } from "../layers/platform/program.ts"
 import { runMain } from "../layers/platform/runMain.ts"
+import { Publisher } from "../src/capabilities/Publisher.ts"
 import { relayConfig } from "../src/outbox/config.ts"
 import { makeRelay } from "../src/outbox/relay.ts"
 import * as Orders from "../src/orders/sql.ts"
@@ -32,7 +34,11 @@ const program = Effect.gen(function*() {
     yield* Effect.log(`outbox relay publishing to ${config.topic} with ${config.poolSize} workers`)
     return yield* relay.run
   })
-  yield* withReadiness(run, { breaker: Effect.map(relay.breakerState, (state) => state !== "open") }).pipe(
+  yield* withReadiness(run, {
+    // By the broker's kind: a `kafka` check is what an operator looks for, not a generic name.
+    [broker.kind]: Publisher.use((publisher) => publisher.healthy),
+    breaker: Effect.map(relay.breakerState, (state) => state !== "open")
+  }).pipe(
     Effect.provide(Layer.mergeAll(Database.layer(database), Broker.publisherLayer(broker)).pipe(Layer.provideMerge(baseLayer(base))))
   )
 })

@@ -11,9 +11,11 @@
  * redelivery after a consumer went away is the group reading from the committed offset again,
  * so the attempt is not counted (`countsAbandonedAttempts: false`); `prefetch` holds exactly.
  *
- * `layer` gives both ends; `publisherLayer` only the idempotent producer (no admin client, no
- * consumer: what an outbox relay needs), `subscriberLayer` the subscriber with the admin client
- * that creates its topics and the producer its retries and dead letters go through. Building any
+ * `layer` gives both ends; `publisherLayer` only the idempotent producer (no consumer, and no
+ * admin client but the health probe's, connected only when `healthy` is asked: what an outbox
+ * relay needs), `subscriberLayer` the subscriber with the admin client that creates its topics
+ * and the producer its retries and dead letters go through. The Publisher's `healthy` asks the
+ * cluster (`health.ts`): the producer alone would not notice a broker that went away. Building any
  * of them fails with a `BrokerError` naming the brokers when they cannot be reached within
  * `connectTimeout`. Publishing to a topic that does not exist relies on the broker creating it
  * (`auto.create.topics.enable`), or on a subscriber having declared it.
@@ -32,6 +34,7 @@ import { Publisher, type PublisherShape } from "../../src/capabilities/Publisher
 import { defaultPrefetch, Subscriber, type SubscriberShape } from "../../src/capabilities/Subscriber.ts"
 import { configIssue, duration, oneOf, positiveInt } from "../../src/runtime/config.ts"
 import { type Client, type KafkaLogLevel, makeClient, makeTopics } from "./client.ts"
+import { makeHealthProbe } from "./health.ts"
 import { makeProducer, type Producer, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
 import { configuredLayers } from "../configured.ts"
@@ -89,6 +92,7 @@ export type Options = KafkaOptions
 interface Link {
   readonly client: Client
   readonly producer: Producer
+  readonly healthy: Effect.Effect<boolean>
 }
 
 // Every variant needs the client and the producer: the subscriber's retries and dead letters
@@ -107,10 +111,13 @@ const connect = (options: KafkaOptions): Effect.Effect<Link, BrokerError, Scope.
         `KAFKA_REQUIRED_ACKS=${options.requiredAcks} is not used: the idempotent producer always waits for all in-sync replicas (acks=all)`
       )
     }
-    return { client, producer }
+    // Shorter than a readiness check's own bound, so a cluster that does not answer reads as
+    // this check failing, by name.
+    const healthy = yield* makeHealthProbe(client, "1 second")
+    return { client, producer, healthy }
   })
 
-const publisherOf = (link: Link): PublisherShape => Publisher.make("kafka", send(link.producer))
+const publisherOf = (link: Link): PublisherShape => Publisher.make("kafka", send(link.producer), link.healthy)
 
 const subscriberOf = (options: KafkaOptions, link: Link): Effect.Effect<SubscriberShape, BrokerError, Scope.Scope> =>
   Effect.map(

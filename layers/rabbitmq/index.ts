@@ -75,7 +75,7 @@ const connect = (options: RabbitMqOptions): Effect.Effect<Link, BrokerError, Sco
 
 const connectTimeoutOf = (options: RabbitMqOptions): Duration.Input => options.connectTimeout ?? "10 seconds"
 
-const publisherOf = (link: Link): PublisherShape => Publisher.make("rabbitmq", send(link.confirms))
+const publisherOf = (link: Link): PublisherShape => Publisher.make("rabbitmq", send(link.confirms), link.connection.healthy)
 
 const subscriberOf = (options: RabbitMqOptions, link: Link): SubscriberShape =>
   Subscriber.of(makeSubscriber(link.connection, link.confirms, {

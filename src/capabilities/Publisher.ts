@@ -9,6 +9,8 @@
  * - Safe to call from many fibers at once.
  * - Each call runs in a `publish <topic>` span whose context is written to the `traceparent`
  *   header of every message, so a consumer's span becomes its child.
+ * - `healthy` says whether the broker can be reached now, for readiness: a backend whose client
+ *   does not notice a broker going away by itself asks the broker (bounded, never failing).
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -29,18 +31,22 @@ export class PublisherError extends Data.TaggedError("PublisherError")<{
 
 export interface PublisherShape {
   readonly publish: (topic: string, messages: ReadonlyArray<OutgoingMessage>) => Effect.Effect<void, PublisherError>
+  /** The broker answers now; false rather than a failure when it does not. */
+  readonly healthy: Effect.Effect<boolean>
 }
 
 export class Publisher extends Context.Service<Publisher, PublisherShape>()("queueworks/Publisher") {
   /**
-   * Builds a Publisher from a backend's raw send. Tracing and id assignment live here so no
-   * backend can forget them.
+   * Builds a Publisher from a backend's raw send and health check [always healthy]. Tracing and
+   * id assignment live here so no backend can forget them.
    */
   static make(
     system: string,
-    send: (topic: string, messages: ReadonlyArray<Message>) => Effect.Effect<void, PublisherError>
+    send: (topic: string, messages: ReadonlyArray<Message>) => Effect.Effect<void, PublisherError>,
+    healthy: Effect.Effect<boolean> = Effect.succeed(true)
   ): PublisherShape {
     return {
+      healthy,
       publish: (topic, messages) =>
         Effect.gen(function*() {
           const traceparent = yield* currentTraceparent

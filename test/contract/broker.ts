@@ -68,6 +68,7 @@ export const brokerContract = (
         expect(delivery.attempt).toBe(1)
         yield* delivery.ack
         expect(yield* Subscriber.use((s) => s.healthy)).toBe(true)
+        expect(yield* Publisher.use((p) => p.healthy)).toBe(true)
       })), timeout)
 
     test("keeps the order of one key within a publish call", () =>

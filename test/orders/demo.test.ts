@@ -54,6 +54,7 @@ describe("orders demo", () => {
     let dropped = 0
     // A broker that loses the first event while telling the relay it took it.
     const losing = (publisher: PublisherShape): PublisherShape => ({
+      healthy: publisher.healthy,
       publish: (topic, messages) => {
         if (topic !== demoSubscription.topic || dropped > 0) return publisher.publish(topic, messages)
         dropped++
