@@ -244,6 +244,14 @@ up_kafka() {
   if kafka_ready; then
     local pid
     if pid=$(kafka_pid); then log "kafka up (pid $pid)"; else log "kafka up (not started by this script)"; fi
+    # Tests also start private brokers of their own from these jars (test/support/kafkaBroker.ts),
+    # so a checkout gets them even when some other broker already answers on the port.
+    if command -v mvn >/dev/null; then
+      mkdir -p "$KAFKA_DIR"
+      kafka_fetch
+    else
+      log "kafka: jars not fetched (mvn not found): tests that start a private broker will fail"
+    fi
     return
   fi
   command -v java >/dev/null || die "kafka: java not found (Kafka 4.x needs Java 17+)"
