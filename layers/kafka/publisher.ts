@@ -89,13 +89,21 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
           used = current
           return Effect.tryPromise({
             try: () => used.producer.send({ topic, acks: -1, timeout: millis, messages: [...records] }),
-            catch: (cause) => new PublisherError({ operation: "producer.send", topic, cause })
+            catch: (cause) =>
+              new PublisherError({ operation: "producer.send", topic, cause, reason: refusedForGood(cause) ? "refused" : "unavailable" })
           })
         })).pipe(
           Effect.timeoutOrElse({
             duration: timeout,
             orElse: () =>
-              Effect.fail(new PublisherError({ operation: "producer.send", topic, cause: `not acknowledged within ${formatDuration(timeout)}` }))
+              Effect.fail(
+                new PublisherError({
+                  operation: "producer.send",
+                  topic,
+                  cause: `not acknowledged within ${formatDuration(timeout)}`,
+                  reason: "unavailable"
+                })
+              )
           }),
           Effect.tapError((error) => refusedByBroker(error.cause) ? renew(used) : Effect.void),
           Effect.asVoid
@@ -111,6 +119,20 @@ const allPermits = 1_000_000
 const refusedByBroker = (cause: unknown): boolean => {
   for (let error = cause, depth = 0; typeof error === "object" && error !== null && depth < 5; depth++) {
     if ((error as { name?: unknown }).name === "KafkaJSProtocolError") return true
+    error = (error as { cause?: unknown }).cause
+  }
+  return false
+}
+
+/**
+ * The broker answered with an error kafkajs does not retry (MESSAGE_TOO_LARGE, INVALID_RECORD,
+ * TOPIC_AUTHORIZATION_FAILED, ...): the records are refused. A retriable code (a leader moving)
+ * or no answer at all is the broker being unavailable.
+ */
+const refusedForGood = (cause: unknown): boolean => {
+  for (let error = cause, depth = 0; typeof error === "object" && error !== null && depth < 5; depth++) {
+    const { name, retriable } = error as { name?: unknown; retriable?: unknown }
+    if (name === "KafkaJSProtocolError") return retriable === false
     error = (error as { cause?: unknown }).cause
   }
   return false

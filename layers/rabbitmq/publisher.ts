@@ -29,6 +29,8 @@ import { formatDuration } from "../../src/runtime/format.ts"
 export class ConfirmError extends Data.TaggedError("ConfirmError")<{
   readonly retryable: boolean
   readonly cause: unknown
+  /** The broker nacked the message, as opposed to a channel or connection that went away. */
+  readonly refused?: boolean
 }> {}
 
 interface Closed {
@@ -181,7 +183,7 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
       if (error === null || error === undefined) {
         if (--unconfirmed === 0) finish(Effect.void)
       } else if (!session.closing) {
-        finish(Effect.fail(new ConfirmError({ retryable: false, cause: `broker refused a message (${describe(error)})` })))
+        finish(Effect.fail(new ConfirmError({ retryable: false, refused: true, cause: `broker refused a message (${describe(error)})` })))
       }
       // else: the channel is closing; `onClose` reports it once it is known why
     }
@@ -219,5 +221,7 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
 export const send = (confirms: Confirms) =>
 (topic: string, messages: ReadonlyArray<Message>): Effect.Effect<void, PublisherError> =>
   confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
-    Effect.mapError((error) => new PublisherError({ operation: "publish", topic, cause: error.cause }))
+    Effect.mapError((error) =>
+      new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
+    )
   )

@@ -9,6 +9,9 @@
  * - Safe to call from many fibers at once.
  * - Each call runs in a `publish <topic>` span whose context is written to the `traceparent`
  *   header of every message, so a consumer's span becomes its child.
+ * - A failure says, where the backend can tell, whether the broker `refused` the messages (it
+ *   answered no: too large, not allowed; sending them again will fail again) or was
+ *   `unavailable` (unreachable, no answer in time, leader moving; the messages are not at fault).
  * - `healthy` says whether the broker can be reached now, for readiness: a backend whose client
  *   does not notice a broker going away by itself asks the broker (bounded, never failing).
  */
@@ -23,6 +26,8 @@ export class PublisherError extends Data.TaggedError("PublisherError")<{
   readonly operation: string
   readonly topic: string
   readonly cause: unknown
+  /** Why, when the backend can tell: see the contract above. */
+  readonly reason?: "refused" | "unavailable"
 }> {
   override get message() {
     return `${this.operation} to "${this.topic}" failed: ${describeCause(this.cause)}`

@@ -30,7 +30,7 @@ import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { describeCause } from "../capabilities/describeCause.ts"
 import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
-import { Publisher } from "../capabilities/Publisher.ts"
+import { Publisher, PublisherError } from "../capabilities/Publisher.ts"
 import { SqlDatabase, type SqlClient } from "../capabilities/SqlDatabase.ts"
 import { parseTraceparent } from "../messaging/traceContext.ts"
 import { type BackoffPolicy, delayFor, exhausted } from "../resilience/backoff.ts"
@@ -62,7 +62,10 @@ const seconds = Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 
 const processed = Metric.counter("txstream_events_processed", { description: "Events the relay handled (published, retried or failed)", incremental: true })
 const published = Metric.counter("txstream_events_published", { description: "Events published to Kafka", incremental: true })
 const failed = Metric.counter("txstream_events_failed", { description: "Events marked failed after their retries", incremental: true })
-const retried = Metric.counter("txstream_events_retried", { description: "Failed publish attempts scheduled for a retry", incremental: true })
+const retried = Metric.counter("txstream_events_retried", {
+  description: "Failed publishes scheduled for a retry, by the attempt that failed and the event type",
+  incremental: true
+})
 const processingSeconds = Metric.histogram("txstream_event_processing_duration_seconds", {
   description: "Claim to mark, per event",
   boundaries: seconds
@@ -138,13 +141,17 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       })
     }
 
+    // A publish Kafka could not take at all is not the event's fault: it waits like a retry but
+    // keeps its attempts, so an outage never fails good events (the breaker, which counts these
+    // failures, soon stops the claims). Only a refusal, or a failure of unknown kind, counts.
     const settleFailure = (tx: SqlClient, rows: ReadonlyArray<ClaimedRow>, error: unknown) =>
       Effect.gen(function*() {
         const reason = describeCause(error)
         const now = yield* Clock.currentTimeMillis
+        const outage = unavailable(error)
         for (const row of rows) {
           const attempt = row.attempts + 1
-          if (exhausted(policy, attempt)) {
+          if (!outage && exhausted(policy, attempt)) {
             yield* tx.query(Sql.markFailed, [[row.id], reason])
             yield* Metric.update(failed, 1)
             yield* Effect.logWarning(`outbox event failed after ${attempt} attempts`).pipe(
@@ -152,8 +159,8 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             )
           } else {
             const delay = yield* delayFor(policy, attempt)
-            yield* tx.query(Sql.markRetry, [[row.id], new Date(now + Duration.toMillis(delay)), reason])
-            yield* Metric.update(retried, 1)
+            yield* tx.query(outage ? Sql.markDeferred : Sql.markRetry, [[row.id], new Date(now + Duration.toMillis(delay)), reason])
+            yield* Metric.update(Metric.withAttributes(retried, { attempt: String(attempt), event_type: row.event_type }), 1)
             yield* Metric.update(retryDelaySeconds, Duration.toMillis(delay) / 1000)
           }
         }
@@ -271,6 +278,10 @@ export const refreshQueueGauge = (db: Pick<SqlClient, "queryAs">) =>
     }),
     Effect.catchCause((cause) => Effect.logDebug("outbox queue gauge not refreshed", cause))
   )
+
+/** Kafka did not take the publish for want of a broker: no answer in time, or unreachable. */
+const unavailable = (error: unknown): boolean =>
+  error instanceof PublisherError ? error.reason === "unavailable" : Cause.isTimeoutError(error)
 
 const stringHeader = (headers: unknown, name: string): string | undefined => {
   const value = typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)[name] : undefined

@@ -55,6 +55,14 @@ export const markRetry = `
   update outbox_events set attempts = attempts + 1, next_attempt_at = $2::timestamptz, last_error = $3
   where id = any($1::text[]::uuid[])`
 
+/**
+ * $1 ids, $2 next attempt time, $3 error. A publish Kafka could not take (unreachable, no answer
+ * in time): tried again later without counting an attempt, since the event is not at fault.
+ */
+export const markDeferred = `
+  update outbox_events set next_attempt_at = $2::timestamptz, last_error = $3
+  where id = any($1::text[]::uuid[])`
+
 /** $1 ids, $2 error. Counts the last failed attempt; later rows of the aggregate now wait. */
 export const markFailed = `
   update outbox_events set status = 'failed', attempts = attempts + 1, last_error = $2

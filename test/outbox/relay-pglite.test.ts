@@ -159,6 +159,33 @@ describe("outbox relay on PGlite", () => {
         yield* Fiber.interrupt(fiber)
       })), 30_000)
 
+  test("a broker that cannot be reached costs no attempt: the event waits out the backoff, is never failed, and is published once the broker is back", () =>
+    run((r) =>
+      Effect.gen(function*() {
+        r.unreachable = true
+        const id = yield* insertEvent("agg-u", { n: 1 })
+        // No breaker, one retry allowed: counted attempts would fail the event at the second try.
+        const { fiber } = yield* startRelay({ batchSize: 1, poolSize: 1, maxRetries: 1, circuitBreaker: false }, r)
+        const row = Effect.map(events, (rows) => rows.find((x) => x.id === id)!)
+        let previous = (yield* row).next_attempt_at.getTime()
+        for (let tries = 1; tries <= 6; tries++) {
+          // Each try moves next_attempt_at on (the clock only moves forward).
+          yield* until(`try ${tries} settled`, Effect.map(row, (x) => x.next_attempt_at.getTime() > previous))
+          expect(r.calls).toBe(tries)
+          const now = yield* Clock.currentTimeMillis
+          const current = yield* row
+          previous = current.next_attempt_at.getTime()
+          expect([current.status, current.attempts]).toEqual(["pending", 0])
+          expect(current.last_error).toContain("ECONNREFUSED")
+          // Back before the last wait ends, so the try it wakes is the one that gets through.
+          if (tries === 6) r.unreachable = false
+          yield* TestClock.adjust(Duration.millis(Math.max(0, current.next_attempt_at.getTime() - now)))
+        }
+        yield* until("published", allPublished)
+        expect(r.accepted.map((m) => m.id)).toEqual([id])
+        yield* Fiber.interrupt(fiber)
+      })), 60_000)
+
   test("the breaker opens after the threshold, nothing is claimed while open, and it half-opens and closes after the reset timeout", () =>
     run((r, claims) =>
       Effect.gen(function*() {

@@ -19,17 +19,22 @@ export interface Recorder {
   readonly failing: Set<string>
   /** Refuse everything while true. */
   down: boolean
+  /** Fail everything as a broker that cannot be reached (`reason: "unavailable"`) while true. */
+  unreachable: boolean
   calls: number
   /** The keys of each accepted publish call. */
   readonly batches: Array<ReadonlyArray<string>>
 }
 
-export const recorder = (): Recorder => ({ accepted: [], failing: new Set(), down: false, calls: 0, batches: [] })
+export const recorder = (): Recorder => ({ accepted: [], failing: new Set(), down: false, unreachable: false, calls: 0, batches: [] })
 
 export const recordingPublisher = (r: Recorder) =>
   Layer.succeed(Publisher, Publisher.make("test", (topic, messages) =>
     Effect.suspend(() => {
       r.calls++
+      if (r.unreachable) {
+        return Effect.fail(new PublisherError({ operation: "send", topic, cause: new Error("connect ECONNREFUSED"), reason: "unavailable" }))
+      }
       const refused = r.down || messages.some((m) => r.failing.has(m.key))
       if (refused) return Effect.fail(new PublisherError({ operation: "send", topic, cause: new Error(r.down ? "broker down" : `refused ${messages.map((m) => m.key).join(",")}`) }))
       for (const m of messages) r.accepted.push({ ...m, topic })
