@@ -251,10 +251,9 @@ if (
           KAFKA_TIMEOUT: "1s",
           KAFKA_BASE_DELAY: "200ms",
           KAFKA_MAX_DELAY: "1s",
-          // A failed publish counts as an attempt (SPEC), and so does a failed half-open probe
-          // when its batch is a single event; a few probes could use up the default 3 retries.
-          // This test is about the breaker keeping events pending, not about retries running out.
-          WORKER_MAX_RETRIES: "1000",
+          // A publish Kafka cannot take costs no attempt: with a single retry allowed, counted
+          // attempts (the probes, the timeouts) would fail these events within seconds.
+          WORKER_MAX_RETRIES: "1",
           WORKER_INTERVAL: "500ms",
           METRICS_QUEUE_INTERVAL: "200ms"
         }))
@@ -282,6 +281,7 @@ if (
           (await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })) >= 2, 30_000)
         expect(await statusCounts(sql)).toEqual({ pending: 20, published: 5, failed: 0 })
         expect(await metric(ops, "txstream_events_failed_total")).toBe(0)
+        expect((await sql`select max(attempts)::int as most from outbox_events`)[0]!.most).toBe(0)
         const tripsWhileDown = await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })
 
         // Kafka comes back on the same port and data; readiness sees it before the breaker closes.
