@@ -40,7 +40,7 @@ import {
 } from "../../src/capabilities/Subscriber.ts"
 import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
 import { AckBatcher } from "./ackBatcher.ts"
-import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, toAmqp } from "./codec.ts"
+import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, publishOptions, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
 import { declareSubscription } from "./topology.ts"
@@ -314,16 +314,12 @@ class RabbitDelivery implements Delivery {
       exchange: "",
       routingKey: this.group,
       content: this.content,
-      options: {
-        persistent: true,
-        messageId: this.message.id,
-        headers: {
-          ...this.message.headers,
-          [OriginalTopic]: this.topic,
-          [OriginalKey]: this.message.key,
-          [Headers.attempt]: String(this.attempt + 1)
-        }
-      }
+      options: publishOptions(this.message.id, {
+        ...this.message.headers,
+        [OriginalTopic]: this.topic,
+        [OriginalKey]: this.message.key,
+        [Headers.attempt]: String(this.attempt + 1)
+      })
     })
   }
 
