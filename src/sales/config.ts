@@ -8,7 +8,10 @@ import { defaultSeedOptions, type SeedOptions } from "./seed.ts"
 
 export const dbPath = Config.String("DB_PATH").pipe(Config.withDefault("./database.db"))
 
-const isDay = (text: string) => /^\d{4}-\d{2}-\d{2}$/.test(text) && new Date(`${text}T00:00:00Z`).toISOString().startsWith(text)
+const isDay = (text: string) => {
+  const millis = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(`${text}T00:00:00Z`) : Number.NaN
+  return Number.isFinite(millis) && new Date(millis).toISOString().startsWith(text)
+}
 
 const day = (name: string, fallback: string) =>
   Config.String(name).pipe(

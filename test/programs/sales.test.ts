@@ -1,0 +1,174 @@
+/**
+ * The sales programs as a user runs them: the seeder on a real file, the worker on real RabbitMQ
+ * answering a client written like the original Go one (amqplib directly: the worker's queue
+ * through the default exchange, an exclusive server-named reply queue, ReplyTo + CorrelationId).
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import * as amqp from "amqplib"
+import { existsSync, mkdtempSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Effect from "effect/Effect"
+import * as Sqlite from "../../layers/sqlite/index.ts"
+import { deadLetterTopic } from "../../src/capabilities/Subscriber.ts"
+import { answer } from "../../src/sales/answer.ts"
+import type { SalesReply } from "../../src/sales/request.ts"
+import { categories, regions } from "../../src/sales/seed.ts"
+import { deadlineHeader } from "../../src/sales/worker.ts"
+import { opsUrl, startProgram } from "../support/program.ts"
+import { parsePrometheus, sample } from "../support/prometheus.ts"
+import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
+import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
+
+const url = rabbitmqUrl()
+const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
+const dir = mkdtempSync(join(tmpdir(), "sales-programs-"))
+
+const seed = async (path: string, args: ReadonlyArray<string> = []) => {
+  const run = startProgram("sales-seed.ts", { DB_PATH: path }, args)
+  return { code: await run.exited, stdout: run.stdout(), stderr: run.stderr() }
+}
+
+describe("sales-seed", () => {
+  test("writes the database, refuses to overwrite it, replaces it with --force", async () => {
+    const path = join(dir, "seeded.db")
+    const first = await seed(path, ["--seed", "5", "--sales", "2000"])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain(`wrote ${path} (WAL`)
+    expect(first.stdout).toContain("5 regions, 100 products, 2000 sales from 2024-01-01 to 2024-12-31")
+    const size = statSync(path).size
+    const again = await seed(path, ["--sales", "50"])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toContain("DB_PATH")
+    expect(again.stderr).toContain("--force")
+    expect(statSync(path).size).toBe(size)
+    const forced = await seed(path, ["--sales", "50", "--force"])
+    expect(forced.code).toBe(0)
+    expect(forced.stdout).toContain("50 sales")
+  }, 60_000)
+
+  test("a bad flag stops it naming the variable, writing nothing", async () => {
+    const path = join(dir, "never.db")
+    const run = await seed(path, ["--from", "2024-13-01"])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain("FROM")
+    expect(existsSync(path)).toBe(false)
+  }, 30_000)
+})
+
+/** The original Go client's shape: one reply queue, replies routed to their request by correlation id. */
+const goLikeClient = async (queue: string) => {
+  const connection = await amqp.connect(url)
+  const channel = await connection.createChannel()
+  // Declared as our worker declares it, so the client may start first and nothing is dropped.
+  await channel.assertQueue(queue, { durable: true })
+  const { queue: replyQueue } = await channel.assertQueue("", { exclusive: true })
+  const pending = new Map<string, (reply: SalesReply) => void>()
+  const stray: Array<string> = []
+  await channel.consume(replyQueue, (msg) => {
+    if (msg === null) return
+    const resolve = pending.get(String(msg.properties.correlationId))
+    if (resolve === undefined) stray.push(String(msg.properties.correlationId))
+    else {
+      pending.delete(String(msg.properties.correlationId))
+      resolve(JSON.parse(msg.content.toString()))
+    }
+  }, { noAck: true })
+  let next = 0
+  return {
+    stray,
+    send: (body: string | Buffer, options: amqp.Options.Publish = {}) => {
+      const correlationId = `req-${++next}`
+      const reply = new Promise<SalesReply>((resolve) => pending.set(correlationId, resolve))
+      channel.sendToQueue(queue, typeof body === "string" ? Buffer.from(body) : body, { replyTo: replyQueue, correlationId, ...options })
+      return reply
+    },
+    /** Publishes without waiting for anything back. */
+    sendRaw: (body: string, options: amqp.Options.Publish) => channel.sendToQueue(queue, Buffer.from(body), options),
+    depth: async (name: string) => (await channel.checkQueue(name)).messageCount,
+    close: () => connection.close()
+  }
+}
+
+const randomRequest = (i: number) => {
+  const day = (n: number) => `2024-${String(1 + (n % 12)).padStart(2, "0")}-${String(1 + (n % 28)).padStart(2, "0")}`
+  const [a, b] = [day(i * 7), day(i * 13 + 5)].sort()
+  return {
+    region: regions[i % regions.length]!,
+    ...(i % 3 === 0 ? {} : { category: categories[i % categories.length]! }),
+    from: a!,
+    to: b!
+  }
+}
+
+const cleanup: Array<{ topic: string; group: string }> = []
+afterAll(() => deleteRabbitmqTopology(url, cleanup))
+
+describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
+  test("answers a Go-style client correctly under concurrency, gives bad requests their codes, drops expired ones, exits 0 on SIGTERM", async () => {
+    const path = join(dir, "worker.db")
+    expect((await seed(path, ["--seed", "11"])).code).toBe(0)
+    const queue = freshName("mom_worker")
+    cleanup.push({ topic: "", group: queue })
+    const client = await goLikeClient(queue)
+    const worker = startProgram("sales-worker.ts", { QUEUE_NAME: queue, WORKER_ID: "w-test", DB_PATH: path, RABBITMQ_URL: url })
+    try {
+      const ops = await opsUrl(worker)
+      // 300 requests at once: every reply must be the one of its own request.
+      const requests = Array.from({ length: 300 }, (_, i) => randomRequest(i))
+      const replies = await Promise.all(requests.map((r) => client.send(JSON.stringify(r))))
+      const expected = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const db = yield* (yield* Sqlite.loadDriver).open({ path, readOnly: true })
+        return yield* Effect.forEach(requests, (r) => answer(db, new TextEncoder().encode(JSON.stringify(r))))
+      })))
+      expect(replies).toEqual(expected)
+      expect(replies.every((r) => r.ok)).toBe(true)
+      expect(replies.some((r) => r.ok && r.result.sales > 0)).toBe(true)
+
+      const bad: ReadonlyArray<[string | Buffer, string]> = [
+        ["{not json", "bad_request"],
+        [JSON.stringify({ region: "South" }), "bad_request"],
+        [JSON.stringify({ region: "Atlantis", from: "2024-01-01", to: "2024-02-01" }), "unknown_region"],
+        [JSON.stringify({ region: "South", from: "2024-05-01", to: "2024-02-01" }), "invalid_range"],
+        [JSON.stringify({ region: "South", from: "2024-02-30", to: "2024-03-01" }), "bad_request"],
+        [JSON.stringify({ region: "South", from: "2024-01-01", to: "2024-02-01", pad: "x".repeat(64 * 1024) }), "bad_request"],
+        [Buffer.from([0x7b, 0xff]), "bad_request"]
+      ]
+      const badReplies = await Promise.all(bad.map(([body]) => client.send(body)))
+      expect(badReplies.map((r): string => r.ok ? "ok" : r.error.code)).toEqual(bad.map(([, code]) => code))
+
+      // Past its deadline: never answered. A request without reply-to: kept in the dead letters.
+      const valid = JSON.stringify(randomRequest(1))
+      const expired = client.send(valid, { headers: { [deadlineHeader]: String(Date.now() - 1_000) } })
+      let expiredAnswered = false
+      void expired.then(() => (expiredAnswered = true))
+      client.sendRaw(valid, { correlationId: "nowhere" })
+      const later = await client.send(valid, { headers: { [deadlineHeader]: String(Date.now() + 60_000) } })
+      expect(later.ok).toBe(true)
+      const metrics = parsePrometheus(await (await fetch(`${ops}/metrics`)).text())
+      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "expired" }).value).toBe(1)
+      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "ok" }).value).toBe(301)
+      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "bad_request" }).value).toBe(5)
+      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "no_reply_to" }).value).toBe(1)
+      expect(await client.depth(deadLetterTopic(queue))).toBe(1)
+      expect(expiredAnswered).toBe(false)
+      expect(client.stray).toEqual([])
+      expect(await client.depth(queue)).toBe(0)
+
+      worker.kill("SIGTERM")
+      expect(await worker.exited).toBe(0)
+    } finally {
+      worker.kill("SIGKILL")
+      await client.close()
+    }
+  }, 90_000)
+
+  test("a missing database stops the worker at start, naming the file", async () => {
+    const path = join(dir, "missing.db")
+    const queue = freshName("mom_worker")
+    cleanup.push({ topic: "", group: queue })
+    const worker = startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: path, RABBITMQ_URL: url })
+    expect(await worker.exited).toBe(1)
+    expect(worker.stderr() + worker.stdout()).toContain(path)
+  }, 30_000)
+})
