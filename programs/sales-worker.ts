@@ -3,7 +3,8 @@
  * PREFETCH [10], answers each request from the SQLite file DB_PATH [./database.db] (opened
  * read-only) to its reply-to with its correlation id, and acks once the reply is confirmed.
  * Several run side by side, each with its WORKER_ID and queue; the balancer or a client sends to
- * the queue through the default exchange. Broker: BROKER [rabbitmq], RABBITMQ_URL.
+ * the queue through the default exchange. Every HEARTBEAT_INTERVAL [2s] it publishes a heartbeat
+ * with its load to the `sales.heartbeats` topic, and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL.
  *
  *   bun run programs/sales-worker.ts
  */
@@ -17,6 +18,7 @@ import { SqliteDatabase } from "../src/capabilities/SqliteDatabase.ts"
 import { directTopic } from "../src/capabilities/Subscriber.ts"
 import { consume } from "../src/messaging/consume.ts"
 import { load } from "../src/runtime/config.ts"
+import { publishHeartbeats } from "../src/sales/heartbeat.ts"
 import { makeSalesWorker } from "../src/sales/worker.ts"
 import { workerConfig } from "../src/sales/workerConfig.ts"
 
@@ -24,14 +26,18 @@ const program = Effect.gen(function*() {
   const base = yield* loadBaseConfig("sales-worker")
   const config = yield* load(workerConfig)
   const broker = yield* load(Broker.configWithDefault("rabbitmq"))
-  const run = Effect.gen(function*() {
+  const run = Effect.scoped(Effect.gen(function*() {
     const db = yield* SqliteDatabase
     const worker = makeSalesWorker(db, config.workerId)
+    yield* Effect.forkScoped(publishHeartbeats(
+      { worker: config.workerId, queue: config.queue, prefetch: config.prefetch, load: worker.load },
+      config.heartbeatInterval
+    ))
     yield* Effect.log(`sales worker ${config.workerId} answering from ${config.dbPath} on queue ${config.queue} (prefetch ${config.prefetch})`)
     return yield* consume({ topic: directTopic, group: config.queue, prefetch: config.prefetch }, worker.handler, {
       concurrency: config.prefetch
     })
-  })
+  }))
   yield* asWorker(run).pipe(
     Effect.provide(Layer.mergeAll(
       Sqlite.layer({ path: config.dbPath, readOnly: true }),

@@ -15,6 +15,7 @@ import { answer } from "../../src/sales/answer.ts"
 import type { SalesReply } from "../../src/sales/request.ts"
 import { categories, regions } from "../../src/sales/seed.ts"
 import { deadlineHeader } from "../../src/sales/worker.ts"
+import { type Heartbeat, heartbeatTopic, parseHeartbeat } from "../../src/sales/heartbeat.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
@@ -101,6 +102,29 @@ const randomRequest = (i: number) => {
   }
 }
 
+/** The heartbeats of one worker, from a queue bound to the heartbeat topic with its id. */
+const watchHeartbeats = async (workerId: string) => {
+  const connection = await amqp.connect(url)
+  const channel = await connection.createChannel()
+  await channel.assertExchange(heartbeatTopic, "topic", { durable: true })
+  const { queue } = await channel.assertQueue("", { exclusive: true })
+  await channel.bindQueue(queue, heartbeatTopic, workerId)
+  const seen: Array<Heartbeat> = []
+  let onLeaving = () => {}
+  const leaving = new Promise<void>((resolve) => (onLeaving = resolve))
+  await channel.consume(queue, (msg) => {
+    if (msg === null) return
+    const beat = parseHeartbeat({ body: msg.content })
+    if (beat === undefined) return
+    seen.push(beat)
+    if (beat.leaving) onLeaving()
+  }, { noAck: true })
+  return {
+    untilLeaving: () => leaving.then(() => seen),
+    close: () => connection.close()
+  }
+}
+
 const cleanup: Array<{ topic: string; group: string }> = []
 afterAll(() => deleteRabbitmqTopology(url, cleanup))
 
@@ -111,7 +135,11 @@ describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
     const queue = freshName("mom_worker")
     cleanup.push({ topic: "", group: queue })
     const client = await goLikeClient(queue)
-    const worker = startProgram("sales-worker.ts", { QUEUE_NAME: queue, WORKER_ID: "w-test", DB_PATH: path, RABBITMQ_URL: url })
+    const workerId = freshName("w")
+    const beats = await watchHeartbeats(workerId)
+    const worker = startProgram("sales-worker.ts", {
+      QUEUE_NAME: queue, WORKER_ID: workerId, DB_PATH: path, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "200ms"
+    })
     try {
       const ops = await opsUrl(worker)
       // 300 requests at once: every reply must be the one of its own request.
@@ -146,10 +174,10 @@ describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
       const later = await client.send(valid, { headers: { [deadlineHeader]: String(Date.now() + 60_000) } })
       expect(later.ok).toBe(true)
       const metrics = parsePrometheus(await (await fetch(`${ops}/metrics`)).text())
-      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "expired" }).value).toBe(1)
-      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "ok" }).value).toBe(301)
-      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "bad_request" }).value).toBe(5)
-      expect(sample(metrics, "sales_requests_total", { worker: "w-test", outcome: "no_reply_to" }).value).toBe(1)
+      expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "expired" }).value).toBe(1)
+      expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "ok" }).value).toBe(301)
+      expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "bad_request" }).value).toBe(5)
+      expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "no_reply_to" }).value).toBe(1)
       expect(await client.depth(deadLetterTopic(queue))).toBe(1)
       expect(expiredAnswered).toBe(false)
       expect(client.stray).toEqual([])
@@ -157,9 +185,15 @@ describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
 
       worker.kill("SIGTERM")
       expect(await worker.exited).toBe(0)
+      const seen = await beats.untilLeaving()
+      expect(seen.length).toBeGreaterThanOrEqual(2)
+      expect(seen[0]).toMatchObject({ worker: workerId, queue, prefetch: 10, intervalMillis: 200, leaving: false })
+      expect(seen.at(-1)).toMatchObject({ worker: workerId, inFlight: 0, leaving: true })
+      expect(seen.at(-1)!.answered).toBe(301 + bad.length)
     } finally {
       worker.kill("SIGKILL")
       await client.close()
+      await beats.close()
     }
   }, 90_000)
 
