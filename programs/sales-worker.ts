@@ -28,7 +28,7 @@ const program = Effect.gen(function*() {
   const broker = yield* load(Broker.configWithDefault("rabbitmq"))
   const run = Effect.scoped(Effect.gen(function*() {
     const db = yield* SqliteDatabase
-    const worker = makeSalesWorker(db, config.workerId)
+    const worker = makeSalesWorker(db, config.workerId, config.queue)
     yield* Effect.forkScoped(publishHeartbeats(
       { worker: config.workerId, queue: config.queue, prefetch: config.prefetch, load: worker.load },
       config.heartbeatInterval

@@ -11,6 +11,7 @@
  *   more requests, and its outstanding ones are handed back by `expire`/`markDown`/`heartbeat`
  *   for re-routing if their deadline still allows (the others are dropped: their client gave up).
  *   A worker that never beat (the original Go worker does not) is judged only by `markDown`/`markUp`.
+ *   A reply is as good as a beat: a worker busy answering is alive even when its beats run late.
  * - A reply from a worker for a request that was re-routed meanwhile still counts: the first
  *   reply wins, the request stops being outstanding everywhere.
  */
@@ -98,25 +99,29 @@ export class Balancer {
     this.next++
     if (best === undefined) return undefined
     best.outstanding.add(request.id)
-    if (request.reroutes > 0) best.rerouted++
-    else best.routed++
+    if (request.reroutes === 0) best.routed++
+    else if (best.queue !== request.worker) best.rerouted++
     this.pending.set(request.id, { ...request, worker: best.queue })
     return best.queue
   }
 
   /**
-   * The reply to `id` was seen: it is no longer outstanding. Returns the request (its worker and
-   * when it was sent, for latency), or undefined for a reply to nothing outstanding (a duplicate,
+   * A reply to `id` was seen, from the worker `from` when the reply says: the request is no longer
+   * outstanding anywhere (a re-routed one may be answered by its first worker). Every reply counts
+   * for the worker that sent it, and as a sign of life at `now`. Returns the request (its worker
+   * and when it was sent, for latency), or undefined when it was not outstanding (a second reply,
    * or a request this balancer never routed).
    */
-  replied(id: string, from?: string): Pending | undefined {
+  replied(id: string, from?: string, now?: number): Pending | undefined {
     const request = this.pending.get(id)
+    const answering = this.workers.find((w) => w.queue === (from ?? request?.worker))
+    if (answering !== undefined) {
+      answering.replies++
+      if (now !== undefined && answering.lastHeartbeat !== undefined) answering.lastHeartbeat = Math.max(answering.lastHeartbeat, now)
+    }
     if (request === undefined) return undefined
     this.pending.delete(id)
     this.workers.find((w) => w.queue === request.worker)?.outstanding.delete(id)
-    // The worker that answered, when known: a re-routed request may be answered by its first one.
-    const answering = this.workers.find((w) => w.queue === (from ?? request.worker))
-    if (answering !== undefined) answering.replies++
     return request
   }
 
@@ -156,8 +161,9 @@ export class Balancer {
   }
 
   /**
-   * Sends a handed-back request to a healthy worker (its own is out); undefined when none is
-   * healthy (the caller answers or drops it).
+   * Sends a handed-back request to a healthy worker; undefined when none is healthy (the caller
+   * answers or drops it). Its own worker, back by then, may be chosen: the request is still in
+   * that worker's queue, so the caller need not send it again.
    */
   reroute(request: Pending): string | undefined {
     return this.assign({ ...request, reroutes: request.reroutes + 1 })

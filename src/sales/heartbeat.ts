@@ -4,6 +4,7 @@
  * shuts down. The balancer learns workers from them (a worker that announces itself joins) and
  * takes out one whose heartbeats stop.
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
@@ -21,7 +22,9 @@ export const Heartbeat = Schema.Struct({
   prefetch: Schema.Int.check(Schema.isGreaterThan(0)),
   /** How often the worker beats: the balancer's timeout is a multiple of it. */
   intervalMillis: Schema.Int.check(Schema.isGreaterThan(0)),
-  leaving: Schema.Boolean
+  leaving: Schema.Boolean,
+  /** Epoch millis when it was sent: a beat that waited in a queue is stale. */
+  sentAt: Schema.Int
 })
 
 export type Heartbeat = typeof Heartbeat.Type
@@ -44,7 +47,7 @@ export interface HeartbeatSource {
 }
 
 const publishOne = (source: HeartbeatSource, interval: Duration.Duration, leaving: boolean) =>
-  Effect.flatMap(source.load, (load) =>
+  Effect.flatMap(Effect.all([source.load, Clock.currentTimeMillis]), ([load, sentAt]) =>
     Publisher.use((publisher) =>
       publisher.publish(heartbeatTopic, [{
         key: source.worker,
@@ -55,7 +58,8 @@ const publishOne = (source: HeartbeatSource, interval: Duration.Duration, leavin
           answered: load.answered,
           prefetch: source.prefetch,
           intervalMillis: Duration.toMillis(interval),
-          leaving
+          leaving,
+          sentAt
         } satisfies Heartbeat)
       }])
     ))

@@ -7,13 +7,14 @@
  *
  * `bad_request`: not UTF-8, not JSON, too large, a missing or mistyped field, a date that is not
  * a calendar day; `invalid_range`: `from` after `to`; `unknown_region`: no such region;
- * `internal`: the query itself failed. Unknown fields are ignored.
+ * `internal`: the query itself failed; `unavailable`: the balancer has no healthy worker to send
+ * it to. Unknown fields are ignored.
  */
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 
-export type ErrorCode = "bad_request" | "unknown_region" | "invalid_range" | "internal"
+export type ErrorCode = "bad_request" | "unknown_region" | "invalid_range" | "internal" | "unavailable"
 
 export interface SalesError {
   readonly code: ErrorCode

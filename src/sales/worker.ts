@@ -26,6 +26,9 @@ import { encodeReply, errorReply, type SalesReply } from "./request.ts"
 /** When the client stops waiting, in epoch milliseconds. */
 export const deadlineHeader = "x-deadline"
 
+/** On every reply: the queue of the worker that answered, so a balancer knows whose reply it saw. */
+export const workerHeader = "x-sales-worker"
+
 const requests = Metric.counter("sales_requests", {
   description: "Sales requests a worker settled, by worker and outcome (ok, an error code, expired, no_reply_to)",
   incremental: true
@@ -53,7 +56,7 @@ const parseDeadline = (text: string | undefined): number | undefined | "malforme
   return /^\d{1,16}$/.test(text.trim()) && Number.isSafeInteger(millis) ? millis : "malformed"
 }
 
-export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string): SalesWorker => {
+export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue: string): SalesWorker => {
   const count = (outcome: string) => Metric.update(Metric.withAttributes(requests, { worker: workerId, outcome }), 1)
   const timing = Metric.withAttributes(querySeconds, { worker: workerId })
   let inFlight = 0
@@ -63,7 +66,7 @@ export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string): Sale
     Publisher.use((publisher) =>
       publisher.publish(directTopic, [{
         key: replyTo,
-        headers: correlationId === undefined ? {} : { [Headers.correlationId]: correlationId },
+        headers: correlationId === undefined ? { [workerHeader]: queue } : { [Headers.correlationId]: correlationId, [workerHeader]: queue },
         body: encodeReply(body)
       }])
     )

@@ -119,5 +119,27 @@ describe("health", () => {
     expect(b.outstanding).toBe(0)
     expect(b.snapshot().map((w) => [w.queue, w.replies, w.outstanding])).toEqual([["a", 1, 0], ["b", 0, 0]])
     expect(b.replied("r0", "b")).toBeUndefined()
+    expect(b.snapshot().map((w) => [w.queue, w.replies, w.outstanding])).toEqual([["a", 1, 0], ["b", 1, 0]])
   })
+})
+
+test("a reply is a sign of life: a worker answering with late beats stays in", () => {
+  const b = new Balancer(["a"], { missedBeats: 3 })
+  b.heartbeat("a", 0, 100)
+  b.route("r0", 0)
+  b.route("r1", 0)
+  b.replied("r0", "a", 250)
+  expect(b.expire(400).reroute).toEqual([])
+  expect(b.snapshot()[0]!.healthy).toBe(true)
+  expect(b.expire(551).reroute.map((p) => p.id)).toEqual(["r1"])
+})
+
+test("a request handed back to its own worker, back in time, is not counted as re-routed", () => {
+  const b = new Balancer(["a"])
+  b.heartbeat("a", 0, 100)
+  b.route("r0", 0)
+  const back = b.expire(1_000)
+  b.heartbeat("a", 1_001, 100)
+  expect(b.reroute(back.reroute[0]!)).toBe("a")
+  expect(b.snapshot()[0]).toMatchObject({ outstanding: 1, routed: 1, rerouted: 0 })
 })

@@ -27,7 +27,7 @@ test("one beat per interval with the current load, then a leaving one", () =>
       beats.push(parseHeartbeat(delivery.message))
       yield* delivery.ack
     }
-    expect(beats.map((b) => [b?.answered, b?.leaving])).toEqual([[0, false], [1, false], [2, false], [3, true]])
-    expect(beats[0]).toEqual({ worker: "w1", queue: "mom-worker-1", inFlight: 2, answered: 0, prefetch: 10, intervalMillis: 1000, leaving: false })
+    expect(beats.map((b) => [b?.answered, b?.leaving, b?.sentAt])).toEqual([[0, false, 0], [1, false, 1000], [2, false, 2000], [3, true, 2500]])
+    expect(beats[0]).toEqual({ worker: "w1", queue: "mom-worker-1", inFlight: 2, answered: 0, prefetch: 10, intervalMillis: 1000, leaving: false, sentAt: 0 })
     expect(parseHeartbeat({ body: new TextEncoder().encode("{\"worker\":\"x\"}") })).toBeUndefined()
   })).pipe(Effect.provide(MemoryBroker.layer), Effect.provide(TestClock.layer()))))
