@@ -28,6 +28,7 @@ const program = Effect.gen(function*() {
     return yield* runRelay(balancer, {
       requestQueue: config.requestQueue,
       replyQueue: config.replyQueue,
+      heartbeatTopic: config.heartbeatTopic,
       heartbeatQueue: `${config.balancerId}.heartbeats`,
       prefetch: config.prefetch,
       tick: config.tick,

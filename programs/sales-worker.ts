@@ -4,7 +4,7 @@
  * read-only) to its reply-to with its correlation id, and acks once the reply is confirmed.
  * Several run side by side, each with its WORKER_ID and queue; the balancer or a client sends to
  * the queue through the default exchange. Every HEARTBEAT_INTERVAL [2s] it publishes a heartbeat
- * with its load to the `sales.heartbeats` topic, and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL.
+ * with its load to HEARTBEAT_TOPIC [sales.heartbeats], and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL.
  *
  *   bun run programs/sales-worker.ts
  */
@@ -30,7 +30,7 @@ const program = Effect.gen(function*() {
     const db = yield* SqliteDatabase
     const worker = makeSalesWorker(db, config.workerId, config.queue)
     yield* Effect.forkScoped(publishHeartbeats(
-      { worker: config.workerId, queue: config.queue, prefetch: config.prefetch, load: worker.load },
+      { topic: config.heartbeatTopic, worker: config.workerId, queue: config.queue, prefetch: config.prefetch, load: worker.load },
       config.heartbeatInterval
     ))
     yield* Effect.log(`sales worker ${config.workerId} answering from ${config.dbPath} on queue ${config.queue} (prefetch ${config.prefetch})`)

@@ -1,13 +1,14 @@
 /**
  * The balancer's configuration: `WORKER_QUEUES` [mom-worker-1,mom-worker-2,mom-worker-3] as in
  * the original, `REQUEST_QUEUE` [sales_requests], `REPLY_QUEUE` [sales_balancer_replies],
- * `BALANCER_ID` [sales-balancer] (names its heartbeat queue), `PREFETCH` [200],
+ * `BALANCER_ID` [sales-balancer] (names its queue on `HEARTBEAT_TOPIC` [sales.heartbeats]), `PREFETCH` [200],
  * `MISSED_HEARTBEATS` [3], `STATS_INTERVAL` [10s] between statistics tables in the log.
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { configIssue, intInRange, positiveDuration } from "../runtime/config.ts"
+import { heartbeatTopic } from "./heartbeat.ts"
 
 const queueList = Config.String("WORKER_QUEUES").pipe(
   Config.withDefault("mom-worker-1,mom-worker-2,mom-worker-3"),
@@ -24,6 +25,7 @@ export const balancerConfig = Config.all({
   requestQueue: Config.String("REQUEST_QUEUE").pipe(Config.withDefault("sales_requests")),
   replyQueue: Config.String("REPLY_QUEUE").pipe(Config.withDefault("sales_balancer_replies")),
   balancerId: Config.String("BALANCER_ID").pipe(Config.withDefault("sales-balancer")),
+  heartbeatTopic: Config.String("HEARTBEAT_TOPIC").pipe(Config.withDefault(heartbeatTopic)),
   prefetch: intInRange("PREFETCH", 1, 10_000).pipe(Config.withDefault(200)),
   missedBeats: intInRange("MISSED_HEARTBEATS", 1, 100).pipe(Config.withDefault(3)),
   tick: positiveDuration("HEALTH_CHECK_INTERVAL").pipe(Config.withDefault(Duration.millis(500))),

@@ -12,6 +12,7 @@ import * as Schema from "effect/Schema"
 import { bodyTextStrict, type Message } from "../capabilities/Message.ts"
 import { Publisher } from "../capabilities/Publisher.ts"
 
+/** The default heartbeat topic (`HEARTBEAT_TOPIC`). */
 export const heartbeatTopic = "sales.heartbeats"
 
 export const Heartbeat = Schema.Struct({
@@ -40,6 +41,8 @@ export const parseHeartbeat = (message: Pick<Message, "body">): Heartbeat | unde
 }
 
 export interface HeartbeatSource {
+  /** Where beats go [heartbeatTopic]. */
+  readonly topic?: string
   readonly worker: string
   readonly queue: string
   readonly prefetch: number
@@ -49,7 +52,7 @@ export interface HeartbeatSource {
 const publishOne = (source: HeartbeatSource, interval: Duration.Duration, leaving: boolean) =>
   Effect.flatMap(Effect.all([source.load, Clock.currentTimeMillis]), ([load, sentAt]) =>
     Publisher.use((publisher) =>
-      publisher.publish(heartbeatTopic, [{
+      publisher.publish(source.topic ?? heartbeatTopic, [{
         key: source.worker,
         body: JSON.stringify({
           worker: source.worker,

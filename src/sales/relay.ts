@@ -23,7 +23,7 @@ import { directTopic, Subscriber, type SubscriberError } from "../capabilities/S
 import { consume } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { type Balancer, type Handback } from "./balancer.ts"
-import { heartbeatTopic, parseHeartbeat } from "./heartbeat.ts"
+import { parseHeartbeat } from "./heartbeat.ts"
 import { encodeReply, errorReply } from "./request.ts"
 import { deadlineHeader, workerHeader } from "./worker.ts"
 
@@ -32,7 +32,8 @@ export interface RelayOptions {
   readonly requestQueue: string
   /** Where workers reply to the balancer. */
   readonly replyQueue: string
-  /** The balancer's queue on the heartbeat topic. */
+  /** Where workers beat, and the balancer's queue on it. */
+  readonly heartbeatTopic: string
   readonly heartbeatQueue: string
   readonly prefetch: number
   /** How often beats are checked for silence. */
@@ -214,7 +215,7 @@ export const runRelay = (
         return Outcome.ack
       }), { concurrency: options.prefetch })
 
-    const onHeartbeat = consume({ topic: heartbeatTopic, group: options.heartbeatQueue, prefetch: 50 }, (received) =>
+    const onHeartbeat = consume({ topic: options.heartbeatTopic, group: options.heartbeatQueue, prefetch: 50 }, (received) =>
       Effect.gen(function*() {
         const beat = parseHeartbeat(received.message)
         if (beat === undefined) return Outcome.ack

@@ -81,19 +81,22 @@ describe.if(rabbitUp)("sales-balancer with three workers", () => {
     const requestQueue = freshName("sales_requests")
     const replyQueue = freshName("sales_replies")
     const balancerId = freshName("balancer")
+    const heartbeatTopic = freshName("sales_heartbeats")
     cleanup.push(
       ...queues.map((group) => ({ topic: "", group })),
       { topic: "", group: requestQueue },
       { topic: "", group: replyQueue },
-      { topic: "sales.heartbeats", group: `${balancerId}.heartbeats` }
+      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
     )
     const workers = queues.map((queue) =>
-      startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "500ms" })
+      startProgram("sales-worker.ts", {
+        QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "500ms", HEARTBEAT_TOPIC: heartbeatTopic
+      })
     )
     running.push(...workers)
     const balancer = startProgram("sales-balancer.ts", {
       RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEALTH_CHECK_INTERVAL: "100ms", MISSED_HEARTBEATS: "4", STATS_INTERVAL: "1s"
+      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic, HEALTH_CHECK_INTERVAL: "100ms", MISSED_HEARTBEATS: "4", STATS_INTERVAL: "1s"
     })
     running.push(balancer)
     const ops = await opsUrl(balancer)

@@ -15,7 +15,7 @@ import { answer } from "../../src/sales/answer.ts"
 import type { SalesReply } from "../../src/sales/request.ts"
 import { categories, regions } from "../../src/sales/seed.ts"
 import { deadlineHeader } from "../../src/sales/worker.ts"
-import { type Heartbeat, heartbeatTopic, parseHeartbeat } from "../../src/sales/heartbeat.ts"
+import { type Heartbeat, parseHeartbeat } from "../../src/sales/heartbeat.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
@@ -103,7 +103,7 @@ const randomRequest = (i: number) => {
 }
 
 /** The heartbeats of one worker, from a queue bound to the heartbeat topic with its id. */
-const watchHeartbeats = async (workerId: string) => {
+const watchHeartbeats = async (heartbeatTopic: string, workerId: string) => {
   const connection = await amqp.connect(url)
   const channel = await connection.createChannel()
   await channel.assertExchange(heartbeatTopic, "topic", { durable: true })
@@ -126,7 +126,14 @@ const watchHeartbeats = async (workerId: string) => {
 }
 
 const cleanup: Array<{ topic: string; group: string }> = []
-afterAll(() => deleteRabbitmqTopology(url, cleanup))
+const exchanges: Array<string> = []
+afterAll(async () => {
+  await deleteRabbitmqTopology(url, cleanup)
+  const connection = await amqp.connect(url)
+  const channel = await connection.createChannel()
+  for (const exchange of exchanges) await channel.deleteExchange(exchange)
+  await connection.close()
+})
 
 describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
   test("answers a Go-style client correctly under concurrency, gives bad requests their codes, drops expired ones, exits 0 on SIGTERM", async () => {
@@ -136,9 +143,11 @@ describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
     cleanup.push({ topic: "", group: queue })
     const client = await goLikeClient(queue)
     const workerId = freshName("w")
-    const beats = await watchHeartbeats(workerId)
+    const heartbeatTopic = freshName("sales_heartbeats")
+    exchanges.push(heartbeatTopic)
+    const beats = await watchHeartbeats(heartbeatTopic, workerId)
     const worker = startProgram("sales-worker.ts", {
-      QUEUE_NAME: queue, WORKER_ID: workerId, DB_PATH: path, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "200ms"
+      QUEUE_NAME: queue, WORKER_ID: workerId, DB_PATH: path, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "200ms", HEARTBEAT_TOPIC: heartbeatTopic
     })
     try {
       const ops = await opsUrl(worker)
