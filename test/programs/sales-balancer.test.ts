@@ -72,8 +72,8 @@ const metricsOf = async (base: string) => parsePrometheus(await (await fetch(`${
 const byWorker = (page: ReturnType<typeof parsePrometheus>, name: string) =>
   Object.fromEntries(findSamples(page, name).map((s) => [s.labels.worker!, s.value]))
 
-describe.if(rabbitUp)("sales-balancer with three workers", () => {
-  test("every reply matches its request; load is spread; a worker killed under load has its requests answered by the others", async () => {
+describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
+  test("three workers: every reply matches its request; load is spread; a worker killed under load has its requests answered by the others", async () => {
     const db = join(dir, "sales.db")
     const seeded = startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "21"])
     expect(await seeded.exited).toBe(0)
@@ -155,6 +155,58 @@ describe.if(rabbitUp)("sales-balancer with three workers", () => {
       expect(await balancer.exited).toBe(0)
       expect(await workers[0]!.exited).toBe(0)
       expect(await workers[2]!.exited).toBe(0)
+    } finally {
+      await c.close()
+    }
+  }, 120_000)
+
+  test("the balancer killed under load and started again: no request is lost, replies in flight are relayed by the new one", async () => {
+    const db = join(dir, "restart.db")
+    expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "22"]).exited).toBe(0)
+    const queues = [1, 2].map((i) => freshName(`mom_worker_${i}`))
+    const requestQueue = freshName("sales_requests")
+    const replyQueue = freshName("sales_replies")
+    const balancerId = freshName("balancer")
+    const heartbeatTopic = freshName("sales_heartbeats")
+    cleanup.push(
+      ...queues.map((group) => ({ topic: "", group })),
+      { topic: "", group: requestQueue },
+      { topic: "", group: replyQueue },
+      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
+    )
+    const workers = queues.map((queue) =>
+      startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: heartbeatTopic })
+    )
+    running.push(...workers)
+    const balancerEnv = {
+      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
+      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
+    }
+    const first = startProgram("sales-balancer.ts", balancerEnv)
+    running.push(first)
+    await opsUrl(first)
+    await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
+    const c = await client(requestQueue)
+    try {
+      const sent: Array<Promise<SalesReply | "timeout">> = []
+      const start = Date.now()
+      let second: RunningProgram | undefined
+      for (let i = 0; Date.now() - start < 3_000; i++) {
+        sent.push(c.send(request(i), 30_000))
+        if (second === undefined && Date.now() - start > 1_000) {
+          first.kill("SIGKILL")
+          await first.exited
+          second = startProgram("sales-balancer.ts", balancerEnv)
+          running.push(second)
+        }
+        await Bun.sleep(6)
+      }
+      const outcomes = await Promise.all(sent)
+      expect(outcomes.filter((o) => o === "timeout")).toEqual([])
+      expect(outcomes.every((o) => o !== "timeout" && o.ok)).toBe(true)
+      expect(second!.stderr()).toContain("sales balancer:")
+      second!.kill("SIGTERM")
+      expect(await second!.exited).toBe(0)
     } finally {
       await c.close()
     }
