@@ -32,7 +32,8 @@ const program = Effect.gen(function*() {
       heartbeatQueue: `${config.balancerId}.heartbeats`,
       prefetch: config.prefetch,
       tick: config.tick,
-      statsEvery: config.statsEvery
+      statsEvery: config.statsEvery,
+      consumerCheck: config.consumerCheck
     })
   })
   yield* asWorker(run).pipe(Effect.provide(Broker.layer(broker).pipe(Layer.provideMerge(baseLayer(base)))))

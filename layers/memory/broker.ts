@@ -192,6 +192,7 @@ const make = Effect.sync(() => {
 
   const subscriber = Subscriber.of({
     healthy: Effect.succeed(true),
+    consumers: (name) => Effect.sync(() => groups.get(name)?.consumers.filter((c) => !c.stopped).length),
     declare: (subscription) => Effect.sync(() => declareSync(subscription)),
     subscribe: (subscription) =>
       Effect.gen(function*() {

@@ -271,7 +271,22 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
       return consumer
     })
 
-  return { declare, subscribe, healthy: connection.healthy }
+  // A passive declare: it fails with 404 and closes its channel when the queue does not exist.
+  const consumers = (group: string) =>
+    withChannel("inspect", group, async (live) => {
+      const channel = await live.model.createChannel()
+      channel.on("error", () => {})
+      try {
+        return (await channel.checkQueue(group)).consumerCount
+      } catch (cause) {
+        if ((cause as { code?: unknown }).code === 404) return undefined
+        throw cause
+      } finally {
+        await channel.close().catch(() => {})
+      }
+    })
+
+  return { declare, subscribe, healthy: connection.healthy, consumers }
 }
 
 // amqplib's ack and nack read only the delivery tag of the message they are given; holding the

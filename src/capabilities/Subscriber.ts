@@ -64,6 +64,11 @@ export interface SubscriberShape {
   readonly declare: (subscription: Subscription) => Effect.Effect<void, SubscriberError>
   /** Whether the broker is reachable now, without waiting; `/readyz` reports it. */
   readonly healthy: Effect.Effect<boolean>
+  /**
+   * How many consumers read `group` now, undefined when no such group exists (backends that can
+   * tell: memory and RabbitMQ). A balancer takes a worker whose queue lost its consumer out.
+   */
+  readonly consumers?: (group: string) => Effect.Effect<number | undefined, SubscriberError>
 }
 
 export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("queueworks/Subscriber") {}

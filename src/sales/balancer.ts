@@ -161,6 +161,18 @@ export class Balancer {
   }
 
   /**
+   * What the broker says of a worker's queue: no consumer (or no queue) takes the worker out; a
+   * consumer brings back a worker that never beat (for one that beats, its next beat does).
+   */
+  observeConsumers(queue: string, consumers: number | undefined, now: number): Handback {
+    const worker = this.workers.find((w) => w.queue === queue)
+    if (worker === undefined) return noHandback
+    if (consumers === undefined || consumers === 0) return worker.healthy ? this.takeOut(worker, now) : noHandback
+    if (!worker.healthy && worker.lastHeartbeat === undefined) worker.healthy = true
+    return noHandback
+  }
+
+  /**
    * Sends a handed-back request to a healthy worker; undefined when none is healthy (the caller
    * answers or drops it). Its own worker, back by then, may be chosen: the request is still in
    * that worker's queue, so the caller need not send it again.

@@ -2,7 +2,9 @@
  * The balancer's configuration: `WORKER_QUEUES` [mom-worker-1,mom-worker-2,mom-worker-3] as in
  * the original, `REQUEST_QUEUE` [sales_requests], `REPLY_QUEUE` [sales_balancer_replies],
  * `BALANCER_ID` [sales-balancer] (names its queue on `HEARTBEAT_TOPIC` [sales.heartbeats]), `PREFETCH` [200],
- * `MISSED_HEARTBEATS` [3], `STATS_INTERVAL` [10s] between statistics tables in the log.
+ * `MISSED_HEARTBEATS` [3], `HEALTH_CHECK_INTERVAL` [500ms] between checks for silent workers,
+ * `CONSUMER_CHECK_INTERVAL` [5s] between counts of each worker queue's consumers (the original's
+ * 5 s queue inspection), `STATS_INTERVAL` [10s] between statistics tables in the log.
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -29,5 +31,6 @@ export const balancerConfig = Config.all({
   prefetch: intInRange("PREFETCH", 1, 10_000).pipe(Config.withDefault(200)),
   missedBeats: intInRange("MISSED_HEARTBEATS", 1, 100).pipe(Config.withDefault(3)),
   tick: positiveDuration("HEALTH_CHECK_INTERVAL").pipe(Config.withDefault(Duration.millis(500))),
-  statsEvery: positiveDuration("STATS_INTERVAL").pipe(Config.withDefault(Duration.seconds(10)))
+  statsEvery: positiveDuration("STATS_INTERVAL").pipe(Config.withDefault(Duration.seconds(10))),
+  consumerCheck: positiveDuration("CONSUMER_CHECK_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
 })

@@ -11,6 +11,8 @@
  * - Every reply seen is relayed, a second one to a re-routed request too: clients match replies
  *   by correlation id and drop what they no longer wait for (the original client does).
  * - No healthy worker: the client gets an `unavailable` error reply at once.
+ * - Health: heartbeats (see `./balancer.ts`) and, where the broker can count them, the consumers
+ *   of each worker queue every `consumerCheck`: a queue nobody reads takes its worker out.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -40,6 +42,8 @@ export interface RelayOptions {
   readonly tick: Duration.Input
   /** How often the statistics table is logged. */
   readonly statsEvery: Duration.Input
+  /** How often each worker queue's consumers are counted (when the broker can tell). */
+  readonly consumerCheck: Duration.Input
 }
 
 const routed = Metric.counter("sales_balancer_routed", { description: "Requests forwarded, by worker", incremental: true })
@@ -238,6 +242,27 @@ export const runRelay = (
       yield* handBack(back)
     }).pipe(Effect.repeat(Schedule.spaced(options.tick)))
 
+    // The original balancer's health check, sharpened: a queue nobody reads is as dead as a
+    // silent worker. The first check waits one interval, so workers starting with the balancer
+    // are not taken out before they subscribe.
+    const subscriber = yield* Subscriber
+    const countConsumers = subscriber.consumers
+    const consumerCheck = countConsumers === undefined ? Effect.void : Effect.gen(function*() {
+      for (const worker of balancer.snapshot()) {
+        const counted = yield* Effect.result(countConsumers(worker.queue))
+        if (counted._tag === "Failure") {
+          yield* Effect.logWarning(`cannot count the consumers of ${worker.queue}: ${counted.failure.message}`)
+          continue
+        }
+        const now = yield* Clock.currentTimeMillis
+        const back = balancer.observeConsumers(worker.queue, counted.success, now)
+        const after = balancer.snapshot().find((w) => w.queue === worker.queue)!
+        if (worker.healthy && !after.healthy) yield* Effect.logWarning(`worker queue ${worker.queue} has no consumer: taken out`)
+        if (!worker.healthy && after.healthy) yield* Effect.logInfo(`worker queue ${worker.queue} has a consumer again`)
+        yield* handBack(back)
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(options.consumerCheck)), Effect.delay(options.consumerCheck))
+
     const stats = Effect.suspend(() => {
       const rows = balancer.snapshot().map((w) =>
         `${w.queue}: ${w.healthy ? "healthy" : "OUT"}, pending=${w.outstanding}, total=${w.routed + w.rerouted}, rerouted=${w.rerouted}, replies=${w.replies}`
@@ -249,6 +274,6 @@ export const runRelay = (
     // workers answer to, exist before the first request is forwarded.
     const queues = [...balancer.snapshot().map((w) => w.queue), options.replyQueue]
     for (const queue of queues) yield* Subscriber.use((s) => s.declare({ topic: directTopic, group: queue }))
-    yield* Effect.all([onRequest, onReply, onHeartbeat, expiry, stats], { concurrency: "unbounded", discard: true })
+    yield* Effect.all([onRequest, onReply, onHeartbeat, expiry, consumerCheck, stats], { concurrency: "unbounded", discard: true })
     return yield* Effect.never
   })

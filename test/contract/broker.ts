@@ -31,6 +31,8 @@ export interface BrokerFeatures {
   readonly retryKeepsKeyOrder: boolean
   /** The direct topic routes to the group its key names (request/reply), see `directTopic`. */
   readonly directQueues: boolean
+  /** `consumers` counts a group's consumers. */
+  readonly countsConsumers: boolean
 }
 
 type Broker = Publisher | Subscriber
@@ -404,6 +406,22 @@ export const brokerContract = (
         )
         expect(answered.every((d) => d.message.headers[Headers.replyTo] === undefined)).toBe(true)
         for (const delivery of answered) yield* delivery.ack
+      })), timeout)
+
+    test.if(features.countsConsumers)("consumers counts a group's consumers while they read; undefined for no group", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        const count = (group: string) => Subscriber.use((s) => s.consumers!(group))
+        expect(yield* count(`${sub.group}-never-declared`)).toBeUndefined()
+        yield* declare(sub)
+        expect(yield* count(sub.group)).toBe(0)
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* subscribe(sub)
+          yield* subscribe(sub)
+          expect(yield* count(sub.group)).toBe(2)
+        }))
+        // Their scope closed: gone.
+        expect(yield* count(sub.group)).toBe(0)
       })), timeout)
 
     test.if(features.directQueues)("a retried request keeps its reply-to and correlation-id", () =>

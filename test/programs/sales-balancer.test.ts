@@ -211,4 +211,53 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
       await c.close()
     }
   }, 120_000)
+
+  test("workers that send no heartbeats (like the original's) are judged by their queue's consumers", async () => {
+    const db = join(dir, "consumers.db")
+    expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "23", "--sales", "2000"]).exited).toBe(0)
+    const queues = [1, 2].map((i) => freshName(`mom_worker_${i}`))
+    const requestQueue = freshName("sales_requests")
+    const replyQueue = freshName("sales_replies")
+    const balancerId = freshName("balancer")
+    // The workers beat where this balancer does not listen: to it they are silent.
+    const elsewhere = freshName("sales_heartbeats_elsewhere")
+    const heartbeatTopic = freshName("sales_heartbeats")
+    cleanup.push(
+      ...queues.map((group) => ({ topic: "", group })),
+      { topic: "", group: requestQueue },
+      { topic: "", group: replyQueue },
+      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
+    )
+    const workerEnv = (queue: string) => ({ QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: elsewhere })
+    const workers = queues.map((queue) => startProgram("sales-worker.ts", workerEnv(queue)))
+    running.push(...workers)
+    const balancer = startProgram("sales-balancer.ts", {
+      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
+      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic, CONSUMER_CHECK_INTERVAL: "200ms"
+    })
+    running.push(balancer)
+    const ops = await opsUrl(balancer)
+    await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
+    const c = await client(requestQueue)
+    try {
+      workers[0]!.kill("SIGKILL")
+      await workers[0]!.exited
+      await balancer.waitFor(new RegExp(`worker queue ${queues[0]} has no consumer: taken out`))
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => c.send(request(i), 20_000)))
+      expect(replies.every((r) => r !== "timeout" && r.ok)).toBe(true)
+      const page = await metricsOf(ops)
+      expect(byWorker(page, "sales_balancer_routed_total")[queues[0]!] ?? 0).toBe(0)
+      expect(byWorker(page, "sales_balancer_routed_total")[queues[1]!]).toBe(20)
+      expect(byWorker(page, "sales_balancer_worker_healthy")).toEqual({ [queues[0]!]: 0, [queues[1]!]: 1 })
+
+      const restarted = startProgram("sales-worker.ts", workerEnv(queues[0]!))
+      running.push(restarted)
+      await balancer.waitFor(new RegExp(`worker queue ${queues[0]} has a consumer again`))
+      const more = await Promise.all(Array.from({ length: 20 }, (_, i) => c.send(request(i), 20_000)))
+      expect(more.every((r) => r !== "timeout" && r.ok)).toBe(true)
+      expect(byWorker(await metricsOf(ops), "sales_balancer_routed_total")[queues[0]!]).toBeGreaterThan(0)
+    } finally {
+      await c.close()
+    }
+  }, 120_000)
 })

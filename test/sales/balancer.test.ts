@@ -143,3 +143,20 @@ test("a request handed back to its own worker, back in time, is not counted as r
   expect(b.reroute(back.reroute[0]!)).toBe("a")
   expect(b.snapshot()[0]).toMatchObject({ outstanding: 1, routed: 1, rerouted: 0 })
 })
+
+test("a queue without consumers takes its worker out; a consumer brings back one that never beat", () => {
+  const b = new Balancer(["go-worker", "beating"])
+  b.heartbeat("beating", 0, 1_000)
+  b.route("r0", 0)
+  expect(b.observeConsumers("go-worker", 1, 0)).toEqual({ reroute: [], expired: [] })
+  const back = b.observeConsumers("go-worker", 0, 10)
+  expect(back.reroute.map((p) => p.id)).toEqual(["r0"])
+  expect(b.observeConsumers("beating", undefined, 10).reroute).toEqual([])
+  expect(b.snapshot().map((w) => w.healthy)).toEqual([false, false])
+  b.observeConsumers("go-worker", 1, 20)
+  b.observeConsumers("beating", 1, 20)
+  // The one that beats comes back by its beat, not by a consumer count (it may hang while subscribed).
+  expect(b.snapshot().map((w) => w.healthy)).toEqual([true, false])
+  b.heartbeat("beating", 30, 1_000)
+  expect(b.snapshot().map((w) => w.healthy)).toEqual([true, true])
+})

@@ -51,7 +51,7 @@ describe("relay on the memory broker", () => {
       const replies = yield* Subscriber.use((s) => s.subscribe({ topic: directTopic, group: "client", prefetch: 1_000 }))
       yield* Effect.forkScoped(runRelay(balancer, {
         requestQueue: "sales_requests", replyQueue: "balancer-replies", heartbeatTopic, heartbeatQueue: "balancer.heartbeats",
-        prefetch: 100, tick: "50 millis", statsEvery: "1 hour"
+        prefetch: 100, tick: "50 millis", statsEvery: "1 hour", consumerCheck: "1 hour"
       }))
       // w1 answers; w2 takes requests and never answers until it "leaves".
       yield* Effect.forkScoped(consume({ topic: directTopic, group: "w1" }, makeSalesWorker(db, "w1", "w1").handler))
