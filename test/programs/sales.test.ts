@@ -30,6 +30,66 @@ const seed = async (path: string, args: ReadonlyArray<string> = []) => {
   return { code: await run.exited, stdout: run.stdout(), stderr: run.stderr() }
 }
 
+const root = join(import.meta.dir, "..", "..")
+const deno = join(root, ".services", "deno", "node_modules", ".bin", "deno")
+const denoInstalled = await requireServer("Deno (install it with scripts/deno.sh)", async () => {
+  if (!existsSync(deno)) throw new Error(`${deno} does not exist`)
+})
+
+/** Every row of the three tables, in order. */
+const dump = (path: string) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const db = yield* (yield* Sqlite.loadDriver).open({ path, readOnly: true })
+    return yield* Effect.all(["regions", "products", "sales"].map((table) => db.query(`SELECT * FROM ${table} ORDER BY id`)))
+  })))
+
+describe.if(denoInstalled)("sales-seed under Deno", () => {
+  test("node:sqlite writes the same database as bun:sqlite for the same seed", async () => {
+    const underBun = join(dir, "bun.db")
+    const underDeno = join(dir, "deno.db")
+    expect((await seed(underBun, ["--seed", "9", "--sales", "3000"])).code).toBe(0)
+    const proc = Bun.spawn([deno, "run", "-A", "--node-modules-dir=manual", join(root, "programs", "sales-seed.ts"), "--seed", "9", "--sales", "3000"], {
+      cwd: root, env: { ...process.env, DB_PATH: underDeno, LOG_FORMAT: "json" }, stdout: "pipe", stderr: "pipe"
+    })
+    const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
+    expect(code).toBe(0)
+    expect(stdout).toContain("(WAL, node:sqlite)")
+    expect(await dump(underDeno)).toEqual(await dump(underBun))
+  }, 60_000)
+})
+
+describe.if(denoInstalled && rabbitUp)("sales-worker under Deno", () => {
+  test("answers a Go-style client from the file through node:sqlite, and exits 0 on SIGTERM", async () => {
+    const path = join(dir, "deno-worker.db")
+    expect((await seed(path, ["--seed", "4", "--sales", "2000"])).code).toBe(0)
+    const queue = freshName("mom_worker_deno")
+    const heartbeatTopic = freshName("sales_heartbeats")
+    cleanup.push({ topic: "", group: queue })
+    exchanges.push(heartbeatTopic)
+    const client = await goLikeClient(queue)
+    const proc = Bun.spawn([deno, "run", "-A", "--node-modules-dir=manual", join(root, "programs", "sales-worker.ts")], {
+      cwd: root,
+      env: { ...process.env, QUEUE_NAME: queue, DB_PATH: path, RABBITMQ_URL: url, METRICS_PORT: "0", LOG_FORMAT: "json", HEARTBEAT_TOPIC: heartbeatTopic },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    try {
+      const requests = Array.from({ length: 20 }, (_, i) => randomRequest(i))
+      const replies = await Promise.all(requests.map((r) => client.send(JSON.stringify(r))))
+      const expected = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const db = yield* (yield* Sqlite.loadDriver).open({ path, readOnly: true })
+        return yield* Effect.forEach(requests, (r) => answer(db, new TextEncoder().encode(JSON.stringify(r))))
+      })))
+      expect(replies).toEqual(expected)
+      proc.kill("SIGTERM")
+      expect(await proc.exited).toBe(0)
+    } finally {
+      proc.kill("SIGKILL")
+      await client.close()
+    }
+  }, 60_000)
+})
+
 describe("sales-seed", () => {
   test("writes the database, refuses to overwrite it, replaces it with --force", async () => {
     const path = join(dir, "seeded.db")
