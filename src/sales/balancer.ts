@@ -125,6 +125,17 @@ export class Balancer {
     return request
   }
 
+  /** Forgets a request whose forward failed: no longer outstanding, and no reply counted. */
+  cancel(id: string): void {
+    const request = this.pending.get(id)
+    if (request === undefined) return
+    this.pending.delete(id)
+    const worker = this.workers.find((w) => w.queue === request.worker)
+    if (worker === undefined) return
+    worker.outstanding.delete(id)
+    if (request.reroutes === 0) worker.routed--
+  }
+
   /** A heartbeat: an unknown worker joins; a known one is healthy again; `leaving` takes it out. */
   heartbeat(queue: string, now: number, intervalMillis: number, leaving = false): Handback {
     const worker = this.add(queue)

@@ -183,7 +183,13 @@ export const runRelay = (
           return Outcome.ack
         }
         const now = yield* Clock.currentTimeMillis
-        const worker = balancer.route(id, now, deadlineOf(message))
+        const deadline = deadlineOf(message)
+        // Its client stopped waiting while it sat in the queue: no worker's time is spent on it.
+        if (deadline !== undefined && deadline <= now) {
+          yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+          return Outcome.ack
+        }
+        const worker = balancer.route(id, now, deadline)
         if (worker === undefined) {
           yield* unavailable(client)
           return Outcome.ack
@@ -193,7 +199,7 @@ export const runRelay = (
         yield* forward(id, worker, entry).pipe(Effect.tapError(() =>
           Effect.sync(() => {
             held.delete(id)
-            balancer.replied(id)
+            balancer.cancel(id)
           })
         ))
         yield* Metric.update(Metric.withAttributes(routed, { worker }), 1)

@@ -160,3 +160,11 @@ test("a queue without consumers takes its worker out; a consumer brings back one
   b.heartbeat("beating", 30, 1_000)
   expect(b.snapshot().map((w) => w.healthy)).toEqual([true, true])
 })
+
+test("cancel forgets a request whose forward failed, counting nothing", () => {
+  const b = new Balancer(["a"])
+  b.route("r0", 0)
+  b.cancel("r0")
+  expect(b.snapshot()[0]).toMatchObject({ outstanding: 0, routed: 0, replies: 0 })
+  expect(b.replied("r0")).toBeUndefined()
+})

@@ -19,7 +19,7 @@ import { Balancer } from "../../src/sales/balancer.ts"
 import { heartbeatTopic } from "../../src/sales/heartbeat.ts"
 import { maxCorrelationBytes, packCorrelation, runRelay, unpackCorrelation } from "../../src/sales/relay.ts"
 import { defaultSeedOptions, regions, seedSales } from "../../src/sales/seed.ts"
-import { makeSalesWorker } from "../../src/sales/worker.ts"
+import { deadlineHeader, makeSalesWorker } from "../../src/sales/worker.ts"
 import { takeN } from "../support/broker.ts"
 
 describe("correlation packing", () => {
@@ -89,5 +89,17 @@ describe("relay on the memory broker", () => {
       expect(balancer.snapshot().map((w) => [w.queue, w.healthy, w.outstanding, w.rerouted])).toEqual([["w1", true, 0, 5], ["w2", false, 0, 0]])
       expect(balancer.outstanding).toBe(0)
       for (const d of [...all, ...held]) yield* d.ack
+
+      // Past its deadline on arrival: dropped by the balancer, never forwarded.
+      yield* Publisher.use((p) =>
+        p.publish(directTopic, [{
+          key: "sales_requests",
+          headers: { [Headers.replyTo]: "client", [Headers.correlationId]: "late", [deadlineHeader]: String(Date.now() - 1) },
+          body: request(0)
+        }, { key: "sales_requests", headers: { [Headers.replyTo]: "client", [Headers.correlationId]: "on-time" }, body: request(0) }])
+      )
+      const [next] = yield* takeN(replies, 1)
+      expect(next!.message.headers[Headers.correlationId]).toBe("on-time")
+      expect(balancer.snapshot().reduce((n, w) => n + w.routed, 0)).toBe(11)
     })).pipe(Effect.provide(MemoryBroker.layer))), 30_000)
 })
