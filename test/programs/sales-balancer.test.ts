@@ -260,4 +260,65 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
       await c.close()
     }
   }, 120_000)
+
+  test("least outstanding: a slow worker receives proportionally fewer requests", async () => {
+    const db = join(dir, "slow.db")
+    expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "24", "--sales", "2000"]).exited).toBe(0)
+    const fast = [1, 2].map((i) => freshName(`mom_worker_fast_${i}`))
+    const slow = freshName("mom_worker_slow")
+    const requestQueue = freshName("sales_requests")
+    const replyQueue = freshName("sales_replies")
+    const balancerId = freshName("balancer")
+    const heartbeatTopic = freshName("sales_heartbeats")
+    cleanup.push(
+      ...[...fast, slow].map((group) => ({ topic: "", group })),
+      { topic: "", group: requestQueue },
+      { topic: "", group: replyQueue },
+      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
+    )
+    const workers = fast.map((queue) =>
+      startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: heartbeatTopic })
+    )
+    running.push(...workers)
+    // The slow one, written like the original Go worker: one request at a time, 200 ms each, replies
+    // to ReplyTo with the CorrelationId.
+    const connection = await amqp.connect(url)
+    const channel = await connection.createChannel()
+    await channel.assertQueue(slow, { durable: true })
+    await channel.prefetch(10)
+    let line = Promise.resolve()
+    await channel.consume(slow, (msg) => {
+      if (msg === null) return
+      line = line.then(() => Bun.sleep(200)).then(() => {
+        channel.sendToQueue(String(msg.properties.replyTo), Buffer.from(JSON.stringify({ ok: false, error: { code: "internal", message: "slow" } })), {
+          correlationId: msg.properties.correlationId
+        })
+        channel.ack(msg)
+      })
+    })
+    const balancer = startProgram("sales-balancer.ts", {
+      RABBITMQ_URL: url, WORKER_QUEUES: [...fast, slow].join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
+      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
+    })
+    running.push(balancer)
+    const ops = await opsUrl(balancer)
+    await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
+    const c = await client(requestQueue)
+    try {
+      const sent: Array<Promise<SalesReply | "timeout">> = []
+      for (let i = 0; i < 400; i++) {
+        sent.push(c.send(request(i), 20_000))
+        await Bun.sleep(4)
+      }
+      const outcomes = await Promise.all(sent)
+      expect(outcomes.filter((o) => o === "timeout")).toEqual([])
+      const routed = byWorker(await metricsOf(ops), "sales_balancer_routed_total")
+      expect(Object.values(routed).reduce((a, b) => a + b, 0)).toBe(400)
+      // Round-robin would give each a third (133); least outstanding gives the slow one far less.
+      expect(routed[slow]!).toBeLessThan(Math.min(routed[fast[0]!]!, routed[fast[1]!]!) / 2)
+    } finally {
+      await c.close()
+      await connection.close()
+    }
+  }, 120_000)
 })
