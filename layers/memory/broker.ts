@@ -19,6 +19,7 @@ import {
   type Delivery,
   deadLetterTopic,
   defaultPrefetch,
+  directTopic,
   matchesPattern,
   Subscriber,
   type Subscription
@@ -81,13 +82,17 @@ const make = Effect.sync(() => {
 
   const declareSync = (subscription: Subscription) => {
     groupOf(subscription.group)
-    bind(subscription.topic, subscription.group, subscription.filter ?? "#")
+    if (subscription.topic !== directTopic) bind(subscription.topic, subscription.group, subscription.filter ?? "#")
     const dlq = deadLetterTopic(subscription.group)
     groupOf(dlq)
     bind(dlq, dlq, "#")
   }
 
   const route = (topic: string, message: Message) => {
+    if (topic === directTopic) {
+      groups.get(message.key)?.ready.push({ message, topic, attempt: 1 })
+      return
+    }
     const byGroup = bindings.get(topic)
     if (byGroup === undefined) return
     for (const [name, filters] of byGroup) {
@@ -180,12 +185,14 @@ const make = Effect.sync(() => {
   const publisher = Publisher.make("memory", (topic, messages) =>
     Effect.sync(() => {
       for (const message of messages) route(topic, message)
+      if (topic === directTopic) for (const message of messages) if (groups.has(message.key)) dispatch(message.key)
       const byGroup = bindings.get(topic)
       if (byGroup !== undefined) for (const name of byGroup.keys()) dispatch(name)
     }))
 
   const subscriber = Subscriber.of({
     healthy: Effect.succeed(true),
+    consumers: (name) => Effect.sync(() => groups.get(name)?.consumers.filter((c) => !c.stopped).length),
     declare: (subscription) => Effect.sync(() => declareSync(subscription)),
     subscribe: (subscription) =>
       Effect.gen(function*() {

@@ -7,6 +7,10 @@
  * here: handlers see the message as it was first published. Those headers and the attempt are
  * read only from messages that came through the default exchange, as retries do: a producer
  * publishing to a topic exchange cannot set its message's attempt or origin.
+ *
+ * The `reply-to` and `correlation-id` headers travel as the AMQP properties of those names, both
+ * ways: a client that sets `ReplyTo` and `CorrelationId` (the usual AMQP RPC) is understood, and
+ * a reply published here reaches it with its `CorrelationId` set.
  */
 import type * as amqp from "amqplib"
 import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
@@ -16,7 +20,7 @@ export const OriginalTopic = "x-original-exchange"
 export const OriginalKey = "x-original-routing-key"
 
 /** Headers the layer reads itself and does not hand to handlers. */
-const internal = new Set<string>([OriginalTopic, OriginalKey, Headers.attempt])
+const internal = new Set<string>([OriginalTopic, OriginalKey, Headers.attempt, Headers.replyTo, Headers.correlationId])
 
 export interface Outgoing {
   readonly exchange: string
@@ -25,11 +29,23 @@ export interface Outgoing {
   readonly options: amqp.Options.Publish
 }
 
+/** Publish options for a message's headers: the request/reply ones as properties, the rest as headers. */
+export const publishOptions = (messageId: string, headers: Readonly<Record<string, string>>): amqp.Options.Publish => {
+  const { [Headers.replyTo]: replyTo, [Headers.correlationId]: correlationId, ...rest } = headers
+  return {
+    persistent: true,
+    messageId,
+    headers: rest,
+    ...(replyTo === undefined ? {} : { replyTo }),
+    ...(correlationId === undefined ? {} : { correlationId })
+  }
+}
+
 export const toAmqp = (exchange: string, message: Message): Outgoing => ({
   exchange,
   routingKey: message.key,
   content: asBuffer(message.body),
-  options: { persistent: true, messageId: message.id, headers: message.headers }
+  options: publishOptions(message.id, message.headers)
 })
 
 export interface Incoming {
@@ -41,6 +57,9 @@ export interface Incoming {
 export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
   const raw: Record<string, unknown> = msg.properties.headers ?? {}
   const headers = receivedHeaders(raw, internal, headerText)
+  const { replyTo, correlationId } = msg.properties
+  if (typeof replyTo === "string" && replyTo !== "") headers[Headers.replyTo] = replyTo
+  if (typeof correlationId === "string" && correlationId !== "") headers[Headers.correlationId] = correlationId
   const retried = msg.fields.exchange === ""
   // Own properties only: amqplib decodes a table header named `__proto__` into the prototype of
   // the headers object, and what it inherits from there must not pass for our headers.

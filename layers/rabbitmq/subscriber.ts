@@ -40,7 +40,7 @@ import {
 } from "../../src/capabilities/Subscriber.ts"
 import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
 import { AckBatcher } from "./ackBatcher.ts"
-import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, toAmqp } from "./codec.ts"
+import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, publishOptions, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
 import { declareSubscription } from "./topology.ts"
@@ -271,7 +271,22 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
       return consumer
     })
 
-  return { declare, subscribe, healthy: connection.healthy }
+  // A passive declare: it fails with 404 and closes its channel when the queue does not exist.
+  const consumers = (group: string) =>
+    withChannel("inspect", group, async (live) => {
+      const channel = await live.model.createChannel()
+      channel.on("error", () => {})
+      try {
+        return (await channel.checkQueue(group)).consumerCount
+      } catch (cause) {
+        if ((cause as { code?: unknown }).code === 404) return undefined
+        throw cause
+      } finally {
+        await channel.close().catch(() => {})
+      }
+    })
+
+  return { declare, subscribe, healthy: connection.healthy, consumers }
 }
 
 // amqplib's ack and nack read only the delivery tag of the message they are given; holding the
@@ -314,16 +329,12 @@ class RabbitDelivery implements Delivery {
       exchange: "",
       routingKey: this.group,
       content: this.content,
-      options: {
-        persistent: true,
-        messageId: this.message.id,
-        headers: {
-          ...this.message.headers,
-          [OriginalTopic]: this.topic,
-          [OriginalKey]: this.message.key,
-          [Headers.attempt]: String(this.attempt + 1)
-        }
-      }
+      options: publishOptions(this.message.id, {
+        ...this.message.headers,
+        [OriginalTopic]: this.topic,
+        [OriginalKey]: this.message.key,
+        [Headers.attempt]: String(this.attempt + 1)
+      })
     })
   }
 

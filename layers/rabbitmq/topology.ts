@@ -5,19 +5,20 @@
  * somewhere to go even before anyone reads the dead letters.
  *
  * Queues are declared with no x-arguments on purpose: a queue may already exist, declared by
- * another program without arguments, and a declaration whose arguments differ fails with
+ * another program without arguments (the original sales client and worker declare theirs so), and a declaration whose arguments differ fails with
  * PRECONDITION_FAILED and closes the channel.
  */
 import type * as amqp from "amqplib"
-import { deadLetterTopic, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterTopic, directTopic, type Subscription } from "../../src/capabilities/Subscriber.ts"
 
 export const assertTopic = (channel: amqp.Channel, topic: string): Promise<unknown> =>
   channel.assertExchange(topic, "topic", { durable: true })
 
 const assertGroup = async (channel: amqp.Channel, topic: string, group: string, filter: string) => {
-  await assertTopic(channel, topic)
+  // The default exchange exists already, cannot be declared, and routes to every queue by name.
+  if (topic !== directTopic) await assertTopic(channel, topic)
   await channel.assertQueue(group, { durable: true })
-  await channel.bindQueue(group, topic, filter)
+  if (topic !== directTopic) await channel.bindQueue(group, topic, filter)
 }
 
 export const declareSubscription = async (channel: amqp.Channel, subscription: Subscription): Promise<void> => {

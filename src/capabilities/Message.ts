@@ -29,7 +29,14 @@ export const Headers = {
   /** The topic a dead-lettered message was first consumed from. */
   deadLetterSource: "x-dead-letter-source",
   /** How many times a message was handed to a handler before this delivery (backends that count it themselves). */
-  attempt: "x-delivery-attempt"
+  attempt: "x-delivery-attempt",
+  /**
+   * Request/reply: where the answer goes (a group's name, published to `directTopic` with it as
+   * the key) and what ties the answer to its request. RabbitMQ carries them as the AMQP `reply-to`
+   * and `correlation-id` properties, so clients written against AMQP directly interoperate.
+   */
+  replyTo: "reply-to",
+  correlationId: "correlation-id"
 } as const
 
 /**

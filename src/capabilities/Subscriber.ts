@@ -13,6 +13,11 @@
  * - `subscribe` declares what it needs (queue, bindings, topic, dead-letter destination), so it
  *   works against an empty broker. `declare` does the same without consuming, so publishers can
  *   make sure nothing they send before the first consumer starts is dropped.
+ * - The direct topic (`directTopic`, AMQP's default exchange) routes by group name: a message
+ *   published to it with key K goes to the group named K, if declared, and nowhere else; a
+ *   subscription to it consumes its group and binds nothing (backends that support it, see
+ *   `test/contract/broker.ts`: memory and RabbitMQ). Request/reply rides on it with the
+ *   `reply-to` and `correlation-id` headers (`Headers` in `./Message.ts`).
  * - `Consumer.stop` ends intake: no new deliveries are handed out, the ones buffered but not yet
  *   taken go back to the broker, and `take` fails with `Cause.Done` once the buffer is empty.
  *   Closing the scope does the same and also abandons unsettled deliveries to redelivery.
@@ -59,6 +64,11 @@ export interface SubscriberShape {
   readonly declare: (subscription: Subscription) => Effect.Effect<void, SubscriberError>
   /** Whether the broker is reachable now, without waiting; `/readyz` reports it. */
   readonly healthy: Effect.Effect<boolean>
+  /**
+   * How many consumers read `group` now, undefined when no such group exists (backends that can
+   * tell: memory and RabbitMQ). A balancer takes a worker whose queue lost its consumer out.
+   */
+  readonly consumers?: (group: string) => Effect.Effect<number | undefined, SubscriberError>
 }
 
 export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("queueworks/Subscriber") {}
@@ -67,6 +77,9 @@ export class Subscriber extends Context.Service<Subscriber, SubscriberShape>()("
 export const deadLetterTopic = (group: string): string => `${group}.dlq`
 
 export const defaultPrefetch = 100
+
+/** The topic that routes a message to the group named by its key (AMQP's default exchange). */
+export const directTopic = ""
 
 /** AMQP topic-pattern matching, for backends that filter on the client. */
 export const matchesPattern = (pattern: string, key: string): boolean => {

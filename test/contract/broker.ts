@@ -15,7 +15,7 @@ import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { type Consumer, deadLetterTopic, type Delivery, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { type Consumer, deadLetterTopic, type Delivery, directTopic, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
 import { declare, publish, subscribe, takeN, takeWithin } from "../support/broker.ts"
 
@@ -29,6 +29,10 @@ export interface BrokerFeatures {
    * taken one at a time, a retry is not overtaken by the next message of the same key.
    */
   readonly retryKeepsKeyOrder: boolean
+  /** The direct topic routes to the group its key names (request/reply), see `directTopic`. */
+  readonly directQueues: boolean
+  /** `consumers` counts a group's consumers. */
+  readonly countsConsumers: boolean
 }
 
 type Broker = Publisher | Subscriber
@@ -351,6 +355,86 @@ export const brokerContract = (
         expect(parent?.spanId).not.toBe(span.spanId)
         expect(parent?.sampled).toBe(true)
         yield* delivery.ack
+      })), timeout)
+
+    test.if(features.directQueues)("the direct topic delivers to the group its key names, and only there", () =>
+      run(Effect.gen(function*() {
+        const target = { ...fresh(), topic: directTopic }
+        const bystander = { ...fresh(), topic: directTopic }
+        yield* declare(target)
+        yield* declare(bystander)
+        yield* publish(directTopic, [
+          { id: "d-1", key: target.group, headers: { "x-a": "1" }, body: "to target" },
+          { id: "d-2", key: `${target.group}-nobody`, body: "to no group: dropped" }
+        ])
+        const consumer = yield* subscribe(target)
+        const delivery = yield* consumer.take
+        expect([delivery.message.id, delivery.message.key, bodyText(delivery.message), delivery.topic]).toEqual([
+          "d-1", target.group, "to target", directTopic
+        ])
+        expect(delivery.message.headers["x-a"]).toBe("1")
+        yield* delivery.ack
+        expect(Option.isNone(yield* takeWithin(consumer, 300))).toBe(true)
+        expect(Option.isNone(yield* takeWithin(yield* subscribe(bystander), 300))).toBe(true)
+      })), timeout)
+
+    test.if(features.directQueues)("request/reply: reply-to and correlation-id arrive, and the reply finds its way back", () =>
+      run(Effect.gen(function*() {
+        const server = { ...fresh(), topic: directTopic }
+        const client = { ...fresh(), topic: directTopic }
+        yield* declare(server)
+        yield* declare(client)
+        const replies = yield* subscribe(client)
+        yield* publish(directTopic, range(3).map((i) => ({
+          key: server.group,
+          headers: { [Headers.replyTo]: client.group, [Headers.correlationId]: `req-${i}` },
+          body: `question ${i}`
+        })))
+        const requests = yield* takeN(yield* subscribe({ ...server, prefetch: 10 }), 3)
+        for (const request of requests) {
+          const headers = request.message.headers
+          expect(headers[Headers.replyTo]).toBe(client.group)
+          yield* publish(directTopic, [{
+            key: headers[Headers.replyTo]!,
+            headers: { [Headers.correlationId]: headers[Headers.correlationId]! },
+            body: `answer to ${bodyText(request.message)}`
+          }])
+          yield* request.ack
+        }
+        const answered = yield* takeN(replies, 3)
+        expect(answered.map((d) => [d.message.headers[Headers.correlationId], bodyText(d.message)])).toEqual(
+          range(3).map((i) => [`req-${i}`, `answer to question ${i}`])
+        )
+        expect(answered.every((d) => d.message.headers[Headers.replyTo] === undefined)).toBe(true)
+        for (const delivery of answered) yield* delivery.ack
+      })), timeout)
+
+    test.if(features.countsConsumers)("consumers counts a group's consumers while they read; undefined for no group", () =>
+      run(Effect.gen(function*() {
+        const sub = fresh()
+        const count = (group: string) => Subscriber.use((s) => s.consumers!(group))
+        expect(yield* count(`${sub.group}-never-declared`)).toBeUndefined()
+        yield* declare(sub)
+        expect(yield* count(sub.group)).toBe(0)
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* subscribe(sub)
+          yield* subscribe(sub)
+          expect(yield* count(sub.group)).toBe(2)
+        }))
+        // Their scope closed: gone.
+        expect(yield* count(sub.group)).toBe(0)
+      })), timeout)
+
+    test.if(features.directQueues)("a retried request keeps its reply-to and correlation-id", () =>
+      run(Effect.gen(function*() {
+        const server = { ...fresh(), topic: directTopic }
+        yield* declare(server)
+        yield* publish(directTopic, [{ key: server.group, headers: { [Headers.replyTo]: "somewhere", [Headers.correlationId]: "c-9" }, body: "q" }])
+        const consumer = yield* subscribe(server)
+        yield* (yield* consumer.take).retry
+        const again = yield* consumer.take
+        expect([again.attempt, again.message.headers[Headers.replyTo], again.message.headers[Headers.correlationId]]).toEqual([2, "somewhere", "c-9"])
+        yield* again.ack
       })), timeout)
   })
 }

@@ -1,11 +1,13 @@
 import { afterAll, describe, expect, test } from "bun:test"
+import * as amqp from "amqplib"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as RabbitMq from "../../layers/rabbitmq/index.ts"
 import { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { Publisher } from "../../src/capabilities/Publisher.ts"
-import { Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { Headers } from "../../src/capabilities/Message.ts"
+import { directTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { brokerContract } from "../contract/broker.ts"
 import { closedPort } from "../support/ports.ts"
@@ -37,7 +39,7 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
   // countsAbandonedAttempts: the broker's `redelivered` flag makes an abandoned delivery's next
   // attempt 2; a classic queue cannot count further than that.
   // retryKeepsKeyOrder: a retry is a copy republished to the tail of the group's queue.
-  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false }, {
+  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false, directQueues: true, countsConsumers: true }, {
     cleanup: (created) => deleteRabbitmqTopology(url, created)
   })
 
@@ -82,5 +84,47 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
         }
         yield* slow.ack
       })).pipe(Effect.provide(RabbitMq.layer({ url })))), 30_000)
+  })
+
+  describe("rabbitmq request/reply with a plain AMQP client", () => {
+    const created: Array<{ topic: string; group: string }> = []
+    afterAll(() => deleteRabbitmqTopology(url, created))
+    test("ReplyTo and CorrelationId properties reach handlers as headers, and a reply carries them back as properties", async () => {
+      const server = { topic: directTopic, group: freshName("rpc_server") }
+      created.push(server)
+      // The client as the original Go one is written: an exclusive, server-named reply queue and
+      // a publish to the default exchange with the ReplyTo and CorrelationId properties.
+      const connection = await amqp.connect(url)
+      try {
+        const channel = await connection.createChannel()
+        const { queue: replyQueue } = await channel.assertQueue("", { exclusive: true })
+        const received: Array<amqp.ConsumeMessage> = []
+        const gotReply = new Promise<void>((resolve) => {
+          void channel.consume(replyQueue, (msg) => {
+            if (msg !== null) received.push(msg)
+            resolve()
+          }, { noAck: true })
+        })
+        const seen = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+          yield* declare(server)
+          channel.sendToQueue(server.group, Buffer.from("ping"), { replyTo: replyQueue, correlationId: "corr-42", headers: { "x-a": "1" } })
+          const [request] = yield* takeN(yield* subscribe(server), 1)
+          const headers = request!.message.headers
+          yield* publish(directTopic, [{ key: headers[Headers.replyTo]!, headers: { [Headers.correlationId]: headers[Headers.correlationId]! }, body: "pong" }])
+          yield* request!.ack
+          return { ...headers }
+        })).pipe(Effect.provide(RabbitMq.layer({ url }))))
+        expect(seen[Headers.replyTo]).toBe(replyQueue)
+        expect(seen[Headers.correlationId]).toBe("corr-42")
+        expect(seen["x-a"]).toBe("1")
+        await gotReply
+        const reply = received[0]!
+        expect(reply.content.toString()).toBe("pong")
+        expect(reply.properties.correlationId).toBe("corr-42")
+        expect(Object.keys(reply.properties.headers ?? {})).not.toContain(Headers.correlationId)
+      } finally {
+        await connection.close()
+      }
+    }, 30_000)
   })
 }

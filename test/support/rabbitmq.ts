@@ -12,7 +12,8 @@ export const deleteRabbitmqTopology = async (url: string, subscriptions: Readonl
     const channel = await connection.createChannel()
     for (const sub of subscriptions) {
       for (const queue of [sub.group, deadLetterTopic(sub.group)]) await channel.deleteQueue(queue)
-      for (const exchange of [sub.topic, deadLetterTopic(sub.group)]) await channel.deleteExchange(exchange)
+      // The default exchange ("") cannot be deleted.
+      for (const exchange of [sub.topic, deadLetterTopic(sub.group)]) if (exchange !== "") await channel.deleteExchange(exchange)
     }
   } finally {
     await connection.close()

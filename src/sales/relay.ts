@@ -1,0 +1,285 @@
+/**
+ * The balancer on the broker: requests in, forwarded to the worker `Balancer` picks, replies seen
+ * on the way back and relayed to the client, heartbeats keeping the worker list.
+ *
+ * - A request's client `reply-to` and `correlation-id` are packed into the correlation id of the
+ *   forwarded copy (see `packCorrelation`), whose reply-to is the balancer's reply queue. The
+ *   relay needs nothing else to send a reply on, so replies to requests a previous instance
+ *   forwarded still reach their clients after a restart.
+ * - The client's request is acked once the forward is confirmed; the body is kept until the
+ *   reply is seen, to re-send it if its worker is taken out (within the client's `x-deadline`).
+ * - Every reply seen is relayed, a second one to a re-routed request too: clients match replies
+ *   by correlation id and drop what they no longer wait for (the original client does).
+ * - No healthy worker: the client gets an `unavailable` error reply at once.
+ * - Health: heartbeats (see `./balancer.ts`) and, where the broker can count them, the consumers
+ *   of each worker queue every `consumerCheck`: a queue nobody reads takes its worker out.
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import { Headers, type Message } from "../capabilities/Message.ts"
+import { Publisher, type PublisherError } from "../capabilities/Publisher.ts"
+import { directTopic, Subscriber, type SubscriberError } from "../capabilities/Subscriber.ts"
+import { consume } from "../messaging/consume.ts"
+import * as Outcome from "../messaging/Outcome.ts"
+import { type Balancer, type Handback } from "./balancer.ts"
+import { parseHeartbeat } from "./heartbeat.ts"
+import { encodeReply, errorReply } from "./request.ts"
+import { deadlineHeader, workerHeader } from "./worker.ts"
+
+export interface RelayOptions {
+  /** Where clients send [sales_requests]. */
+  readonly requestQueue: string
+  /** Where workers reply to the balancer. */
+  readonly replyQueue: string
+  /** Where workers beat, and the balancer's queue on it. */
+  readonly heartbeatTopic: string
+  readonly heartbeatQueue: string
+  readonly prefetch: number
+  /** How often beats are checked for silence. */
+  readonly tick: Duration.Input
+  /** How often the statistics table is logged. */
+  readonly statsEvery: Duration.Input
+  /** How often each worker queue's consumers are counted (when the broker can tell). */
+  readonly consumerCheck: Duration.Input
+}
+
+const routed = Metric.counter("sales_balancer_routed", { description: "Requests forwarded, by worker", incremental: true })
+const rerouted = Metric.counter("sales_balancer_rerouted", {
+  description: "Requests re-sent to another worker after theirs was taken out, by worker",
+  incremental: true
+})
+const replies = Metric.counter("sales_balancer_replies", { description: "Worker replies seen and relayed, by worker", incremental: true })
+const dropped = Metric.counter("sales_balancer_dropped", {
+  description: "Requests not forwarded, by reason (unavailable, expired)",
+  incremental: true
+})
+const outstandingGauge = Metric.gauge("sales_balancer_outstanding", { description: "Requests forwarded and not yet answered, by worker" })
+const healthyGauge = Metric.gauge("sales_balancer_worker_healthy", { description: "1 while a worker gets requests, by worker" })
+const latency = Metric.histogram("sales_balancer_reply_latency_seconds", {
+  description: "From forwarding a request to seeing its reply, by worker",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
+})
+
+const b64 = (text: string) => {
+  let binary = ""
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "")
+}
+const unb64 = (text: string) => {
+  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"))
+  return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
+}
+
+export interface Client {
+  readonly replyTo: string
+  readonly correlationId: string | undefined
+}
+
+/** AMQP caps a correlation id at 255 bytes. */
+export const maxCorrelationBytes = 255
+
+/** `id.replyTo.correlationId`, each base64url; undefined when it would not fit AMQP's limit. */
+export const packCorrelation = (id: string, client: Client): string | undefined => {
+  const packed = `${id}.${b64(client.replyTo)}.${client.correlationId === undefined ? "" : b64(client.correlationId)}`
+  return packed.length <= maxCorrelationBytes ? packed : undefined
+}
+
+export const unpackCorrelation = (packed: string): { readonly id: string; readonly client: Client } | undefined => {
+  const parts = packed.split(".")
+  if (parts.length !== 3 || parts[0] === "" || parts[1] === "") return undefined
+  try {
+    return { id: parts[0]!, client: { replyTo: unb64(parts[1]!), correlationId: parts[2] === "" ? undefined : unb64(parts[2]!) } }
+  } catch {
+    return undefined
+  }
+}
+
+interface Held {
+  readonly message: Message
+  readonly client: Client
+}
+
+const deadlineOf = (message: Message): number | undefined => {
+  const text = message.headers[deadlineHeader]
+  const millis = text === undefined ? Number.NaN : Number(text)
+  return Number.isSafeInteger(millis) ? millis : undefined
+}
+
+export const runRelay = (
+  balancer: Balancer,
+  options: RelayOptions
+): Effect.Effect<never, SubscriberError, Publisher | Subscriber> =>
+  Effect.gen(function*() {
+    const held = new Map<string, Held>()
+    const publisher = yield* Publisher
+
+    const toClient = (client: Client, body: string | Uint8Array, extra: Record<string, string> = {}) =>
+      publisher.publish(directTopic, [{
+        key: client.replyTo,
+        headers: client.correlationId === undefined ? extra : { ...extra, [Headers.correlationId]: client.correlationId },
+        body
+      }])
+
+    const unavailable = (client: Client) =>
+      toClient(client, encodeReply(errorReply({ code: "unavailable", message: "no healthy sales worker" }))).pipe(
+        Effect.andThen(Metric.update(Metric.withAttributes(dropped, { reason: "unavailable" }), 1))
+      )
+
+    const forward = (id: string, worker: string, entry: Held): Effect.Effect<void, PublisherError> => {
+      const { [Headers.replyTo]: _r, [Headers.correlationId]: _c, ...headers } = entry.message.headers
+      return publisher.publish(directTopic, [{
+        key: worker,
+        headers: { ...headers, [Headers.replyTo]: options.replyQueue, [Headers.correlationId]: packCorrelation(id, entry.client)! },
+        body: entry.message.body
+      }])
+    }
+
+    const handBack = (back: Handback) =>
+      Effect.gen(function*() {
+        for (const request of back.expired) {
+          held.delete(request.id)
+          yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+        }
+        for (const request of back.reroute) {
+          const entry = held.get(request.id)
+          if (entry === undefined) continue
+          const worker = balancer.reroute(request)
+          if (worker === undefined) {
+            held.delete(request.id)
+            yield* unavailable(entry.client).pipe(Effect.ignore)
+            continue
+          }
+          if (worker === request.worker) continue
+          yield* Metric.update(Metric.withAttributes(rerouted, { worker }), 1)
+          yield* Effect.logInfo(`request re-routed from ${request.worker} to ${worker}`)
+          // A forward that fails leaves it outstanding on the new worker: the next hand-back retries it.
+          yield* forward(request.id, worker, entry).pipe(
+            Effect.catch((error) => Effect.logWarning(`re-route to ${worker} failed: ${error.message}`))
+          )
+        }
+        yield* gauges
+      })
+
+    const gauges = Effect.suspend(() =>
+      Effect.forEach(balancer.snapshot(), (w) =>
+        Effect.andThen(
+          Metric.update(Metric.withAttributes(outstandingGauge, { worker: w.queue }), w.outstanding),
+          Metric.update(Metric.withAttributes(healthyGauge, { worker: w.queue }), w.healthy ? 1 : 0)
+        ), { discard: true })
+    )
+
+    const onRequest = consume({ topic: directTopic, group: options.requestQueue, prefetch: options.prefetch }, (received) =>
+      Effect.gen(function*() {
+        const message = received.message
+        const replyTo = message.headers[Headers.replyTo]
+        if (replyTo === undefined || replyTo === "") return Outcome.deadLetter("a sales request without reply-to")
+        const client: Client = { replyTo, correlationId: message.headers[Headers.correlationId] }
+        const id = crypto.randomUUID().replaceAll("-", "")
+        if (packCorrelation(id, client) === undefined) {
+          yield* toClient(client, encodeReply(errorReply({ code: "bad_request", message: "reply-to and correlation-id are too long to relay" })))
+          return Outcome.ack
+        }
+        const now = yield* Clock.currentTimeMillis
+        const deadline = deadlineOf(message)
+        // Its client stopped waiting while it sat in the queue: no worker's time is spent on it.
+        if (deadline !== undefined && deadline <= now) {
+          yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+          return Outcome.ack
+        }
+        const worker = balancer.route(id, now, deadline)
+        if (worker === undefined) {
+          yield* unavailable(client)
+          return Outcome.ack
+        }
+        const entry = { message, client }
+        held.set(id, entry)
+        yield* forward(id, worker, entry).pipe(Effect.tapError(() =>
+          Effect.sync(() => {
+            held.delete(id)
+            balancer.cancel(id)
+          })
+        ))
+        yield* Metric.update(Metric.withAttributes(routed, { worker }), 1)
+        yield* Metric.update(Metric.withAttributes(outstandingGauge, { worker }), balancer.snapshot().find((w) => w.queue === worker)?.outstanding ?? 0)
+        return Outcome.ack
+      }), { concurrency: options.prefetch })
+
+    const onReply = consume({ topic: directTopic, group: options.replyQueue, prefetch: options.prefetch }, (received) =>
+      Effect.gen(function*() {
+        const unpacked = unpackCorrelation(received.message.headers[Headers.correlationId] ?? "")
+        if (unpacked === undefined) return Outcome.deadLetter("a reply whose correlation id the balancer did not make")
+        const from = received.message.headers[workerHeader]
+        const now = yield* Clock.currentTimeMillis
+        const request = balancer.replied(unpacked.id, from, now)
+        held.delete(unpacked.id)
+        yield* toClient(unpacked.client, received.message.body)
+        const worker = from ?? request?.worker
+        if (worker !== undefined) yield* Metric.update(Metric.withAttributes(replies, { worker }), 1)
+        if (request !== undefined) {
+          yield* Metric.update(Metric.withAttributes(latency, { worker: worker! }), (now - request.sentAt) / 1000)
+          yield* Metric.update(Metric.withAttributes(outstandingGauge, { worker: request.worker }), balancer.snapshot().find((w) => w.queue === request.worker)?.outstanding ?? 0)
+        }
+        return Outcome.ack
+      }), { concurrency: options.prefetch })
+
+    const onHeartbeat = consume({ topic: options.heartbeatTopic, group: options.heartbeatQueue, prefetch: 50 }, (received) =>
+      Effect.gen(function*() {
+        const beat = parseHeartbeat(received.message)
+        if (beat === undefined) return Outcome.ack
+        const now = yield* Clock.currentTimeMillis
+        // Beats that waited in the queue while no balancer ran say nothing about now.
+        if (now - beat.sentAt > beat.intervalMillis * 3) return Outcome.ack
+        const known = balancer.snapshot().some((w) => w.queue === beat.queue)
+        if (!known) yield* Effect.logInfo(`worker ${beat.worker} joined on queue ${beat.queue}`)
+        yield* handBack(balancer.heartbeat(beat.queue, now, beat.intervalMillis, beat.leaving))
+        if (beat.leaving) yield* Effect.logInfo(`worker ${beat.worker} left; its requests were handed back`)
+        return Outcome.ack
+      }))
+
+    const expiry = Effect.gen(function*() {
+      const before = new Set(balancer.snapshot().filter((w) => w.healthy).map((w) => w.queue))
+      const back = balancer.expire(yield* Clock.currentTimeMillis)
+      for (const w of balancer.snapshot()) {
+        if (before.has(w.queue) && !w.healthy) yield* Effect.logWarning(`worker on ${w.queue} missed its heartbeats: taken out`)
+      }
+      yield* handBack(back)
+    }).pipe(Effect.repeat(Schedule.spaced(options.tick)))
+
+    // The original balancer's health check, sharpened: a queue nobody reads is as dead as a
+    // silent worker. The first check waits one interval, so workers starting with the balancer
+    // are not taken out before they subscribe.
+    const subscriber = yield* Subscriber
+    const countConsumers = subscriber.consumers
+    const consumerCheck = countConsumers === undefined ? Effect.void : Effect.gen(function*() {
+      for (const worker of balancer.snapshot()) {
+        const counted = yield* Effect.result(countConsumers(worker.queue))
+        if (counted._tag === "Failure") {
+          yield* Effect.logWarning(`cannot count the consumers of ${worker.queue}: ${counted.failure.message}`)
+          continue
+        }
+        const now = yield* Clock.currentTimeMillis
+        const back = balancer.observeConsumers(worker.queue, counted.success, now)
+        const after = balancer.snapshot().find((w) => w.queue === worker.queue)!
+        if (worker.healthy && !after.healthy) yield* Effect.logWarning(`worker queue ${worker.queue} has no consumer: taken out`)
+        if (!worker.healthy && after.healthy) yield* Effect.logInfo(`worker queue ${worker.queue} has a consumer again`)
+        yield* handBack(back)
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(options.consumerCheck)), Effect.delay(options.consumerCheck))
+
+    const stats = Effect.suspend(() => {
+      const rows = balancer.snapshot().map((w) =>
+        `${w.queue}: ${w.healthy ? "healthy" : "OUT"}, pending=${w.outstanding}, total=${w.routed + w.rerouted}, rerouted=${w.rerouted}, replies=${w.replies}`
+      )
+      return Effect.logInfo(`worker statistics\n${rows.join("\n")}`)
+    }).pipe(Effect.repeat(Schedule.spaced(options.statsEvery)), Effect.delay(options.statsEvery))
+
+    // The default exchange drops what it cannot route: the worker queues, and the reply queue the
+    // workers answer to, exist before the first request is forwarded.
+    const queues = [...balancer.snapshot().map((w) => w.queue), options.replyQueue]
+    for (const queue of queues) yield* Subscriber.use((s) => s.declare({ topic: directTopic, group: queue }))
+    yield* Effect.all([onRequest, onReply, onHeartbeat, expiry, consumerCheck, stats], { concurrency: "unbounded", discard: true })
+    return yield* Effect.never
+  })

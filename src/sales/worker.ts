@@ -1,0 +1,102 @@
+/**
+ * The sales worker's handler: answer each request on the direct topic to its `reply-to`, with its
+ * `correlation-id`, and return only once the broker confirmed the reply, so the runner acks the
+ * request after its answer is safe (SPEC §5).
+ *
+ * - Every request gets one reply: a bad body or a failing query is an error reply with its code
+ *   (`./answer.ts`), acked like any other; it never goes back to the queue to fail again.
+ * - A request whose `x-deadline` (epoch milliseconds, set by the client) has passed is acked
+ *   unanswered and counted: its client gave up, the work would be wasted.
+ * - A request without `reply-to` has nowhere to go: dead-lettered, so it is kept for inspection.
+ * - A reply that cannot be published fails the handler: the runner retries the request, and
+ *   dead-letters it after its attempts run out.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import { Headers } from "../capabilities/Message.ts"
+import { Publisher, type PublisherError } from "../capabilities/Publisher.ts"
+import type { SqliteDatabaseShape } from "../capabilities/SqliteDatabase.ts"
+import { directTopic } from "../capabilities/Subscriber.ts"
+import type { Handler } from "../messaging/Handler.ts"
+import * as Outcome from "../messaging/Outcome.ts"
+import { answer } from "./answer.ts"
+import { encodeReply, errorReply, type SalesReply } from "./request.ts"
+
+/** When the client stops waiting, in epoch milliseconds. */
+export const deadlineHeader = "x-deadline"
+
+/** On every reply: the queue of the worker that answered, so a balancer knows whose reply it saw. */
+export const workerHeader = "x-sales-worker"
+
+const requests = Metric.counter("sales_requests", {
+  description: "Sales requests a worker settled, by worker and outcome (ok, an error code, expired, no_reply_to)",
+  incremental: true
+})
+const querySeconds = Metric.histogram("sales_query_duration_seconds", {
+  description: "Time to answer one sales request, query and reply publish included",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 2, count: 16 })
+})
+
+export interface WorkerLoad {
+  /** Requests being answered now. */
+  readonly inFlight: number
+  readonly answered: number
+}
+
+export interface SalesWorker {
+  readonly handler: Handler<PublisherError, Publisher>
+  /** What the heartbeat reports. */
+  readonly load: Effect.Effect<WorkerLoad>
+}
+
+const parseDeadline = (text: string | undefined): number | undefined | "malformed" => {
+  if (text === undefined) return undefined
+  const millis = Number(text)
+  return /^\d{1,16}$/.test(text.trim()) && Number.isSafeInteger(millis) ? millis : "malformed"
+}
+
+export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue: string): SalesWorker => {
+  const count = (outcome: string) => Metric.update(Metric.withAttributes(requests, { worker: workerId, outcome }), 1)
+  const timing = Metric.withAttributes(querySeconds, { worker: workerId })
+  let inFlight = 0
+  let answered = 0
+
+  const reply = (replyTo: string, correlationId: string | undefined, body: SalesReply) =>
+    Publisher.use((publisher) =>
+      publisher.publish(directTopic, [{
+        key: replyTo,
+        headers: correlationId === undefined ? { [workerHeader]: queue } : { [Headers.correlationId]: correlationId, [workerHeader]: queue },
+        body: encodeReply(body)
+      }])
+    )
+
+  const handler: Handler<PublisherError, Publisher> = (received) =>
+    Effect.gen(function*() {
+      const headers = received.message.headers
+      const replyTo = headers[Headers.replyTo]
+      if (replyTo === undefined || replyTo === "") {
+        yield* count("no_reply_to")
+        return Outcome.deadLetter("a sales request without reply-to: nowhere to send the answer")
+      }
+      const correlationId = headers[Headers.correlationId]
+      const started = yield* Clock.currentTimeMillis
+      const deadline = parseDeadline(headers[deadlineHeader])
+      if (typeof deadline === "number" && deadline < started) {
+        yield* count("expired")
+        return Outcome.ack
+      }
+      inFlight++
+      const body = deadline === "malformed"
+        ? errorReply({ code: "bad_request", message: `${deadlineHeader} is not epoch milliseconds` })
+        : yield* answer(db, received.message.body).pipe(Effect.onInterrupt(() => Effect.sync(() => inFlight--)))
+      yield* reply(replyTo, correlationId, body).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
+      answered++
+      yield* count(body.ok ? "ok" : body.error.code)
+      const finished = yield* Clock.currentTimeMillis
+      yield* Metric.update(timing, (finished - started) / 1000)
+      return Outcome.ack
+    })
+
+  return { handler, load: Effect.sync(() => ({ inFlight, answered })) }
+}
