@@ -312,10 +312,12 @@ export const makeScheduler = <R>(
         if (!(yield* reserve)) {
           if (stopping) return { _tag: "Skipped", reason: "the scheduler is stopping" } as TriggerResult
           const reason = `concurrency limit reached: ${options.maxConcurrent} jobs already running (WORKER_MAX_CONCURRENT_JOBS)`
-          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
-          yield* store.skip(occurrence, { instance: options.instance, now: new Date(now), reason }).pipe(
-            Effect.catch((error) => Effect.logWarning(`could not record the skip: ${error.message}`))
+          const recorded = yield* store.skip(occurrence, { instance: options.instance, now: new Date(now), reason }).pipe(
+            Effect.catch((error) => Effect.as(Effect.logWarning(`could not record the skip: ${error.message}`), true))
           )
+          // Another replica that claimed it first runs it: nothing was skipped.
+          if (!recorded) return { _tag: "Skipped", reason: "claimed by another replica" } as TriggerResult
+          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
           return yield* skipped("concurrency_limit", reason)
         }
         const claim = yield* Effect.result(store.claim(occurrence, {
