@@ -104,6 +104,15 @@ export interface Scheduler {
   readonly status: (recent?: number) => Effect.Effect<ReadonlyArray<JobStatus>, SchedulerStoreError>
 }
 
+/**
+ * The run a job's effect belongs to (job, scheduled time, attempt, trigger, instance), for jobs
+ * whose work depends on it: a weekly report covers the week before its scheduled time, not the
+ * week before whenever a retry happened to start. Undefined outside a job.
+ */
+export const CurrentRun = Context.Reference<Run | undefined>("queueworks/scheduler/CurrentRun", {
+  defaultValue: () => undefined
+})
+
 /** A job attempt that ran past its timeout (interrupted at it). */
 class JobTimeout extends Data.TaggedError("JobTimeout")<{ readonly timeout: Duration.Duration }> {
   override get message() {
@@ -217,6 +226,7 @@ export const makeScheduler = <R>(
           job.run.pipe(
             Effect.timeoutOrElse({ duration: job.timeout, orElse: () => Effect.fail(new JobTimeout({ timeout: job.timeout })) }),
             Effect.provideContext(context),
+            Effect.provideService(CurrentRun, run),
             Effect.withSpan(`scheduler job ${job.name}`, {
               attributes: { "job.name": job.name, "job.attempt": run.attempt, "job.trigger": run.trigger }
             })
@@ -256,7 +266,8 @@ export const makeScheduler = <R>(
         )
         yield* Metrics.setRunning(reserved)
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
-        attempts.set(run.id, fiber)
+        // A job that needs no waiting has ended already, its cleanup run: keep no stale entry.
+        if (fiber.pollUnsafe() === undefined) attempts.set(run.id, fiber)
         return fiber
       })
 
@@ -299,6 +310,7 @@ export const makeScheduler = <R>(
     const asWaiter = (effect: Effect.Effect<void>) =>
       Effect.gen(function*() {
         const fiber = yield* Effect.forkDetach(effect, { startImmediately: true })
+        if (fiber.pollUnsafe() !== undefined) return
         waiters.add(fiber)
         fiber.addObserver(() => waiters.delete(fiber))
       })

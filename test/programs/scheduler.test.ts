@@ -1,0 +1,73 @@
+/**
+ * programs/scheduler.ts as a process: on the embedded store its example jobs fire (the flaky one
+ * failing, then retried) and SIGTERM exits 0; on a real PostgreSQL the run history lands in its
+ * tables; a bad setting exits 2 naming the variable.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import postgres from "postgres"
+import { freshDatabases } from "../support/databases.ts"
+import { opsUrl, startProgram } from "../support/program.ts"
+import { postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
+
+describe("programs/scheduler.ts", () => {
+  test("on the embedded store it runs the example jobs, retries the flaky one, is ready, and SIGTERM exits 0", async () => {
+    const program = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: "" })
+    try {
+      await program.waitFor(/on the memory store, zone UTC/, 60_000)
+      await program.waitFor(/job heartbeat attempt 1 succeeded/, 30_000)
+      await program.waitFor(/job flaky attempt 1 failed: flaky: the first attempt always fails/, 30_000)
+      await program.waitFor(/job flaky attempt 2 succeeded/, 30_000)
+      const ready = await fetch(`${await opsUrl(program)}/readyz`)
+      expect(ready.status).toBe(200)
+      expect(((await ready.json()) as { checks: Record<string, boolean> }).checks).toMatchObject({ scheduler: true })
+      const metrics = await (await fetch(`${await opsUrl(program)}/metrics`)).text()
+      expect(metrics).toMatch(/scheduler_job_runs_total\{[^}]*job="flaky"[^}]*outcome="failed"[^}]*\} [1-9]/)
+      expect(metrics).toMatch(/scheduler_job_lateness_seconds_count\{[^}]*job="heartbeat"/)
+    } finally {
+      program.kill("SIGTERM")
+    }
+    expect(await program.exited).toBe(0)
+  }, 90_000)
+
+  for (const [variable, value] of [["TZ", "Mars/Olympus_Mons"], ["WORKER_MAX_CONCURRENT_JOBS", "0"]] as const) {
+    test(`${variable}=${value} exits 2 naming ${variable}`, async () => {
+      const program = startProgram("scheduler.ts", { DATABASE_URL: "", [variable]: value })
+      expect(await program.exited).toBe(2)
+      expect(program.stderr()).toContain(variable)
+    }, 60_000)
+  }
+})
+
+const url = postgresUrl()
+if (await requireServer("PostgreSQL", probePostgres(url))) {
+  const databases = freshDatabases()
+  afterAll(() => databases.dropAll())
+
+  test("on PostgreSQL the runs are claimed and recorded in scheduler_runs; SIGTERM exits 0", async () => {
+    const database = await databases.create("scheduler")
+    const program = startProgram("scheduler.ts", { DATABASE_URL: database, SCHEDULER_INSTANCE_ID: "replica-1" })
+    try {
+      await program.waitFor(/on the postgres store/, 60_000)
+      await program.waitFor(/job flaky attempt 2 succeeded/, 30_000)
+      const ready = await fetch(`${await opsUrl(program)}/readyz`)
+      expect(((await ready.json()) as { checks: Record<string, boolean> }).checks).toMatchObject({ database: true, scheduler: true })
+    } finally {
+      program.kill("SIGTERM")
+    }
+    expect(await program.exited).toBe(0)
+    const sql = postgres(database, { max: 1, onnotice: () => {} })
+    try {
+      const runs = await sql<{ job: string; attempt: number; outcome: string; instance: string; error: string | null }[]>`
+        select job, attempt, outcome, instance, error from scheduler_runs order by started_at, attempt`
+      expect(runs.length).toBeGreaterThan(0)
+      expect(runs.every((r) => r.instance === "replica-1")).toBe(true)
+      expect(runs.some((r) => r.job === "heartbeat" && r.outcome === "succeeded")).toBe(true)
+      const flaky = runs.filter((r) => r.job === "flaky")
+      expect(flaky.find((r) => r.attempt === 1)).toMatchObject({ outcome: "failed", error: "flaky: the first attempt always fails" })
+      expect(flaky.find((r) => r.attempt === 2)).toMatchObject({ outcome: "succeeded" })
+      expect(runs.some((r) => r.outcome === "running")).toBe(false)
+    } finally {
+      await sql.end()
+    }
+  }, 90_000)
+}
