@@ -16,7 +16,7 @@ import { TestClock } from "effect/testing"
 import * as MemoryStore from "../../layers/memory/schedulerStore.ts"
 import { type Run, SchedulerStore, type SchedulerStoreShape } from "../../src/capabilities/SchedulerStore.ts"
 import { type JobDefinition, register } from "../../src/scheduler/job.ts"
-import { makeScheduler, type SchedulerOptions, UnknownJobError } from "../../src/scheduler/scheduler.ts"
+import { CurrentRun, makeScheduler, type SchedulerOptions, UnknownJobError } from "../../src/scheduler/scheduler.ts"
 
 const runTest = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.runPromise(effect.pipe(
@@ -230,12 +230,15 @@ describe("scheduler policies", () => {
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
       const attempts: Array<string> = []
+      const seen: Array<string> = []
       const { store, fiber } = yield* start([{
         name: "flaky",
         schedule: "@every 1h",
         retry: { base: "10 seconds", factor: 2, max: "1 minute", jitter: 0, maxAttempts: 5 },
         run: Effect.gen(function*() {
           yield* stamp(attempts)
+          const run = yield* CurrentRun
+          seen.push(`${run?.attempt} of ${iso(run!.scheduledAt.getTime())}`)
           if (attempts.length < 3) return yield* Effect.fail(new Error(`database busy (${attempts.length})`))
         })
       }])
@@ -251,6 +254,8 @@ describe("scheduler policies", () => {
         { at: "2026-01-01T01:00:00.000Z", attempt: 3, outcome: "succeeded" }
       ])
       expect(runs[0]!.errorStack).toContain("database busy (1)")
+      // the job sees its run: the attempt, and the occurrence it belongs to (not the retry's start)
+      expect(seen).toEqual(["1 of 2026-01-01T01:00:00.000Z", "2 of 2026-01-01T01:00:00.000Z", "3 of 2026-01-01T01:00:00.000Z"])
       expect(runs.map((r) => r.retryAt)).toEqual([null, null, null]) // each retry was claimed
       expect(yield* counter("scheduler_job_runs", { job: "flaky", outcome: "failed" })).toBe(2)
       expect(yield* counter("scheduler_job_runs", { job: "flaky", outcome: "succeeded" })).toBe(1)
@@ -361,6 +366,22 @@ describe("scheduler policies", () => {
       const unknown = yield* Effect.flip(scheduler.trigger("nope"))
       expect(unknown).toBeInstanceOf(UnknownJobError)
       expect(unknown.message).toBe(`no job named "nope" is registered`)
+      yield* stop(fiber)
+    })))
+})
+
+describe("scheduler history retention", () => {
+  test("the scheduler prunes runs that ended more than the retention ago", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const { store, fiber } = yield* start([{ name: "daily", schedule: "@daily", run: Effect.void }], {
+        retention: "3 days",
+        pruneInterval: "1 hour"
+      })
+      yield* TestClock.adjust("10 days")
+      const kept = (yield* history(store, "daily")).map((r) => iso(r.scheduledAt.getTime()).slice(0, 10))
+      // at Jan 11 00:00 the cut-off is Jan 8 00:00; the prune of 23:00 on the 10th left the 8th
+      expect(kept).toEqual(["2026-01-08", "2026-01-09", "2026-01-10", "2026-01-11"])
       yield* stop(fiber)
     })))
 })
