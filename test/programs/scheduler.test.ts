@@ -4,6 +4,7 @@
  * tables; a bad setting exits 2 naming the variable.
  */
 import { afterAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
 import postgres from "postgres"
 import { freshDatabases } from "../support/databases.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
@@ -38,6 +39,26 @@ describe("programs/scheduler.ts", () => {
   }
 })
 
+const fixture = join(import.meta.dir, "..", "fixtures", "scheduler-long-job.ts")
+
+interface RunRow {
+  readonly job: string
+  readonly scheduled_at: Date
+  readonly attempt: number
+  readonly outcome: string
+  readonly instance: string
+  readonly error: string | null
+}
+
+const runsIn = async (database: string): Promise<ReadonlyArray<RunRow>> => {
+  const sql = postgres(database, { max: 1, onnotice: () => {} })
+  try {
+    return await sql<RunRow[]>`select job, scheduled_at, attempt, outcome, instance, error from scheduler_runs order by started_at, attempt`
+  } finally {
+    await sql.end()
+  }
+}
+
 const url = postgresUrl()
 if (await requireServer("PostgreSQL", probePostgres(url))) {
   const databases = freshDatabases()
@@ -55,10 +76,8 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
       program.kill("SIGTERM")
     }
     expect(await program.exited).toBe(0)
-    const sql = postgres(database, { max: 1, onnotice: () => {} })
-    try {
-      const runs = await sql<{ job: string; attempt: number; outcome: string; instance: string; error: string | null }[]>`
-        select job, attempt, outcome, instance, error from scheduler_runs order by started_at, attempt`
+    {
+      const runs = await runsIn(database)
       expect(runs.length).toBeGreaterThan(0)
       expect(runs.every((r) => r.instance === "replica-1")).toBe(true)
       expect(runs.some((r) => r.job === "heartbeat" && r.outcome === "succeeded")).toBe(true)
@@ -66,8 +85,44 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
       expect(flaky.find((r) => r.attempt === 1)).toMatchObject({ outcome: "failed", error: "flaky: the first attempt always fails" })
       expect(flaky.find((r) => r.attempt === 2)).toMatchObject({ outcome: "succeeded" })
       expect(runs.some((r) => r.outcome === "running")).toBe(false)
-    } finally {
-      await sql.end()
     }
+  }, 90_000)
+
+  /** Starts the fixture, waits for its job to start, sends SIGTERM; the started occurrence and how long the stop took. */
+  const stopDuringJob = async (env: Record<string, string>) => {
+    const database = await databases.create("scheduler_stop")
+    const program = startProgram(fixture, { DATABASE_URL: database, ...env })
+    let started: string
+    try {
+      const line = await program.waitFor(/long job started: /, 60_000)
+      started = /long job started: ([0-9T:.Z-]+)/.exec(line)![1]!
+    } finally {
+      program.kill("SIGTERM")
+    }
+    const signalled = Date.now()
+    const code = await program.exited
+    return { code, seconds: (Date.now() - signalled) / 1000, started, runs: await runsIn(database), stderr: program.stderr() }
+  }
+
+  test("SIGTERM with a job running that ends within the deadline: it finishes, is recorded succeeded, exit 0", async () => {
+    const stop = await stopDuringJob({ JOB_SECONDS: "2", SHUTDOWN_TIMEOUT: "20s" })
+    expect(stop.code).toBe(0)
+    const run = stop.runs.find((r) => r.scheduled_at.toISOString() === stop.started)
+    expect(run).toMatchObject({ job: "long", attempt: 1, outcome: "succeeded", error: null })
+    expect(stop.stderr).toContain("long job done")
+    expect(stop.runs.some((r) => r.outcome === "running")).toBe(false)
+    expect(stop.seconds).toBeLessThan(15)
+  }, 90_000)
+
+  test("SIGTERM with a job running past the deadline: it is interrupted before the process deadline and recorded interrupted, exit 0", async () => {
+    const stop = await stopDuringJob({ JOB_SECONDS: "600", SHUTDOWN_TIMEOUT: "3s" })
+    expect(stop.code).toBe(0)
+    const run = stop.runs.find((r) => r.scheduled_at.toISOString() === stop.started)
+    expect(run).toMatchObject({ job: "long", attempt: 1, outcome: "interrupted" })
+    expect(run!.error).toContain("interrupted")
+    expect(stop.stderr).not.toContain("long job done")
+    expect(stop.stderr).toContain("still running after 2s; interrupting them")
+    expect(stop.seconds).toBeGreaterThanOrEqual(1.9)
+    expect(stop.seconds).toBeLessThan(3)
   }, 90_000)
 }
