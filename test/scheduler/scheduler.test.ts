@@ -14,7 +14,12 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { TestClock } from "effect/testing"
 import * as MemoryStore from "../../layers/memory/schedulerStore.ts"
-import { type Run, SchedulerStore, type SchedulerStoreShape } from "../../src/capabilities/SchedulerStore.ts"
+import {
+  type Run,
+  SchedulerStore,
+  SchedulerStoreError,
+  type SchedulerStoreShape
+} from "../../src/capabilities/SchedulerStore.ts"
 import { type JobDefinition, register } from "../../src/scheduler/job.ts"
 import { CurrentRun, makeScheduler, type SchedulerOptions, UnknownJobError } from "../../src/scheduler/scheduler.ts"
 
@@ -366,6 +371,48 @@ describe("scheduler policies", () => {
       const unknown = yield* Effect.flip(scheduler.trigger("nope"))
       expect(unknown).toBeInstanceOf(UnknownJobError)
       expect(unknown.message).toBe(`no job named "nope" is registered`)
+      yield* stop(fiber)
+    })))
+})
+
+describe("scheduler and a failing store", () => {
+  test("claims failing (database down) skip the occurrence, counted as store_error, and the scheduler goes on", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const memory = yield* MemoryStore.make
+      let down = true
+      const flaky: SchedulerStoreShape = {
+        ...memory,
+        claim: (occurrence, lease, options) =>
+          down ? Effect.fail(new SchedulerStoreError({ operation: "claim", cause: new Error("connection refused") })) : memory.claim(occurrence, lease, options)
+      }
+      const ran: Array<string> = []
+      const { fiber } = yield* start([{ name: "tick", schedule: "@every 10s", run: stamp(ran) }], {}, flaky)
+      yield* TestClock.adjust("20 seconds")
+      expect(ran).toEqual([])
+      expect(yield* counter("scheduler_job_skips", { job: "tick", reason: "store_error" })).toBe(2)
+      down = false
+      yield* TestClock.adjust("10 seconds")
+      expect(ran).toEqual(["2026-01-01T00:00:30.000Z"])
+      yield* stop(fiber)
+    })))
+
+  test("a run whose lease was taken over elsewhere is stopped here and left for the new owner to record", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const memory = yield* MemoryStore.make
+      const lost: SchedulerStoreShape = { ...memory, renew: () => Effect.succeed(false) }
+      const released: Array<string> = []
+      const { store, fiber } = yield* start([{
+        name: "long",
+        schedule: "@every 1h",
+        run: Effect.sleep("5 minutes").pipe(Effect.onInterrupt(() => stamp(released)))
+      }], { lease: "30 seconds" }, lost)
+      yield* TestClock.adjust("1 hour")
+      yield* TestClock.adjust("10 seconds")
+      expect(released).toEqual(["2026-01-01T01:00:10.000Z"]) // the first renewal, at a third of the lease, found it gone
+      expect((yield* history(store, "long")).map((r) => r.outcome)).toEqual(["running"]) // not ours to complete
+      expect(yield* counter("scheduler_job_runs", { job: "long", outcome: "interrupted" })).toBe(0)
       yield* stop(fiber)
     })))
 })
