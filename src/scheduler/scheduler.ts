@@ -10,7 +10,7 @@
  *    warning, recorded as skipped (reason: concurrency limit) and counted;
  * 3. the store claims it: one replica gets it; with the overlap policy `skip`, a claim that
  *    finds the job still running anywhere records a skip instead;
- * 4. the claimed attempt runs in a fiber of its own under the job's timeout, renewing its lease
+ * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout, renewing its lease
  *    meanwhile; its end is recorded with the outcome, and with the error and the whole cause
  *    (stack included) when it failed, threw or died. The scheduler goes on either way.
  * 5. a failed, timed-out or interrupted attempt with retries left in the job's policy records
@@ -28,7 +28,6 @@
  * recorded as interrupted (and owed a retry when their policy has one left, for another
  * replica or the next start to take).
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -38,7 +37,6 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import { describeCause } from "../capabilities/describeCause.ts"
 import {
   type Completion,
   type Occurrence,
@@ -47,7 +45,8 @@ import {
   type SchedulerStoreError,
   type Trigger
 } from "../capabilities/SchedulerStore.ts"
-import { delayFor, exhausted } from "../resilience/backoff.ts"
+import { exhausted } from "../resilience/backoff.ts"
+import { CurrentRun, runAttempt } from "./attempt.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
@@ -104,35 +103,9 @@ export interface Scheduler {
   readonly status: (recent?: number) => Effect.Effect<ReadonlyArray<JobStatus>, SchedulerStoreError>
 }
 
-/**
- * The run a job's effect belongs to (job, scheduled time, attempt, trigger, instance), for jobs
- * whose work depends on it: a weekly report covers the week before its scheduled time, not the
- * week before whenever a retry happened to start. Undefined outside a job.
- */
-export const CurrentRun = Context.Reference<Run | undefined>("queueworks/scheduler/CurrentRun", {
-  defaultValue: () => undefined
-})
-
-/** A job attempt that ran past its timeout (interrupted at it). */
-class JobTimeout extends Data.TaggedError("JobTimeout")<{ readonly timeout: Duration.Duration }> {
-  override get message() {
-    return `timed out after ${Duration.format(this.timeout)}`
-  }
-}
-
-/** Another replica took the attempt over: its lease had lapsed. */
-class LeaseLost extends Data.TaggedError("LeaseLost")<{ readonly runId: string }> {}
+export { CurrentRun }
 
 const millis = (input: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(input))
-
-/** One line for the history: the first error's message, or the defect's. */
-const summarize = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.findError(cause)
-  if (error._tag === "Success") return describeCause(error.success)
-  const defect = Cause.findDefect(cause)
-  if (defect._tag === "Success") return `defect: ${describeCause(defect.success)}`
-  return "interrupted"
-}
 
 /**
  * Builds a scheduler for `jobs` (from `register`). The jobs' own requirements `R` are taken from
@@ -180,89 +153,18 @@ export const makeScheduler = <R>(
     const annotate = (job: Job<R>, occurrence: Occurrence) =>
       Effect.annotateLogs({ job: job.name, scheduledAt: occurrence.scheduledAt.toISOString(), trigger: occurrence.trigger })
 
-    /** Keeps the lease; fails with LeaseLost once the run is no longer ours. */
-    const renewLease = (run: Run) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const ours = yield* store.renew(run.id, options.instance, new Date(now + lease)).pipe(
-          // A store outage is no proof the run was taken: keep running, try again next time.
-          Effect.catch((error) => Effect.as(Effect.logWarning(`could not renew the lease of run ${run.id}: ${error.message}`), true))
-        )
-        if (!ours) return yield* new LeaseLost({ runId: run.id })
-      }).pipe(Effect.delay(Duration.millis(Math.max(1, Math.floor(lease / 3)))), Effect.forever)
-
-    /** What an attempt's exit means for the history, and when its retry is due. */
-    const completion = (job: Job<R>, run: Run, exit: Exit.Exit<unknown, unknown>, now: number) =>
-      Effect.gen(function*() {
-        const succeeded: Completion = { outcome: "succeeded", now: new Date(now) }
-        if (Exit.isSuccess(exit)) return succeeded
-        const cause = exit.cause
-        const error = Cause.findError(cause)
-        const outcome = error._tag === "Success" && error.success instanceof JobTimeout
-          ? "timed_out" as const
-          : Cause.hasInterruptsOnly(cause)
-          ? "interrupted" as const
-          : "failed" as const
-        const retry = job.retry !== undefined && !exhausted(job.retry, run.attempt)
-          ? new Date(now + Duration.toMillis(yield* delayFor(job.retry, run.attempt)))
-          : undefined
-        const ended: Completion = {
-          outcome,
-          now: new Date(now),
-          error: outcome === "interrupted" ? "interrupted: the scheduler stopped before the run ended" : summarize(cause),
-          ...(outcome === "failed" ? { errorStack: Cause.pretty(cause) } : {}),
-          ...(retry === undefined ? {} : { retryAt: retry })
-        }
-        return ended
-      })
-
     /**
      * Runs one claimed attempt in a fiber of its own (stopping waits for it, then interrupts it)
      * and records how it ended. The slot reserved for it is released when it ends.
      */
     const startAttempt = (job: Job<R>, run: Run) =>
       Effect.gen(function*() {
-        const body = Effect.raceFirst(
-          job.run.pipe(
-            Effect.timeoutOrElse({ duration: job.timeout, orElse: () => Effect.fail(new JobTimeout({ timeout: job.timeout })) }),
-            Effect.provideContext(context),
-            Effect.provideService(CurrentRun, run),
-            Effect.withSpan(`scheduler job ${job.name}`, {
-              attributes: { "job.name": job.name, "job.attempt": run.attempt, "job.trigger": run.trigger }
-            })
-          ),
-          renewLease(run)
-        )
-        const attempt = Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            const started = yield* Clock.currentTimeMillis
-            if (run.trigger === "schedule" && run.attempt === 1) {
-              yield* Metrics.recordLateness(job.name, Math.max(0, started - run.scheduledAt.getTime()) / 1000)
-            }
-            const exit = yield* Effect.exit(restore(body))
-            const ended = yield* Clock.currentTimeMillis
-            const lost = Exit.isFailure(exit) && Option.exists(Cause.findErrorOption(exit.cause), (e) => e instanceof LeaseLost)
-            if (lost) {
-              yield* Effect.logWarning(`run ${run.id} was taken over by another replica after its lease lapsed; stopped here`)
-              return undefined
-            }
-            const done = yield* completion(job, run, exit, ended)
-            const recorded = yield* store.complete(run.id, options.instance, done).pipe(
-              Effect.catch((error) => Effect.as(Effect.logError(`could not record the end of run ${run.id}: ${error.message}`), false))
-            )
-            yield* Metrics.recordRun(job.name, done.outcome, (ended - started) / 1000)
-            const line = `job ${job.name} attempt ${run.attempt} ${done.outcome}${done.error ? `: ${done.error}` : ""}`
-            if (done.outcome === "succeeded") yield* Effect.logInfo(line)
-            else if (done.outcome === "failed") yield* Effect.logError(line).pipe(Effect.annotateLogs({ stack: done.errorStack }))
-            else yield* Effect.logWarning(line)
-            return recorded ? done : undefined
-          }).pipe(
-            Effect.ensuring(Effect.suspend(() => {
-              attempts.delete(run.id)
-              return release
-            })),
-            annotate(job, run)
-          )
+        const attempt = runAttempt(job, run, { store, instance: options.instance, lease, context }).pipe(
+          Effect.ensuring(Effect.suspend(() => {
+            attempts.delete(run.id)
+            return release
+          })),
+          annotate(job, run)
         )
         yield* Metrics.setRunning(reserved)
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
