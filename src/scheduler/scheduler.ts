@@ -10,9 +10,9 @@
  *    warning, recorded as skipped (reason: concurrency limit) and counted;
  * 3. the store claims it: one replica gets it; with the overlap policy `skip`, a claim that
  *    finds the job still running anywhere records a skip instead;
- * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout, renewing its lease
- *    meanwhile; its end is recorded with the outcome, and with the error and the whole cause
- *    (stack included) when it failed, threw or died. The scheduler goes on either way.
+ * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout,
+ *    renewing its lease meanwhile; its end is recorded with the outcome, and with the error and
+ *    the whole cause (stack included) when it failed, threw or died. The scheduler goes on.
  * 5. a failed, timed-out or interrupted attempt with retries left in the job's policy records
  *    when the next is due; this replica claims it then, or any replica's sweep does if this one
  *    is gone. A replica that dies mid-run stops renewing its lease; after it expires a sweep
