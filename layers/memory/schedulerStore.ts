@@ -16,29 +16,57 @@ export const make = Effect.sync(() => {
   // Insertion order is id order; `byKey` is the unique (job, scheduled time, trigger, attempt).
   const runs = new Map<string, Run>()
   const byKey = new Map<string, string>()
+  // Indexes for the hot paths, so a claim costs the same with a week of history as with none:
+  // the runs of each job, the running runs, and the runs owed a retry.
+  const byJob = new Map<string, Set<string>>()
+  const running = new Set<string>()
+  const owed = new Set<string>()
   const pausedJobs = new Set<string>()
   let nextId = 1
 
+  const index = (run: Run) => {
+    if (run.outcome === "running") running.add(run.id)
+    else running.delete(run.id)
+    if (run.retryAt !== null) owed.add(run.id)
+    else owed.delete(run.id)
+  }
   const insert = (fields: Omit<Run, "id">): Run => {
     const run: Run = { ...fields, id: String(nextId++) }
     runs.set(run.id, run)
     byKey.set(occurrenceKey(run, run.attempt), run.id)
+    let ids = byJob.get(run.job)
+    if (ids === undefined) byJob.set(run.job, ids = new Set())
+    ids.add(run.id)
+    index(run)
     return run
   }
   const update = (run: Run, fields: Partial<Run>) => {
     const next = { ...run, ...fields }
     runs.set(run.id, next)
+    index(next)
     return next
   }
-  const running = (job: string, now: Date) =>
-    [...runs.values()].find((run) => run.job === job && run.outcome === "running" && run.leaseUntil !== null && run.leaseUntil > now)
+  const remove = (run: Run) => {
+    runs.delete(run.id)
+    byKey.delete(occurrenceKey(run, run.attempt))
+    byJob.get(run.job)?.delete(run.id)
+    running.delete(run.id)
+    owed.delete(run.id)
+  }
+  const select = (ids: Iterable<string>) => {
+    const out: Array<Run> = []
+    for (const id of ids) out.push(runs.get(id)!)
+    return out
+  }
+  const runningOf = (job: string, now: Date) =>
+    select(running).find((run) => run.job === job && run.leaseUntil !== null && run.leaseUntil > now)
 
   return SchedulerStore.of({
     claim: (occurrence, lease, options) =>
       Effect.sync(() => {
         if (byKey.has(occurrenceKey(occurrence, 1))) return { _tag: "Taken" } as const
         const base = { ...occurrence, attempt: 1, instance: lease.instance, startedAt: lease.now, errorStack: null, retryAt: null }
-        const other = options.overlap === "skip" ? running(occurrence.job, lease.now) : undefined
+        const other = options.overlap === "skip" ? runningOf(occurrence.job, lease.now) : undefined
         if (other !== undefined) {
           insert({
             ...base,
@@ -68,12 +96,16 @@ export const make = Effect.sync(() => {
         })
         return true
       }),
-    renew: (runId, instance, until) =>
+    renew: (runIds, instance, until) =>
       Effect.sync(() => {
-        const run = runs.get(runId)
-        if (run === undefined || run.outcome !== "running" || run.instance !== instance) return false
-        update(run, { leaseUntil: until })
-        return true
+        const ours = new Set<string>()
+        for (const id of runIds) {
+          const run = runs.get(id)
+          if (run === undefined || run.outcome !== "running" || run.instance !== instance) continue
+          update(run, { leaseUntil: until })
+          ours.add(id)
+        }
+        return ours as ReadonlySet<string>
       }),
     complete: (runId, instance, completion) =>
       Effect.sync(() => {
@@ -91,8 +123,8 @@ export const make = Effect.sync(() => {
       }),
     expiredLeases: (now, limit) =>
       Effect.sync(() =>
-        [...runs.values()]
-          .filter((run) => run.outcome === "running" && run.leaseUntil !== null && run.leaseUntil < now)
+        select(running)
+          .filter((run) => run.leaseUntil !== null && run.leaseUntil < now)
           .sort((a, b) => a.leaseUntil!.getTime() - b.leaseUntil!.getTime())
           .slice(0, limit)
       ),
@@ -111,7 +143,7 @@ export const make = Effect.sync(() => {
       }),
     dueRetries: (now, limit) =>
       Effect.sync(() =>
-        [...runs.values()]
+        select(owed)
           .filter((run) => run.retryAt !== null && run.retryAt <= now)
           .sort((a, b) => a.retryAt!.getTime() - b.retryAt!.getTime())
           .slice(0, limit)
@@ -140,24 +172,21 @@ export const make = Effect.sync(() => {
     lastOccurrence: (job) =>
       Effect.sync(() => {
         let latest: Date | undefined
-        for (const run of runs.values()) {
-          if (run.job === job && run.trigger === "schedule" && (latest === undefined || run.scheduledAt > latest)) latest = run.scheduledAt
+        for (const run of select(byJob.get(job) ?? [])) {
+          if (run.trigger === "schedule" && (latest === undefined || run.scheduledAt > latest)) latest = run.scheduledAt
         }
         return Option.fromUndefinedOr(latest)
       }),
     recentRuns: (job, limit) =>
       Effect.sync(() => {
-        const out: Array<Run> = []
-        for (const run of runs.values()) if (run.job === job) out.push(run)
-        return out.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime() || Number(b.id) - Number(a.id)).slice(0, limit)
+        return select(byJob.get(job) ?? []).sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime() || Number(b.id) - Number(a.id)).slice(0, limit)
       }),
     prune: (before) =>
       Effect.sync(() => {
         let deleted = 0
         for (const run of [...runs.values()]) {
           if (run.outcome !== "running" && run.endedAt !== null && run.endedAt < before && run.retryAt === null) {
-            runs.delete(run.id)
-            byKey.delete(occurrenceKey(run, run.attempt))
+            remove(run)
             deleted++
           }
         }

@@ -5,9 +5,9 @@
  * Contract (`test/contract/schedulerStore.ts` checks it on memory, PGlite and PostgreSQL):
  * - An occurrence (job, scheduled time, trigger) is claimed at most once: of any number of
  *   replicas calling `claim` for it, exactly one gets `Claimed`; the others get `Taken`.
- * - A claim holds a lease (instance id, expiry). `renew` extends it while the run goes on and
- *   answers false once the run is no longer that instance's (taken over); `complete` records
- *   the outcome and only ever completes the caller's own running run.
+ * - A claim holds a lease (instance id, expiry). `renew` extends the leases of an instance's
+ *   running runs in one call and answers which are still its own (a run taken over is not);
+ *   `complete` records the outcome and only ever completes the caller's own running run.
  * - A run whose lease expired (its replica died or stalled) is found by `expiredLeases`; exactly
  *   one caller of `expire` marks it interrupted, optionally with a time its retry is due.
  * - A finished run with `retryAt` set is found by `dueRetries` once that time has come; exactly
@@ -107,8 +107,15 @@ export interface SchedulerStoreShape {
     occurrence: Occurrence,
     by: { readonly instance: string; readonly now: Date; readonly reason: string }
   ) => Effect.Effect<boolean, SchedulerStoreError>
-  /** Extends the lease of `instance`'s running run: false when it is no longer that instance's. */
-  readonly renew: (runId: string, instance: string, until: Date) => Effect.Effect<boolean, SchedulerStoreError>
+  /**
+   * Extends the leases of `runIds` that are `instance`'s running runs; returns those ids. An id
+   * left out is no longer that instance's: taken over after its lease lapsed, or ended.
+   */
+  readonly renew: (
+    runIds: ReadonlyArray<string>,
+    instance: string,
+    until: Date
+  ) => Effect.Effect<ReadonlySet<string>, SchedulerStoreError>
   /** Ends `instance`'s running run: false (nothing written) when it is no longer that instance's. */
   readonly complete: (runId: string, instance: string, completion: Completion) => Effect.Effect<boolean, SchedulerStoreError>
   /** Running runs whose lease ended before `now`, oldest first, at most `limit`. */

@@ -1,8 +1,8 @@
 /**
- * One attempt at a claimed run: the job's effect under its timeout, with the run's lease renewed
- * beside it, and its end recorded in the store with its outcome (succeeded, failed, timed out,
- * interrupted), the error and the whole cause, and the time its retry is due when the job's
- * policy has one left.
+ * One attempt at a claimed run: the job's effect under its timeout, and its end recorded in the
+ * store with its outcome (succeeded, failed, timed out, interrupted), the error and the whole
+ * cause, and the time its retry is due when the job's policy has one left. (The scheduler
+ * renews the leases of all its running attempts at once; see scheduler.ts.)
  *
  * Invariant: an attempt that started is recorded however it ends (a failure, a defect, a timeout,
  * an interruption by the stop) — the recording runs uninterruptibly after the job — except when
@@ -15,7 +15,6 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
 import { describeCause } from "../capabilities/describeCause.ts"
 import type { Completion, Run, SchedulerStoreShape } from "../capabilities/SchedulerStore.ts"
 import { delayFor, exhausted } from "../resilience/backoff.ts"
@@ -38,16 +37,13 @@ class JobTimeout extends Data.TaggedError("JobTimeout")<{ readonly timeout: Dura
   }
 }
 
-/** Another replica took the attempt over: its lease had lapsed. */
-class LeaseLost extends Data.TaggedError("LeaseLost")<{ readonly runId: string }> {}
-
 export interface AttemptEnv<R> {
   readonly store: SchedulerStoreShape
   readonly instance: string
-  /** Lease length in milliseconds; renewed every third of it. */
-  readonly lease: number
   /** Where the job's own requirements come from. */
   readonly context: Context.Context<R>
+  /** Whether the run was taken over by another replica (the attempt was interrupted for that). */
+  readonly lost: (runId: string) => boolean
 }
 
 /** One line for the history: the first error's message, or the defect's. */
@@ -58,17 +54,6 @@ const summarize = (cause: Cause.Cause<unknown>): string => {
   if (defect._tag === "Success") return `defect: ${describeCause(defect.success)}`
   return "interrupted"
 }
-
-/** Keeps the lease; fails with LeaseLost once the run is no longer ours. */
-const renewLease = <R>(run: Run, env: AttemptEnv<R>) =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const ours = yield* env.store.renew(run.id, env.instance, new Date(now + env.lease)).pipe(
-      // A store outage is no proof the run was taken: keep running, try again next time.
-      Effect.catch((error) => Effect.as(Effect.logWarning(`could not renew the lease of run ${run.id}: ${error.message}`), true))
-    )
-    if (!ours) return yield* new LeaseLost({ runId: run.id })
-  }).pipe(Effect.delay(Duration.millis(Math.max(1, Math.floor(env.lease / 3)))), Effect.forever)
 
 /** What an attempt's exit means for the history, and when its retry is due. */
 const completion = <R>(job: Job<R>, run: Run, exit: Exit.Exit<unknown, unknown>, now: number) =>
@@ -101,16 +86,16 @@ const completion = <R>(job: Job<R>, run: Run, exit: Exit.Exit<unknown, unknown>,
  * the end is recorded as interrupted.
  */
 export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect.Effect<Completion | undefined> => {
-  const body = Effect.raceFirst(
-    job.run.pipe(
-      Effect.timeoutOrElse({ duration: job.timeout, orElse: () => Effect.fail(new JobTimeout({ timeout: job.timeout })) }),
-      Effect.provideContext(env.context),
-      Effect.provideService(CurrentRun, run),
-      Effect.withSpan(`scheduler job ${job.name}`, {
-        attributes: { "job.name": job.name, "job.attempt": run.attempt, "job.trigger": run.trigger }
-      })
-    ),
-    renewLease(run, env)
+  const body = job.run.pipe(
+    Effect.timeoutOrElse({ duration: job.timeout, orElse: () => Effect.fail(new JobTimeout({ timeout: job.timeout })) }),
+    Effect.provideContext(env.context),
+    Effect.provideService(CurrentRun, run),
+    Effect.withSpan(
+      `scheduler job ${job.name}`,
+      { attributes: { "job.name": job.name, "job.attempt": run.attempt, "job.trigger": run.trigger } },
+      // A stack per run costs more than the rest of the span at a thousand runs a second.
+      { captureStackTrace: false }
+    )
   )
   return Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
@@ -120,8 +105,7 @@ export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect
       }
       const exit = yield* Effect.exit(restore(body))
       const ended = yield* Clock.currentTimeMillis
-      const lost = Exit.isFailure(exit) && Option.exists(Cause.findErrorOption(exit.cause), (e) => e instanceof LeaseLost)
-      if (lost) {
+      if (Exit.isFailure(exit) && env.lost(run.id)) {
         yield* Effect.logWarning(`run ${run.id} was taken over by another replica after its lease lapsed; stopped here`)
         return undefined
       }

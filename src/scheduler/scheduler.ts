@@ -128,6 +128,8 @@ export const makeScheduler = <R>(
     // Mutable state, touched only inside Effect.sync steps: each check-and-update is one step,
     // so no two fibers can both take the last concurrency slot.
     const attempts = new Map<string, Fiber.Fiber<Completion | undefined>>()
+    const lost = new Set<string>()
+    let renewer: Fiber.Fiber<void> | undefined
     const waiters = new Set<Fiber.Fiber<unknown>>()
     const nextRuns = new Map<string, number>()
     let paused = new Set<string>()
@@ -154,14 +156,44 @@ export const makeScheduler = <R>(
       Effect.annotateLogs({ job: job.name, scheduledAt: occurrence.scheduledAt.toISOString(), trigger: occurrence.trigger })
 
     /**
+     * Renews the leases of every running attempt in one store call each third of the lease, for
+     * as long as attempts run (also while stopping: a draining run must not look abandoned).
+     * An attempt whose run is no longer ours was taken over by another replica, which now owns
+     * it: it is interrupted here and left for the new owner to record.
+     */
+    const renewLeases: Effect.Effect<void> = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(Duration.millis(Math.max(1, Math.floor(lease / 3))))
+        const ids = yield* Effect.sync(() => {
+          if (attempts.size === 0) renewer = undefined
+          return [...attempts.keys()]
+        })
+        if (ids.length === 0) return
+        const now = yield* Clock.currentTimeMillis
+        const ours = yield* store.renew(ids, options.instance, new Date(now + lease)).pipe(
+          // A store outage is no proof a run was taken: keep them running, try again next time.
+          Effect.catch((error) => Effect.as(Effect.logWarning(`could not renew leases: ${error.message}`), new Set(ids)))
+        )
+        for (const id of ids) {
+          const fiber = attempts.get(id)
+          if (ours.has(id) || fiber === undefined) continue
+          lost.add(id)
+          yield* Effect.logWarning(`run ${id} was taken over by another replica after its lease lapsed; stopping it here`)
+          yield* Effect.forkDetach(Fiber.interrupt(fiber))
+        }
+      }
+    })
+
+    /**
      * Runs one claimed attempt in a fiber of its own (stopping waits for it, then interrupts it)
      * and records how it ended. The slot reserved for it is released when it ends.
      */
     const startAttempt = (job: Job<R>, run: Run) =>
       Effect.gen(function*() {
-        const attempt = runAttempt(job, run, { store, instance: options.instance, lease, context }).pipe(
+        const attempt = runAttempt(job, run, { store, instance: options.instance, context, lost: (id) => lost.has(id) }).pipe(
           Effect.ensuring(Effect.suspend(() => {
             attempts.delete(run.id)
+            lost.delete(run.id)
             return release
           })),
           annotate(job, run)
@@ -169,7 +201,10 @@ export const makeScheduler = <R>(
         yield* Metrics.setRunning(reserved)
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
         // A job that needs no waiting has ended already, its cleanup run: keep no stale entry.
-        if (fiber.pollUnsafe() === undefined) attempts.set(run.id, fiber)
+        if (fiber.pollUnsafe() === undefined) {
+          attempts.set(run.id, fiber)
+          if (renewer === undefined) renewer = yield* Effect.forkDetach(renewLeases, { startImmediately: true })
+        }
         return fiber
       })
 

@@ -91,11 +91,11 @@ export const insertSkip = `
   on conflict (job, scheduled_at, trigger, attempt) do nothing
   returning id`
 
-/** $1 id, $2 instance, $3 lease_until. */
+/** $1 ids (text[]), $2 instance, $3 lease_until. One statement for all of a replica's runs. */
 export const renew = `
   update scheduler_runs set lease_until = $3::timestamptz
-  where id = $1::int8 and instance = $2 and outcome = 'running'
-  returning id`
+  where id = any($1::text[]::int8[]) and instance = $2 and outcome = 'running'
+  returning id::text as id`
 
 /** $1 id, $2 instance, $3 outcome, $4 now, $5 error, $6 error_stack, $7 retry_at. */
 export const complete = `

@@ -80,8 +80,11 @@ export const make = Effect.gen(function*() {
         Effect.map((rows) => rows.length > 0),
         Effect.mapError(failed("skip"))
       ),
-    renew: (runId, instance, until) =>
-      db.query(Sql.renew, [runId, instance, until]).pipe(Effect.map((rows) => rows.length > 0), Effect.mapError(failed("renew"))),
+    renew: (runIds, instance, until) =>
+      runIds.length === 0 ? Effect.succeed(new Set<string>()) : db.query<{ id: string }>(Sql.renew, [runIds, instance, until]).pipe(
+        Effect.map((rows): ReadonlySet<string> => new Set(rows.map((row) => row.id))),
+        Effect.mapError(failed("renew"))
+      ),
     complete: (runId, instance, completion) =>
       db.query(Sql.complete, [
         runId,

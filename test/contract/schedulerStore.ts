@@ -95,8 +95,8 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
           const claimed = yield* store.claim(occurrence("own", 0), lease("a", 0, 10), { overlap: "allow" })
           if (claimed._tag !== "Claimed") throw new Error("not claimed")
           const id = claimed.run.id
-          expect(yield* store.renew(id, "b", at(100))).toBe(false)
-          expect(yield* store.renew(id, "a", at(40))).toBe(true)
+          expect(yield* store.renew([id], "b", at(100))).toEqual(new Set())
+          expect(yield* store.renew([id], "a", at(40))).toEqual(new Set([id]))
           expect((yield* store.recentRuns("own", 1))[0]!.leaseUntil).toEqual(at(40))
           expect(yield* store.complete(id, "b", { outcome: "succeeded", now: at(5) })).toBe(false)
           const done = yield* store.complete(id, "a", {
@@ -115,8 +115,28 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
             retryAt: null
           })
           expect(yield* store.complete(id, "a", { outcome: "succeeded", now: at(8) })).toBe(false)
-          expect(yield* store.renew(id, "a", at(50))).toBe(false)
+          expect(yield* store.renew([id], "a", at(50))).toEqual(new Set())
           expect((yield* store.recentRuns("own", 1))[0]!.outcome).toBe("failed")
+        })
+      ))
+
+    test("renew extends every given run that is the instance's and running, in one call, and names them", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const store = yield* client()
+          const ids: Array<string> = []
+          for (const [job, instance] of [["r1", "a"], ["r2", "a"], ["r3", "b"], ["r4", "a"]] as const) {
+            const claimed = yield* store.claim(occurrence(job, 0), lease(instance, 0, 10), { overlap: "allow" })
+            if (claimed._tag !== "Claimed") throw new Error("not claimed")
+            ids.push(claimed.run.id)
+          }
+          yield* store.complete(ids[3]!, "a", { outcome: "succeeded", now: at(1) })
+          expect(yield* store.renew([...ids, "999999"], "a", at(60))).toEqual(new Set([ids[0]!, ids[1]!]))
+          expect(yield* store.renew([], "a", at(60))).toEqual(new Set())
+          const leases = yield* Effect.forEach(["r1", "r2", "r3"], (job) => Effect.map(store.recentRuns(job, 1), (runs) => runs[0]!.leaseUntil))
+          expect(leases).toEqual([at(60), at(60), at(10)])
+          // a lease extended past `now` is no longer expired
+          expect((yield* store.expiredLeases(at(30), 10)).map((r) => r.job)).toEqual(["r3"])
         })
       ))
 
@@ -179,7 +199,7 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
           expect(interrupted.error).toContain("lease expired")
           expect(interrupted.error).toContain("dead")
           // the dead instance comes back: its run is no longer its own
-          expect(yield* a.renew(claimed.run.id, "dead", at(60))).toBe(false)
+          expect(yield* a.renew([claimed.run.id], "dead", at(60))).toEqual(new Set())
           expect(yield* a.complete(claimed.run.id, "dead", { outcome: "succeeded", now: at(13) })).toBe(false)
 
           expect(yield* b.dueRetries(at(11), 10)).toEqual([])

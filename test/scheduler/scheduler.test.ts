@@ -401,7 +401,7 @@ describe("scheduler and a failing store", () => {
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
       const memory = yield* MemoryStore.make
-      const lost: SchedulerStoreShape = { ...memory, renew: () => Effect.succeed(false) }
+      const lost: SchedulerStoreShape = { ...memory, renew: () => Effect.succeed(new Set<string>()) }
       const released: Array<string> = []
       const { store, fiber } = yield* start([{
         name: "long",
