@@ -162,6 +162,23 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
         })
       ))
 
+    test("overlap skip under a race: two occurrences of one job claimed at once by two clients, one runs and one is skipped", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const a = yield* client()
+          const b = yield* client()
+          for (let round = 0; round < 10; round++) {
+            const job = `pair${round}`
+            const results = yield* Effect.all([
+              a.claim(occurrence(job, 0), lease("a", 1), { overlap: "skip" }),
+              b.claim(occurrence(job, 1), lease("b", 1), { overlap: "skip" })
+            ], { concurrency: "unbounded" })
+            expect(results.map((r) => r._tag).sort()).toEqual(["Claimed", "Overlap"])
+            expect((yield* a.recentRuns(job, 10)).map((r) => r.outcome).sort()).toEqual(["running", "skipped"])
+          }
+        })
+      ))
+
     test("skip records an unclaimed occurrence as skipped with its reason, once; a claimed one stays claimed", () =>
       run((client) =>
         Effect.gen(function*() {
