@@ -4,6 +4,9 @@
  * tables; a bad setting exits 2 naming the variable.
  */
 import { afterAll, describe, expect, test } from "bun:test"
+import { PGlite } from "@electric-sql/pglite"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import { freshDatabases } from "../support/databases.ts"
@@ -29,6 +32,40 @@ describe("programs/scheduler.ts", () => {
     }
     expect(await program.exited).toBe(0)
   }, 90_000)
+
+  test("with PGLITE_DATA_DIR its history is kept in embedded PGlite across a restart", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "scheduler-pglite-"))
+    try {
+      const first = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: dataDir, SCHEDULER_INSTANCE_ID: "first" })
+      try {
+        await first.waitFor(/on the pglite store/, 60_000)
+        await first.waitFor(/job heartbeat attempt 1 succeeded/, 30_000)
+        const ready = await fetch(`${await opsUrl(first)}/readyz`)
+        expect(((await ready.json()) as { checks: Record<string, boolean> }).checks).toMatchObject({ database: true, scheduler: true })
+      } finally {
+        first.kill("SIGTERM")
+      }
+      expect(await first.exited).toBe(0)
+      const second = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: dataDir, SCHEDULER_INSTANCE_ID: "second" })
+      try {
+        await second.waitFor(/job heartbeat attempt 1 succeeded/, 60_000)
+      } finally {
+        second.kill("SIGTERM")
+      }
+      expect(await second.exited).toBe(0)
+      const db = new PGlite({ dataDir })
+      try {
+        const rows = (await db.query<{ instance: string; n: number }>(
+          "select instance, count(*)::int as n from scheduler_runs where job = 'heartbeat' group by instance order by instance"
+        )).rows
+        expect(rows.map((r) => r.instance)).toEqual(["first", "second"])
+      } finally {
+        await db.close()
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 120_000)
 
   for (const [variable, value] of [["TZ", "Mars/Olympus_Mons"], ["WORKER_MAX_CONCURRENT_JOBS", "0"]] as const) {
     test(`${variable}=${value} exits 2 naming ${variable}`, async () => {
