@@ -77,6 +77,7 @@ describe("programs/scheduler.ts", () => {
 })
 
 const fixture = join(import.meta.dir, "..", "fixtures", "scheduler-long-job.ts")
+const replicaFixture = join(import.meta.dir, "..", "fixtures", "scheduler-replica.ts")
 
 interface RunRow {
   readonly job: string
@@ -162,4 +163,49 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
     expect(stop.seconds).toBeGreaterThanOrEqual(1.9)
     expect(stop.seconds).toBeLessThan(3)
   }, 90_000)
+
+  test("three replicas on one PostgreSQL: every occurrence runs once; a replica killed mid-run has its run retried by another", async () => {
+    const database = await databases.create("scheduler_replicas")
+    const env = { DATABASE_URL: database, SCHEDULER_LEASE: "2s", SCHEDULER_SWEEP_INTERVAL: "500ms", SHUTDOWN_TIMEOUT: "10s" }
+    const replicas = ["r1", "r2", "r3"].map((id) => ({ id, program: startProgram(replicaFixture, { ...env, SCHEDULER_INSTANCE_ID: id }) }))
+    let killed: { id: string; occurrence: string } | undefined
+    try {
+      await Promise.all(replicas.map((r) => r.program.waitFor(/on the postgres store/, 60_000)))
+      // The first replica to start a `slow` run is killed in the middle of it.
+      const started = await Promise.any(replicas.map(async (r) => ({ r, line: await r.program.waitFor(/slow started .* attempt 1/, 60_000) })))
+      started.r.program.kill("SIGKILL")
+      killed = { id: started.r.id, occurrence: /slow started (\S+)/.exec(started.line)![1]! }
+      const survivors = replicas.filter((r) => r !== started.r)
+      await Promise.any(survivors.map((r) => r.program.waitFor(new RegExp(`slow started ${killed!.occurrence.replaceAll(".", "\\.")} attempt 2`), 30_000)))
+      // a few more seconds of ticks on the survivors
+      await Promise.any(survivors.map((r) => r.program.waitFor(/job slow attempt 2 succeeded/, 30_000)))
+    } finally {
+      for (const r of replicas) r.program.kill("SIGTERM")
+    }
+    for (const r of replicas) {
+      const code = await r.program.exited
+      if (r.id !== killed?.id) expect(code).toBe(0)
+    }
+    const runs = await runsIn(database)
+
+    // Every `tick` occurrence from the first to the last is in the history exactly once...
+    const ticks = runs.filter((r) => r.job === "tick").map((r) => r.scheduled_at.getTime()).sort((a, b) => a - b)
+    expect(new Set(ticks).size).toBe(ticks.length)
+    expect(ticks.length).toBeGreaterThan(5)
+    expect((ticks.at(-1)! - ticks[0]!) / 1000 + 1).toBe(ticks.length)
+    // ...and was executed exactly once, across all three processes.
+    const executed = replicas.flatMap((r) => [...r.program.stderr().matchAll(/tick ran (\S+?)"/g)].map((m) => m[1]!))
+    expect(new Set(executed).size).toBe(executed.length)
+    const succeeded = runs.filter((r) => r.job === "tick" && r.outcome === "succeeded").length
+    expect(executed.length).toBeGreaterThanOrEqual(succeeded)
+    expect(executed.length).toBeLessThanOrEqual(ticks.length)
+
+    // The killed replica's run: interrupted when its lease lapsed, then retried elsewhere.
+    const slow = runs.filter((r) => r.job === "slow" && r.scheduled_at.toISOString() === killed!.occurrence)
+    expect(slow.map((r) => [r.attempt, r.outcome])).toEqual([[1, "interrupted"], [2, "succeeded"]])
+    expect(slow[0]!.instance).toBe(killed!.id)
+    expect(slow[0]!.error).toContain("lease expired")
+    expect(slow[1]!.instance).not.toBe(killed!.id)
+    expect(runs.some((r) => r.outcome === "running" && r.instance !== killed!.id)).toBe(false)
+  }, 180_000)
 }
