@@ -22,7 +22,7 @@ export const backendOf = (database: Database.Options): Backend =>
 
 export const layer = (database: Database.Options): Layer.Layer<SchedulerStore, SchedulerStoreError | SqlError, Readiness> =>
   backendOf(database) === "memory"
-    ? MemoryStore.layer
+    ? MemoryStore.layer()
     : Layer.effect(SchedulerStore, Effect.tap(SqlStore.make, () => registerDatabaseReadiness())).pipe(
       Layer.provide(Database.layer(database))
     )

@@ -2,7 +2,11 @@
  * SchedulerStore in memory: the embedded default, for one scheduler process. It keeps the same
  * promises as the PostgreSQL store (`test/contract/schedulerStore.ts`): each operation is one
  * synchronous step, so two fibers of the process racing for an occurrence cannot both win.
- * History lives as long as the layer; `prune` bounds it.
+ *
+ * History lives as long as the layer. Besides `prune` (the retention), each job keeps at most
+ * `maxRunsPerJob` [100] finished runs, its oldest dropped first: a week of an `@every 1s` job
+ * is 604 800 runs, too many to hold in a process's memory, and nothing reads that far back.
+ * A run still running or owed a retry is never dropped.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -12,7 +16,13 @@ import { type Occurrence, type Run, SchedulerStore } from "../../src/capabilitie
 const occurrenceKey = (occurrence: Occurrence, attempt: number) =>
   `${occurrence.job}\u0000${occurrence.scheduledAt.getTime()}\u0000${occurrence.trigger}\u0000${attempt}`
 
-export const make = Effect.sync(() => {
+export interface Options {
+  /** Finished runs kept per job [100]; older ones are dropped as new ones come. */
+  readonly maxRunsPerJob?: number
+}
+
+export const make = (options: Options = {}) => Effect.sync(() => {
+  const cap = Math.max(1, options.maxRunsPerJob ?? 100)
   // Insertion order is id order; `byKey` is the unique (job, scheduled time, trigger, attempt).
   const runs = new Map<string, Run>()
   const byKey = new Map<string, string>()
@@ -38,7 +48,18 @@ export const make = Effect.sync(() => {
     if (ids === undefined) byJob.set(run.job, ids = new Set())
     ids.add(run.id)
     index(run)
+    if (ids.size > cap) trim(ids)
     return run
+  }
+  // Oldest first (a Set iterates in insertion order); stops at the first run it must keep
+  // beyond the cap, so the cost per insert stays constant.
+  const trim = (ids: Set<string>) => {
+    for (const id of ids) {
+      if (ids.size <= cap) return
+      const run = runs.get(id)!
+      if (run.outcome === "running" || run.retryAt !== null) continue
+      remove(run)
+    }
   }
   const update = (run: Run, fields: Partial<Run>) => {
     const next = { ...run, ...fields }
@@ -201,4 +222,4 @@ export const make = Effect.sync(() => {
   })
 })
 
-export const layer: Layer.Layer<SchedulerStore> = Layer.effect(SchedulerStore, make)
+export const layer = (options: Options = {}): Layer.Layer<SchedulerStore> => Layer.effect(SchedulerStore, make(options))

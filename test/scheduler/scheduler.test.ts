@@ -43,7 +43,7 @@ const start = (
   shared?: SchedulerStoreShape
 ) =>
   Effect.gen(function*() {
-    const store = shared ?? (yield* MemoryStore.make)
+    const store = shared ?? (yield* MemoryStore.make())
     const jobs = yield* register(definitions, { timeZone: "UTC", timeout: Duration.seconds(300) })
     const scheduler = yield* makeScheduler(jobs, {
       instance: "a",
@@ -309,7 +309,7 @@ describe("scheduler policies", () => {
 
   test("missed runs: catch-up runs the latest missed occurrence once at start; skip waits for the next", () =>
     runTest(Effect.gen(function*() {
-      const store = yield* MemoryStore.make
+      const store = yield* MemoryStore.make()
       // The history ends on Jan 1st: the scheduler was down on the 2nd and 3rd.
       for (const job of ["nightly-catch-up", "nightly-skip"]) {
         const claimed = yield* store.claim(
@@ -379,7 +379,7 @@ describe("scheduler and a failing store", () => {
   test("claims failing (database down) skip the occurrence, counted as store_error, and the scheduler goes on", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const memory = yield* MemoryStore.make
+      const memory = yield* MemoryStore.make()
       let down = true
       const flaky: SchedulerStoreShape = {
         ...memory,
@@ -400,7 +400,7 @@ describe("scheduler and a failing store", () => {
   test("a run whose lease was taken over elsewhere is stopped here and left for the new owner to record", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const memory = yield* MemoryStore.make
+      const memory = yield* MemoryStore.make()
       const lost: SchedulerStoreShape = { ...memory, renew: () => Effect.succeed(new Set<string>()) }
       const released: Array<string> = []
       const { store, fiber } = yield* start([{
@@ -484,7 +484,7 @@ describe("scheduler replicas on one store", () => {
   test("two schedulers with the same jobs run each occurrence exactly once", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const store = yield* MemoryStore.make
+      const store = yield* MemoryStore.make()
       const ran: Array<string> = []
       const jobs = [{ name: "tick", schedule: "@every 1s", run: stamp(ran) }]
       const a = yield* start(jobs, { instance: "a" }, store)
@@ -502,7 +502,7 @@ describe("scheduler replicas on one store", () => {
   test("a run whose replica died is taken over after its lease: interrupted, then retried as attempt 2", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const store = yield* MemoryStore.make
+      const store = yield* MemoryStore.make()
       // replica "dead" claimed the 00:00 occurrence and stopped renewing its 30 s lease
       const claimed = yield* store.claim(
         { job: "report", scheduledAt: new Date(T0), trigger: "schedule" },
@@ -530,7 +530,7 @@ describe("scheduler replicas on one store", () => {
   test("a run keeps its lease while it runs longer than the lease", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const store = yield* MemoryStore.make
+      const store = yield* MemoryStore.make()
       const jobs = [{ name: "long", schedule: "@every 1h", retry: { base: 1000, max: 1000, maxAttempts: 3 }, run: Effect.sleep("5 minutes") }]
       const a = yield* start(jobs, { instance: "a", lease: "30 seconds", sweepInterval: "5 seconds" }, store)
       const b = yield* start(jobs, { instance: "b", lease: "30 seconds", sweepInterval: "5 seconds" }, store)
