@@ -1,0 +1,142 @@
+/**
+ * SchedulerStore on a PostgreSQL-dialect database (a server, for replicas; PGlite, embedded):
+ * the statements of `sql.ts` over the `SqlDatabase` capability. Building the layer applies the
+ * scheduler's migrations (advisory-locked, so replicas starting together apply them once).
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import {
+  type ClaimResult,
+  type Run,
+  SchedulerStore,
+  SchedulerStoreError
+} from "../capabilities/SchedulerStore.ts"
+import { SqlDatabase } from "../capabilities/SqlDatabase.ts"
+import { migrate } from "../sql/migrations.ts"
+import * as Sql from "./sql.ts"
+
+const RunRow = Schema.Struct({
+  id: Schema.String,
+  job: Schema.String,
+  scheduled_at: Schema.Date,
+  trigger: Schema.Literals(["schedule", "manual"]),
+  attempt: Schema.Number,
+  instance: Schema.String,
+  started_at: Schema.Date,
+  ended_at: Schema.NullOr(Schema.Date),
+  lease_until: Schema.NullOr(Schema.Date),
+  outcome: Schema.Literals(["running", "succeeded", "failed", "timed_out", "skipped", "interrupted"]),
+  error: Schema.NullOr(Schema.String),
+  error_stack: Schema.NullOr(Schema.String),
+  retry_at: Schema.NullOr(Schema.Date)
+})
+
+const toRun = (row: typeof RunRow.Type): Run => ({
+  id: row.id,
+  job: row.job,
+  scheduledAt: row.scheduled_at,
+  trigger: row.trigger,
+  attempt: row.attempt,
+  instance: row.instance,
+  startedAt: row.started_at,
+  endedAt: row.ended_at,
+  leaseUntil: row.lease_until,
+  outcome: row.outcome,
+  error: row.error,
+  errorStack: row.error_stack,
+  retryAt: row.retry_at
+})
+
+const failed = (operation: string) => (cause: unknown) => new SchedulerStoreError({ operation, cause })
+
+export const make = Effect.gen(function*() {
+  const db = yield* SqlDatabase
+  yield* migrate(Sql.migrations, { direction: "up", table: Sql.migrationsTable }).pipe(Effect.mapError(failed("migrate")))
+  const runs = (text: string, params: ReadonlyArray<unknown>) => Effect.map(db.queryAs(RunRow, text, params), (rows) => rows.map(toRun))
+
+  return SchedulerStore.of({
+    claim: (occurrence, lease, options) =>
+      db.transaction((tx) =>
+        Effect.gen(function*() {
+          const key = [occurrence.job, occurrence.scheduledAt, occurrence.trigger] as const
+          yield* tx.query(Sql.lockJob, [occurrence.job])
+          if ((yield* tx.query(Sql.occurrenceTaken, key)).length > 0) return { _tag: "Taken" } as ClaimResult
+          if (options.overlap === "skip") {
+            const [other] = (yield* tx.queryAs(RunRow, Sql.runningOf, [occurrence.job, lease.now])).map(toRun)
+            if (other !== undefined) {
+              const reason = `overlap: run ${other.id} of ${other.scheduledAt.toISOString()} still running on ${other.instance}`
+              yield* tx.query(Sql.insertSkip, [...key, lease.instance, lease.now, reason])
+              return { _tag: "Overlap", running: other } as ClaimResult
+            }
+          }
+          const [run] = (yield* tx.queryAs(RunRow, Sql.insertClaim, [...key, lease.instance, lease.now, lease.until])).map(toRun)
+          return run === undefined ? { _tag: "Taken" } as ClaimResult : { _tag: "Claimed", run } as ClaimResult
+        })
+      ).pipe(Effect.mapError(failed("claim"))),
+    skip: (occurrence, by) =>
+      db.query(Sql.insertSkip, [occurrence.job, occurrence.scheduledAt, occurrence.trigger, by.instance, by.now, by.reason]).pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError(failed("skip"))
+      ),
+    renew: (runIds, instance, until) =>
+      runIds.length === 0 ? Effect.succeed(new Set<string>()) : db.query<{ id: string }>(Sql.renew, [runIds, instance, until]).pipe(
+        Effect.map((rows): ReadonlySet<string> => new Set(rows.map((row) => row.id))),
+        Effect.mapError(failed("renew"))
+      ),
+    complete: (runId, instance, completion) =>
+      db.query(Sql.complete, [
+        runId,
+        instance,
+        completion.outcome,
+        completion.now,
+        completion.error ?? null,
+        completion.errorStack ?? null,
+        completion.retryAt ?? null
+      ]).pipe(Effect.map((rows) => rows.length > 0), Effect.mapError(failed("complete"))),
+    expiredLeases: (now, limit) => runs(Sql.expiredLeases, [now, limit]).pipe(Effect.mapError(failed("list expired leases"))),
+    expire: (runId, now, retryAt) =>
+      db.query(Sql.expire, [runId, now, retryAt ?? null]).pipe(Effect.map((rows) => rows.length > 0), Effect.mapError(failed("expire"))),
+    dueRetries: (now, limit) => runs(Sql.dueRetries, [now, limit]).pipe(Effect.mapError(failed("list due retries"))),
+    claimRetry: (previous, lease) =>
+      db.transaction((tx) =>
+        Effect.gen(function*() {
+          const taken = yield* tx.query<{ job: string; scheduled_at: Date; trigger: string; attempt: number }>(
+            Sql.takeRetry,
+            [previous.id, lease.now]
+          )
+          const row = taken[0]
+          if (row === undefined) return Option.none<Run>()
+          const [run] = (yield* tx.queryAs(RunRow, Sql.insertAttempt, [
+            row.job,
+            row.scheduled_at,
+            row.trigger,
+            row.attempt + 1,
+            lease.instance,
+            lease.now,
+            lease.until
+          ])).map(toRun)
+          return Option.fromUndefinedOr(run)
+        })
+      ).pipe(Effect.mapError(failed("claim retry"))),
+    lastOccurrence: (job) =>
+      db.queryAs(Schema.Struct({ last: Schema.NullOr(Schema.Date) }), Sql.lastOccurrence, [job]).pipe(
+        Effect.map((rows) => Option.fromNullishOr(rows[0]?.last)),
+        Effect.mapError(failed("read last occurrence"))
+      ),
+    recentRuns: (job, limit) => runs(Sql.recentRuns, [job, limit]).pipe(Effect.mapError(failed("list recent runs"))),
+    prune: (before) =>
+      db.queryAs(Schema.Struct({ deleted: Schema.Number }), Sql.prune, [before]).pipe(
+        Effect.map((rows) => rows[0]?.deleted ?? 0),
+        Effect.mapError(failed("prune"))
+      ),
+    setPaused: (job, paused, now) => db.query(Sql.setPaused, [job, paused, now]).pipe(Effect.asVoid, Effect.mapError(failed("set paused"))),
+    paused: db.query<{ job: string }>(Sql.paused).pipe(
+      Effect.map((rows) => new Set(rows.map((row) => row.job)) as ReadonlySet<string>),
+      Effect.mapError(failed("read paused jobs"))
+    )
+  })
+})
+
+export const layer: Layer.Layer<SchedulerStore, SchedulerStoreError, SqlDatabase> = Layer.effect(SchedulerStore, make)
