@@ -4,27 +4,34 @@
  *    whether they match;
  * 2. the orders system on PGlite and the in-memory broker: real HTTP requests to the orders API,
  *    the outbox relay, the order-events consumer; prints what each did and whether the read
- *    model matches the orders the API created.
- * Exits 1 when either part's result is wrong.
+ *    model matches the orders the API created;
+ * 3. the sales query service on the in-memory broker and an in-memory SQLite database: three
+ *    workers behind the balancer answer requests, each reply checked against the query run
+ *    directly.
+ * Exits 1 when any part's result is wrong.
  *
  *   bun run programs/demo.ts [--count 1000] [--malformed 10] [--duplicate-ratio 0.1] [--output-dir out/demo]
  *                            [--orders 200] [--customers 6] [--replays 20] [--bad-requests 6]
+ *                            [--sales-requests 300]
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MemoryBroker from "../layers/memory/broker.ts"
 import * as Pglite from "../layers/pglite/sql.ts"
+import * as Sqlite from "../layers/sqlite/index.ts"
 import { serve } from "../layers/platform/httpServer.ts"
 import { counterConfig, trafficConfig } from "../src/counter/config.ts"
 import { CounterStore } from "../src/counter/CounterStore.ts"
 import { counterDemo } from "../src/counter/demo.ts"
 import { sortedByUser } from "../src/counter/events.ts"
 import { demoConfig, ordersDemo, readModelTable, summaryLines } from "../src/orders/demo.ts"
-import { load } from "../src/runtime/config.ts"
+import { intInRange, load } from "../src/runtime/config.ts"
+import { salesDemo } from "../src/sales/demo.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
 import { runMain } from "../layers/platform/runMain.ts"
 
@@ -33,6 +40,7 @@ const program = Effect.gen(function*() {
   const config = yield* load(counterConfig({ outputDir: "out/demo", idleTimeout: Duration.seconds(1) }))
   const traffic = yield* load(trafficConfig({ ...defaultGeneratorOptions, count: 1000, malformed: 10 }))
   const sizes = yield* load(demoConfig())
+  const salesRequests = yield* load(intInRange("SALES_REQUESTS", 1, 100_000).pipe(Config.withDefault(300)))
 
   // The in-process broker forgets its messages: an interrupted demo's partial files cannot be finished.
   const counted = yield* counterDemo({ ...config, carryOver: "none" }, traffic).pipe(
@@ -50,7 +58,15 @@ const program = Effect.gen(function*() {
   yield* Console.table(readModelTable(orders))
   for (const line of summaryLines(orders)) yield* Console.log(line)
 
+  const sales = yield* salesDemo({ workers: 3, requests: salesRequests, sales: 10_000, seed: 42 }).pipe(
+    Effect.provide(Layer.mergeAll(MemoryBroker.layer, Sqlite.driverLayer))
+  )
+  yield* Console.log(`\nSales queries through the balancer to 3 workers, on the in-memory broker: ${sales.sent} requests in ${sales.millis} ms`)
+  yield* Console.table(Object.fromEntries(sales.workers.map((w) => [w.queue, { routed: w.routed, replies: w.replies, outstanding: w.outstanding }])))
+  yield* Console.log(`${sales.correct} of ${sales.sent} replies equal the query run directly (${sales.errors} error replies expected)`)
+
   if (!counted.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
+  if (sales.correct !== sales.sent) return yield* Effect.die(new Error("some sales replies differ from the direct query"))
   if (orders.problems.length > 0) return yield* Effect.die(new Error("the orders read model differs from the orders the API created"))
 })
 

@@ -7,7 +7,7 @@ import { startProgram } from "../support/program.ts"
 import { freshName, postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
 
 describe("demo program (README's first command)", () => {
-  test("runs on embedded defaults: the counter's counts match, and the orders read model matches what the API created", async () => {
+  test("runs on embedded defaults: the counter's counts match, the orders read model matches what the API created, every sales reply equals the direct query", async () => {
     const dir = mkdtempSync(join(tmpdir(), "demo-"))
     // Servers that cannot be reached: the demo must need none of them.
     const demo = startProgram("demo.ts", {
@@ -35,16 +35,26 @@ describe("demo program (README's first command)", () => {
     expect(rows.reduce((sum, row) => sum + Number(row[2]), 0)).toBe(200)
     // The counter's part comes first, as the README says.
     expect(out.indexOf("counts match")).toBeLessThan(out.indexOf("orders created"))
-  }, 180_000)
 
-  test("the sizes of the orders part come from flags; a bad one stops the demo with exit 2 naming it", async () => {
+    // The sales part: 300 requests through the balancer, each reply checked, spread over 3 workers.
+    expect(out).toContain("300 of 300 replies equal the query run directly")
+    const workers = [...out.matchAll(/│ (mom-worker-\d) +│ (\d+) +│ (\d+) +│ (\d+) +│/g)]
+    expect(workers.map((row) => row[1])).toEqual(["mom-worker-1", "mom-worker-2", "mom-worker-3"])
+    expect(workers.reduce((sum, row) => sum + Number(row[3]), 0)).toBe(300)
+    expect(workers.every((row) => Number(row[2]) > 0 && row[4] === "0")).toBe(true)
+    expect(out.indexOf("orders created")).toBeLessThan(out.indexOf("replies equal the query"))
+  }, 240_000)
+
+  test("the sizes of the orders and sales parts come from flags; a bad one stops the demo with exit 2 naming it", async () => {
     const small = startProgram("demo.ts", { OUTPUT_DIR: mkdtempSync(join(tmpdir(), "demo-")), DATABASE_URL: "" }, [
-      "--count", "20", "--malformed", "0", "--orders", "40", "--customers", "3", "--replays", "4", "--bad-requests", "3"
+      "--count", "20", "--malformed", "0", "--orders", "40", "--customers", "3", "--replays", "4", "--bad-requests", "3",
+      "--sales-requests", "30"
     ])
     expect(await small.exited).toBe(0)
     expect(small.stdout()).toContain("orders created: 40; replays answered without a new order: 4")
     expect(small.stdout()).toContain("bad requests refused: 2 × 400, 1 × 415")
     expect(small.stdout()).toContain("read model matches the orders the API created")
+    expect(small.stdout()).toContain("30 of 30 replies equal the query run directly")
 
     const bad = startProgram("demo.ts", { DATABASE_URL: "" }, ["--orders", "many"])
     expect(await bad.exited).toBe(2)
