@@ -85,7 +85,7 @@ describe("outbox relay on PGlite", () => {
         const rows = yield* events
         expect(rows.map((row) => row.attempts)).toEqual([0, 0, 0])
         yield* Fiber.interrupt(fiber)
-      })), 30_000)
+      })), 60_000)
 
   test("events of one aggregate reach the broker in seq order with 3 workers, many events over few aggregates", () =>
     run((r) =>
@@ -105,7 +105,7 @@ describe("outbox relay on PGlite", () => {
         for (const keys of r.batches) expect(new Set(keys).size).toBe(keys.length)
         expect(r.batches.some((keys) => keys.length > 1)).toBe(true)
         yield* Fiber.interrupt(fiber)
-      })), 30_000)
+      })), 60_000)
 
   test("a failing event is retried with backoff, then failed with its last error; the others go on; later events of its aggregate wait until it is requeued", () =>
     run((r) =>
@@ -157,7 +157,7 @@ describe("outbox relay on PGlite", () => {
         yield* until("bad published", allPublished)
         expect(r.accepted.filter((m) => m.key === "bad").map((m) => (valueOf(m).data as { n: number }).n)).toEqual([1, 2])
         yield* Fiber.interrupt(fiber)
-      })), 30_000)
+      })), 60_000)
 
   test("a broker that cannot be reached costs no attempt: the event waits out the backoff, is never failed, and is published once the broker is back", () =>
     run((r) =>
@@ -210,7 +210,7 @@ describe("outbox relay on PGlite", () => {
         const trips = (yield* Metric.snapshot).find((m) => m.id === "txstream_circuit_breaker_trips")
         expect((trips?.state as { count: number } | undefined)?.count).toBe(1)
         yield* Fiber.interrupt(fiber)
-      })), 30_000)
+      })), 60_000)
 })
 
 describe("outbox relay on PGlite: shutdown and the queue gauge", () => {
@@ -235,7 +235,7 @@ describe("outbox relay on PGlite: shutdown and the queue gauge", () => {
         yield* Fiber.join(stopping)
         expect(yield* statuses).toEqual(["published"])
         expect(r.accepted).toHaveLength(1)
-      })), 30_000)
+      })), 60_000)
 
   test("txstream_events_in_queue reports the table's rows by status", () =>
     run(() =>
@@ -249,7 +249,7 @@ describe("outbox relay on PGlite: shutdown and the queue gauge", () => {
           Effect.map(Metric.snapshot, (all) =>
             (all.find((m) => m.id === "txstream_events_in_queue" && m.attributes?.["status"] === status)?.state as { value: number } | undefined)?.value)
         expect([yield* gauge("pending"), yield* gauge("failed"), yield* gauge("published")]).toEqual([1, 1, 0])
-      })), 30_000)
+      })), 60_000)
 })
 
 describe("outbox relay on PGlite: a poison event in a batch", () => {
@@ -269,5 +269,5 @@ describe("outbox relay on PGlite: a poison event in a batch", () => {
         expect(r.accepted).toHaveLength(9)
         expect(yield* relay.breakerState).toBe("closed")
         yield* Fiber.interrupt(fiber)
-      })), 30_000)
+      })), 60_000)
 })
