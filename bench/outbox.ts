@@ -28,7 +28,7 @@
  *    measured here). Latency = when the Publisher call that carried the event returned (Kafka
  *    acknowledged it, acks=all) minus when the insert's commit was answered, both wall-clock
  *    with sub-millisecond precision, into an HDR histogram (µs). Also counted: the relay's claim
- *    transactions and other statements meanwhile.
+ *    transactions, other statements and publish calls meanwhile, with how long the calls took.
  * Each throughput run also reports this process's CPU time per event (user + system, µs): the
  * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
  * than the rates when other work competes for the cores.
@@ -191,17 +191,25 @@ const cpuPerEvent = (used: NodeJS.CpuUsage, events: number) => Math.round((used.
 
 const relayConfig = (topic: string): RelayConfig => ({ ...relayDefaults, topic, batchSize, poolSize })
 
-/** The Kafka publisher layer, telling `acked` the ids of every call Kafka acknowledged, as it returns. */
-const observedPublisher = (clientId: string, acked: (ids: ReadonlyArray<string>) => void) =>
+/** The Kafka publisher layer, telling `acked` the ids of every call Kafka acknowledged, as it returns, and `took` how long the call took (ms). */
+const observedPublisher = (clientId: string, acked: (ids: ReadonlyArray<string>) => void, took: (ms: number) => void = () => {}) =>
   Layer.effect(
     Publisher,
     Effect.gen(function*() {
       const inner = yield* Publisher
       return Publisher.of({
         publish: (topic, messages) =>
-          inner.publish(topic, messages).pipe(
-            Effect.tap(() => Effect.sync(() => acked(messages.map((m) => m.id ?? ""))))
-          )
+          Effect.suspend(() => {
+            const started = performance.now()
+            return inner.publish(topic, messages).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  took(performance.now() - started)
+                  acked(messages.map((m) => m.id ?? ""))
+                })
+              )
+            )
+          })
       })
     })
   ).pipe(Layer.provide(KafkaLayer.publisherLayer({ brokers, clientId, logLevel: "warn" })))
@@ -274,6 +282,10 @@ interface Latency {
   /** The relay's claim transactions and other statements while the events were inserted and published. */
   readonly relayTransactions?: number
   readonly relayStatements?: number
+  /** The relay's publish calls meanwhile, and how long they took. */
+  readonly publishCalls?: number
+  readonly publishP50Ms?: number
+  readonly publishP99Ms?: number
 }
 
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
@@ -289,6 +301,7 @@ const summaryOf = (h: hdr.Histogram, events: number, insertRate: number): Latenc
 
 const latencyRun = async (url: string, topic: string): Promise<Latency> => {
   const work: Work = { transactions: 0, statements: 0 }
+  const calls = histogram()
   const ackedAt = new Map<string, number>()
   let waiting: { readonly count: number; readonly done: ReturnType<typeof Promise.withResolvers<void>> } | undefined
   return await Effect.runPromise(Effect.gen(function*() {
@@ -314,6 +327,7 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     yield* load(20, 1)
     yield* acks(20)
     ackedAt.clear()
+    calls.reset()
     work.transactions = 0
     work.statements = 0
     const { insertRate, committed } = yield* load(rate, seconds)
@@ -328,8 +342,16 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       h.recordValue(micros)
       allLatencies.recordValue(micros)
     }
-    const result = { ...summaryOf(h, committed.length, insertRate), relayTransactions: work.transactions, relayStatements: work.statements }
+    const result = {
+      ...summaryOf(h, committed.length, insertRate),
+      relayTransactions: work.transactions,
+      relayStatements: work.statements,
+      publishCalls: calls.totalCount,
+      publishP50Ms: Number((calls.getValueAtPercentile(50) / 1000).toFixed(1)),
+      publishP99Ms: Number((calls.getValueAtPercentile(99) / 1000).toFixed(1))
+    }
     h.destroy()
+    calls.destroy()
     return result
   }).pipe(Effect.provide(Layer.mergeAll(
     countedDatabase(url, work),
@@ -337,7 +359,7 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       const at = now()
       for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, at)
       if (waiting !== undefined && ackedAt.size >= waiting.count) waiting.done.resolve()
-    })
+    }, (ms) => calls.recordValue(Math.round(ms * 1000)))
   ))))
 }
 
@@ -389,7 +411,8 @@ try {
         (latency === undefined
           ? ""
           : `${rows > 0 ? " | " : ""}latency ${latency.events} events at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
-            `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements)`)
+            `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
+            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms)`)
     )
   }
   const rawMedian = median(results.map((r) => r.raw))
