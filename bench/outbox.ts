@@ -410,7 +410,7 @@ try {
           : "") +
         (latency === undefined
           ? ""
-          : `${rows > 0 ? " | " : ""}latency ${latency.events} events at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
+          : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
             `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
             `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms)`)
     )
@@ -455,7 +455,8 @@ try {
   }
   if (overall !== undefined) {
     say(
-      `latency, commit to Kafka ack, all ${overall.events} events of ${latencies.length} round(s) at ${rate} events/s: ` +
+      `latency, commit to Kafka ack, all ${overall.events} events of ${latencies.length} round(s) scheduled at ${rate} events/s ` +
+        `(inserted at ${overall.insertRate}/s, median of rounds): ` +
         `p50 ${overall.p50Ms} ms, p99 ${overall.p99Ms} ms (goal < ${goals.p99Ms} ms: ${goal(overall.p99Ms < goals.p99Ms)}), max ${overall.maxMs} ms`
     )
   }
