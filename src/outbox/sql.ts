@@ -31,7 +31,11 @@
  * an earlier row of their aggregate) are read again by every claim until they move, so a claim
  * behind many held-back rows (one aggregate with a long backlog behind a failed row) reads them
  * all; and the two indexes are written on insert (`outbox_events_claim` also on a requeue).
- * Published rows leave both indexes, so the published history never enters a claim.
+ * Published rows leave both indexes as far as a claim is concerned: their old entries stay in
+ * `outbox_events_claim` until VACUUM, but the first scan to pass them marks them dead, and
+ * later claims skip them without reading the table (measured: with 90 000 rows just marked
+ * published, one claim of 1 000 took 185 ms killing their entries, the next 7 ms, 18 ms after
+ * VACUUM, on the loaded development machine).
  *
  * Time: `$now` parameters are the relay's `Clock`, so backoff is testable with `TestClock`.
  */
