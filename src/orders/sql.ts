@@ -9,7 +9,8 @@
  * - `position` (identity) is the global write order, `aggregate_seq` the order within one
  *   aggregate (unique with the aggregate), so a relay can hold back an event while an earlier
  *   one of the same aggregate is unpublished.
- * - `outbox_events_pending` is the claim index: pending rows by `next_attempt_at`, `position`.
+ * - `outbox_events_pending` holds pending rows by `next_attempt_at` (the relay's next backoff to
+ *   wake for); the claim's indexes came with migration 2004.
  * - A row trigger NOTIFYs `outbox_events` when a row becomes pending (insert, or a requeue that
  *   sets status back): every writer wakes the relay, not only this API. The payload is constant
  *   so PostgreSQL folds the notifications of one transaction into one, sent at commit.
@@ -99,6 +100,21 @@ export const migrations: ReadonlyArray<Migration> = [
       );
       create index idempotency_keys_created on idempotency_keys (created_at);`,
     down: `drop index if exists idempotency_keys_created; drop table if exists outbox_aggregate_seqs;`
+  },
+  {
+    // The relay's claim (src/outbox/sql.ts): walk pending rows in write order, and find an
+    // aggregate's earlier unpublished row without reading its published history. Both partial,
+    // so they hold only the backlog. Plain CREATE INDEX, as migrations run in a transaction: it
+    // blocks writes to the table while it builds, which on a large existing outbox is worth
+    // doing by hand first with CREATE INDEX CONCURRENTLY under the same names (IF NOT EXISTS
+    // then skips them here).
+    version: 2004,
+    name: "outbox-claim-indexes",
+    up: `
+      create index if not exists outbox_events_claim on outbox_events (position) where status = 'pending';
+      create index if not exists outbox_events_unpublished on outbox_events (aggregate_type, aggregate_id, aggregate_seq)
+        where status <> 'published';`,
+    down: `drop index if exists outbox_events_unpublished; drop index if exists outbox_events_claim;`
   }
 ]
 

@@ -38,7 +38,7 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
   test("up creates the tables, the status check and a trigger that NOTIFYs the relay; down removes them", () =>
     run(Effect.gen(function*() {
       const applied = yield* migrate(Orders.migrations, { ...options, direction: "up" })
-      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events", "outbox-retention"])
+      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events", "outbox-retention", "outbox-claim-indexes"])
       expect(yield* existing).toEqual(tables)
 
       const bad = yield* Effect.flip(insertEvent("sent"))
@@ -68,16 +68,26 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
         "select indexdef from pg_indexes where indexname = 'outbox_events_pending' and schemaname = current_schema()"
       )
       expect(plan!.indexdef).toContain("WHERE (status = 'pending'::text)")
+      const claimIndexes = yield* db.query<{ indexname: string; indexdef: string }>(
+        `select indexname, indexdef from pg_indexes
+         where indexname in ('outbox_events_claim', 'outbox_events_unpublished') and schemaname = current_schema() order by 1`
+      )
+      expect(claimIndexes.map((i) => i.indexname)).toEqual(["outbox_events_claim", "outbox_events_unpublished"])
+      expect(claimIndexes[0]!.indexdef).toContain("(\"position\") WHERE (status = 'pending'::text)")
+      expect(claimIndexes[1]!.indexdef).toContain("WHERE (status <> 'published'::text)")
 
       const [keys] = yield* db.query<{ indexdef: string }>(
         "select indexdef from pg_indexes where indexname = 'idempotency_keys_created' and schemaname = current_schema()"
       )
       expect(keys!.indexdef).toContain("(created_at)")
 
-      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 3 })
-      expect(reverted.map((m) => m.name)).toEqual(["outbox-retention", "outbox-events", "orders-tables"])
+      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 4 })
+      expect(reverted.map((m) => m.name)).toEqual(["outbox-claim-indexes", "outbox-retention", "outbox-events", "orders-tables"])
       expect(yield* existing).toEqual([])
-      const [fn] = yield* db.query<{ n: number }>("select count(*)::int as n from pg_proc where proname = 'outbox_events_notify'")
+      // In this schema only: other suites sharing the server have the function in theirs.
+      const [fn] = yield* db.query<{ n: number }>(
+        "select count(*)::int as n from pg_proc where proname = 'outbox_events_notify' and pronamespace = current_schema()::regnamespace"
+      )
       expect(fn!.n).toBe(0)
 
       // And up again: down left nothing behind that would stop it.

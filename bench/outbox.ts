@@ -1,0 +1,467 @@
+/**
+ * The outbox relay against a raw kafkajs producer, and its commit-to-ack latency, in one run.
+ *
+ *   bun run bench/outbox.ts [--rows 100000] [--aggregates 25000] [--rounds 3]
+ *                           [--batch-size 1000] [--pool-size 3]
+ *                           [--rate 2000] [--seconds 10] [--durable-inserts] [--json]
+ *
+ * Each round, on a fresh database and fresh topics (3 partitions):
+ * 1. `--rows` committed outbox rows, round-robin over `--aggregates` aggregates (so most have
+ *    several events, in seq order), shaped like the orders API's `OrderCreated` rows (order JSON
+ *    payload, a stored `traceparent`), inserted and analyzed before anything is timed.
+ * 2. raw: one kafkajs producer configured like ours (idempotent, one request in flight,
+ *    acks=all) sends the same records (same keys, values and headers, read back from the rows)
+ *    in batches of `--batch-size`, from `--pool-size` concurrent senders; rate = rows / time
+ *    from the first send to the last ack.
+ * 3. relay: `makeRelay` in this process with `WORKER_BATCH_SIZE=--batch-size` and
+ *    `WORKER_POOL_SIZE=--pool-size` on the real Kafka publisher layer and PostgreSQL; rate = rows
+ *    / time from starting `relay.run` (layers already connected) until every row is marked
+ *    published.
+ * 4. latency (skipped with `--seconds 0`): on another fresh database and topic, with the relay
+ *    running here (same settings), a child process (`outboxInserter.ts`, so inserting takes no
+ *    CPU time from the relay's process) inserts `--rate` events a second for `--seconds`
+ *    seconds, open loop, each by the orders API's statement as a transaction of its own (its
+ *    trigger NOTIFYs the relay). Its sessions commit with `synchronous_commit=off` unless
+ *    `--durable-inserts`: the inserts are the load, not what is measured (the relay sees a row
+ *    when its commit is visible, flushed or not), and a shared development disk may flush far
+ *    fewer than 2 000 commits a second (about 700 small ones a second from 8 connections,
+ *    measured here). Latency = when the Publisher call that carried the event returned (Kafka
+ *    acknowledged it, acks=all) minus when the insert's commit was answered, both wall-clock
+ *    with sub-millisecond precision, into an HDR histogram (µs). Also counted: the relay's claim
+ *    transactions, other statements and publish calls meanwhile, with how long the calls took.
+ * Each throughput run also reports this process's CPU time per event (user + system, µs): the
+ * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
+ * than the rates when other work competes for the cores.
+ * The machine may be shared and noisy, so rounds alternate the raw and relay runs and medians
+ * are reported, as in `counter.ts`: median rates, the median of per-round ratios with their
+ * spread, the ratio of medians; latency per round and over all rounds' events. `--json` also
+ * prints the summary as one JSON line.
+ */
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as hdr from "hdr-histogram-js"
+import { Kafka, logLevel, Partitioners } from "kafkajs"
+import { join } from "node:path"
+import postgres from "postgres"
+import * as KafkaLayer from "../layers/kafka/index.ts"
+import * as PostgresSql from "../layers/postgres/sql.ts"
+import { Publisher } from "../src/capabilities/Publisher.ts"
+import { SqlDatabase, type SqlDatabaseShape } from "../src/capabilities/SqlDatabase.ts"
+import { relayDefaults, type RelayConfig } from "../src/outbox/config.ts"
+import { EventHeaders, makeRelay } from "../src/outbox/relay.ts"
+import * as Orders from "../src/orders/sql.ts"
+import { migrate } from "../src/sql/migrations.ts"
+import { now, orderEvent, traceparent } from "./outboxEvents.ts"
+import { median } from "./summary.ts"
+
+const text = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1]! : fallback
+}
+const arg = (name: string, fallback: number) => {
+  const value = Number(text(name, String(fallback)))
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: not a number >= 0`)
+  return value
+}
+const rows = arg("rows", 100_000)
+const aggregates = arg("aggregates", Math.max(1, Math.floor(rows / 4)))
+const rounds = arg("rounds", 3)
+const batchSize = arg("batch-size", 1000)
+const poolSize = arg("pool-size", 3)
+const rate = arg("rate", 2000)
+const seconds = arg("seconds", 10)
+const asJson = process.argv.includes("--json")
+const durableInserts = process.argv.includes("--durable-inserts")
+const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const brokers = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",").map((b) => b.trim())
+const tag = Date.now().toString(36)
+const goals = { perSecond: 20_000, ratio: 0.7, p99Ms: 50 }
+
+const admin = postgres(adminUrl, { max: 1, onnotice: () => {} })
+const kafka = new Kafka({ clientId: "bench-outbox", brokers, logLevel: logLevel.NOTHING })
+const kafkaAdmin = kafka.admin()
+await kafkaAdmin.connect()
+const databases: Array<string> = []
+const topics: Array<string> = []
+
+const freshDatabase = async (name: string) => {
+  await admin.unsafe(`create database ${name}`)
+  databases.push(name)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  const dbUrl = url.toString()
+  await Effect.runPromise(
+    migrate(Orders.migrations, { direction: "up", table: Orders.migrationsTable }).pipe(
+      Effect.provide(PostgresSql.layer({ url: dbUrl, max: 1 }))
+    )
+  )
+  return dbUrl
+}
+
+const freshTopic = async (name: string) => {
+  await kafkaAdmin.createTopics({ topics: [{ topic: name, numPartitions: 3 }], waitForLeaders: true })
+  topics.push(name)
+  return name
+}
+
+/** `--rows` rows round-robin over `--aggregates` aggregates, then ANALYZE (what autovacuum would have done). */
+const fill = async (url: string) => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    const ids = Array.from({ length: aggregates }, () => crypto.randomUUID())
+    for (let from = 0; from < rows; from += 5000) {
+      const chunk = []
+      for (let i = from; i < Math.min(rows, from + 5000); i++) {
+        const aggregate = ids[i % aggregates]!
+        const eventId = crypto.randomUUID()
+        chunk.push({
+          id: eventId,
+          aggregate_id: aggregate,
+          aggregate_seq: Math.floor(i / aggregates) + 1,
+          payload: orderEvent(eventId, aggregate, i),
+          headers: { traceparent: traceparent() }
+        })
+      }
+      await sql.unsafe(
+        `insert into outbox_events (id, aggregate_type, aggregate_id, aggregate_seq, event_type, payload, headers)
+         select id, 'order', aggregate_id, aggregate_seq, 'OrderCreated', payload, headers
+         from jsonb_to_recordset($1::text::jsonb) as t(id uuid, aggregate_id text, aggregate_seq bigint, payload jsonb, headers jsonb)`,
+        [JSON.stringify(chunk)]
+      )
+    }
+    await sql.unsafe("analyze outbox_events")
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+interface RawRecord {
+  readonly key: string
+  readonly value: string
+  readonly headers: Record<string, string>
+}
+
+/** The rows as the relay sends them: key, the payload as stored, its three headers and our message id. */
+const recordsOf = async (url: string): Promise<Array<RawRecord>> => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    const found = await sql.unsafe<Array<{ id: string; aggregate_id: string; event_type: string; payload: string; traceparent: string }>>(
+      `select id::text as id, aggregate_id, event_type, payload::text as payload, headers->>'traceparent' as traceparent
+       from outbox_events order by position`
+    )
+    return found.map((row) => ({
+      key: row.aggregate_id,
+      value: row.payload,
+      headers: {
+        [EventHeaders.eventId]: row.id,
+        [EventHeaders.eventType]: row.event_type,
+        traceparent: row.traceparent,
+        "message-id": row.id
+      }
+    }))
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  try {
+    let next = 0
+    const cpu = process.cpuUsage()
+    const started = performance.now()
+    await Promise.all(Array.from({ length: poolSize }, async () => {
+      while (next < records.length) {
+        const batch = records.slice(next, next + batchSize)
+        next += batch.length
+        await producer.send({ topic, acks: -1, messages: batch.map((r) => ({ key: r.key, value: r.value, headers: r.headers })) })
+      }
+    }))
+    const elapsed = performance.now() - started
+    return { perSecond: records.length / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), records.length) }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+/** This process's CPU time (user + system) per event, µs: what the machine's noise changes least. */
+const cpuPerEvent = (used: NodeJS.CpuUsage, events: number) => Math.round((used.user + used.system) / events)
+
+const relayConfig = (topic: string): RelayConfig => ({ ...relayDefaults, topic, batchSize, poolSize })
+
+/** The Kafka publisher layer, telling `acked` the ids of every call Kafka acknowledged, as it returns, and `took` how long the call took (ms). */
+const observedPublisher = (clientId: string, acked: (ids: ReadonlyArray<string>) => void, took: (ms: number) => void = () => {}) =>
+  Layer.effect(
+    Publisher,
+    Effect.gen(function*() {
+      const inner = yield* Publisher
+      return Publisher.of({
+        healthy: inner.healthy,
+        publish: (topic, messages) =>
+          Effect.suspend(() => {
+            const started = performance.now()
+            return inner.publish(topic, messages).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  took(performance.now() - started)
+                  acked(messages.map((m) => m.id ?? ""))
+                })
+              )
+            )
+          })
+      })
+    })
+  ).pipe(Layer.provide(KafkaLayer.publisherLayer({ brokers, clientId, logLevel: "warn" })))
+
+/** Statements the relay sends, counted: transactions (one per claim) and statements outside them. */
+interface Work {
+  transactions: number
+  statements: number
+}
+
+const countedDatabase = (url: string, work: Work) =>
+  Layer.effect(
+    SqlDatabase,
+    Effect.gen(function*() {
+      const db = yield* SqlDatabase
+      const counted: SqlDatabaseShape = {
+        ...db,
+        query: (text, params) => Effect.suspend(() => (work.statements++, db.query(text, params))),
+        queryAs: (schema, text, params) => Effect.suspend(() => (work.statements++, db.queryAs(schema, text, params))),
+        transaction: (body) => Effect.suspend(() => (work.transactions++, db.transaction(body)))
+      }
+      return counted
+    })
+  ).pipe(Layer.provide(PostgresSql.layer({ url, max: poolSize + 2 })))
+
+const untilPublished = (sql: postgres.Sql) =>
+  Effect.promise(async () => {
+    for (;;) {
+      const [row] = await sql.unsafe<Array<{ n: number }>>("select count(*)::int4 as n from outbox_events where status <> 'published'")
+      if (row!.n === 0) return
+      await Bun.sleep(5)
+    }
+  })
+
+const relayRun = async (url: string, topic: string) => {
+  const seen = new Set<string>()
+  const all = Promise.withResolvers<void>()
+  const probe = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    return await Effect.runPromise(Effect.gen(function*() {
+      const relay = yield* makeRelay(relayConfig(topic))
+      const cpu = process.cpuUsage()
+      const started = performance.now()
+      const fiber = yield* Effect.forkChild(relay.run)
+      yield* Effect.promise(() => all.promise)
+      yield* untilPublished(probe)
+      const elapsed = performance.now() - started
+      const used = process.cpuUsage(cpu)
+      yield* Fiber.interrupt(fiber)
+      return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(used, rows), published: seen.size }
+    }).pipe(Effect.provide(Layer.mergeAll(
+      PostgresSql.layer({ url, max: poolSize + 2 }),
+      observedPublisher(`bench-relay-${tag}`, (ids) => {
+        for (const id of ids) seen.add(id)
+        if (seen.size >= rows) all.resolve()
+      })
+    ))))
+  } finally {
+    await probe.end({ timeout: 5 })
+  }
+}
+
+interface Latency {
+  readonly events: number
+  /** Inserts per second achieved by the open-loop schedule. */
+  readonly insertRate: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+  /** The relay's claim transactions and other statements while the events were inserted and published. */
+  readonly relayTransactions?: number
+  readonly relayStatements?: number
+  /** The relay's publish calls meanwhile, and how long they took. */
+  readonly publishCalls?: number
+  readonly publishP50Ms?: number
+  readonly publishP99Ms?: number
+}
+
+const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
+const allLatencies = histogram()
+
+const summaryOf = (h: hdr.Histogram, events: number, insertRate: number): Latency => ({
+  events,
+  insertRate: Math.round(insertRate),
+  p50Ms: Number((h.getValueAtPercentile(50) / 1000).toFixed(1)),
+  p99Ms: Number((h.getValueAtPercentile(99) / 1000).toFixed(1)),
+  maxMs: Number((h.maxValue / 1000).toFixed(1))
+})
+
+const latencyRun = async (url: string, topic: string): Promise<Latency> => {
+  const work: Work = { transactions: 0, statements: 0 }
+  const calls = histogram()
+  const ackedAt = new Map<string, number>()
+  let waiting: { readonly count: number; readonly done: ReturnType<typeof Promise.withResolvers<void>> } | undefined
+  return await Effect.runPromise(Effect.gen(function*() {
+    const relay = yield* makeRelay(relayConfig(topic))
+    const fiber = yield* Effect.forkChild(relay.run)
+    const acks = (count: number) =>
+      Effect.promise(() => {
+        if (ackedAt.size >= count) return Promise.resolve()
+        waiting = { count, done: Promise.withResolvers<void>() }
+        return waiting.done.promise
+      })
+    const load = (eventsPerSecond: number, forSeconds: number) =>
+      Effect.promise(async () => {
+        const child = Bun.spawn(
+          [process.execPath, "run", join(import.meta.dir, "outboxInserter.ts"), url, String(eventsPerSecond), String(forSeconds), String(durableInserts)],
+          { stdout: "pipe", stderr: "inherit" }
+        )
+        const out = await new Response(child.stdout).text()
+        if ((await child.exited) !== 0) throw new Error("bench/outboxInserter.ts failed")
+        return JSON.parse(out) as { insertRate: number; committed: Array<[string, number]> }
+      })
+    // Warm-up: connections, the producer's first metadata fetch, the LISTEN.
+    yield* load(20, 1)
+    yield* acks(20)
+    ackedAt.clear()
+    calls.reset()
+    work.transactions = 0
+    work.statements = 0
+    const { insertRate, committed } = yield* load(rate, seconds)
+    yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
+    yield* Fiber.interrupt(fiber)
+    const h = histogram()
+    for (const [id, at] of committed) {
+      const acked = ackedAt.get(id)
+      if (acked === undefined) throw new Error(`event ${id} was never acknowledged`)
+      // The relay can see a row before its inserter hears the commit's answer: that counts as 0.
+      const micros = Math.max(0, Math.round((acked - at) * 1000))
+      h.recordValue(micros)
+      allLatencies.recordValue(micros)
+    }
+    const result = {
+      ...summaryOf(h, committed.length, insertRate),
+      relayTransactions: work.transactions,
+      relayStatements: work.statements,
+      publishCalls: calls.totalCount,
+      publishP50Ms: Number((calls.getValueAtPercentile(50) / 1000).toFixed(1)),
+      publishP99Ms: Number((calls.getValueAtPercentile(99) / 1000).toFixed(1))
+    }
+    h.destroy()
+    calls.destroy()
+    return result
+  }).pipe(Effect.provide(Layer.mergeAll(
+    countedDatabase(url, work),
+    observedPublisher(`bench-latency-${tag}`, (ids) => {
+      const at = now()
+      for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, at)
+      if (waiting !== undefined && ackedAt.size >= waiting.count) waiting.done.resolve()
+    }, (ms) => calls.recordValue(Math.round(ms * 1000)))
+  ))))
+}
+
+const cleanup = async () => {
+  await kafkaAdmin.deleteTopics({ topics }).catch(() => {})
+  await kafkaAdmin.disconnect()
+  for (const name of databases) await admin.unsafe(`drop database if exists ${name} with (force)`)
+  await admin.end({ timeout: 5 })
+}
+
+const goal = (met: boolean) => (met ? "met" : "NOT met")
+const say = (line: string) => console.log(line)
+
+say(
+  `bench/outbox: ${rows} rows over ${aggregates} aggregates, ${rounds} rounds, relay WORKER_BATCH_SIZE=${batchSize} ` +
+    `WORKER_POOL_SIZE=${poolSize}; latency at ${rate} events/s for ${seconds} s ` +
+    `(inserts ${durableInserts ? "durable" : "with synchronous_commit=off"}); ` +
+    `${adminUrl.replace(/:[^:@/]*@/, ":***@")}, Kafka ${brokers.join(",")}`
+)
+try {
+  const results: Array<{ raw: number; relay: number; ratio: number; rawCpu: number; relayCpu: number; latency: Latency | undefined }> = []
+  for (let round = 1; round <= rounds; round++) {
+    let raw = Number.NaN
+    let relay = Number.NaN
+    let rawCpu = Number.NaN
+    let relayCpu = Number.NaN
+    if (rows > 0) {
+      const url = await freshDatabase(`bench_outbox_${tag}_${round}`)
+      await fill(url)
+      const records = await recordsOf(url)
+      const baseline = await rawRun(records, await freshTopic(`bench-outbox-raw-${tag}-${round}`))
+      const run = await relayRun(url, await freshTopic(`bench-outbox-relay-${tag}-${round}`))
+      if (run.published !== rows) throw new Error(`the relay published ${run.published} of ${rows}`)
+      raw = baseline.perSecond
+      rawCpu = baseline.cpuMicros
+      relay = run.perSecond
+      relayCpu = run.cpuMicros
+    }
+    const latency = seconds > 0 && rate > 0
+      ? await latencyRun(await freshDatabase(`bench_outbox_latency_${tag}_${round}`), await freshTopic(`bench-outbox-latency-${tag}-${round}`))
+      : undefined
+    results.push({ raw, relay, ratio: relay / raw, rawCpu, relayCpu, latency })
+    say(
+      `round ${round}: ` +
+        (rows > 0
+          ? `raw kafkajs producer ${Math.round(raw)} events/s (${rawCpu} µs CPU/event) | ` +
+            `relay ${Math.round(relay)} events/s = ${(relay / raw).toFixed(2)} of raw (${relayCpu} µs CPU/event)`
+          : "") +
+        (latency === undefined
+          ? ""
+          : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
+            `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
+            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms)`)
+    )
+  }
+  const rawMedian = median(results.map((r) => r.raw))
+  const relayMedian = median(results.map((r) => r.relay))
+  const ratios = results.map((r) => r.ratio)
+  const latencies = results.flatMap((r) => (r.latency === undefined ? [] : [r.latency]))
+  const overall = latencies.length === 0
+    ? undefined
+    : summaryOf(allLatencies, latencies.reduce((sum, l) => sum + l.events, 0), median(latencies.map((l) => l.insertRate)))
+  const summary = {
+    rows,
+    aggregates,
+    rounds,
+    batchSize,
+    poolSize,
+    ...(rows > 0
+      ? {
+        rawPerSecond: Math.round(rawMedian),
+        relayPerSecond: Math.round(relayMedian),
+        ratio: Number(median(ratios).toFixed(2)),
+        ratioOfMedians: Number((relayMedian / rawMedian).toFixed(2)),
+        ratioMin: Number(Math.min(...ratios).toFixed(2)),
+        ratioMax: Number(Math.max(...ratios).toFixed(2)),
+        rawCpuMicrosPerEvent: median(results.map((r) => r.rawCpu)),
+        relayCpuMicrosPerEvent: median(results.map((r) => r.relayCpu))
+      }
+      : {}),
+    ...(overall === undefined
+      ? {}
+      : { rate, seconds, latency: overall, p99MsMedianOfRounds: median(latencies.map((l) => l.p99Ms)) })
+  }
+  if (rows > 0) {
+    say(`median: raw kafkajs producer (idempotent, acks=all, batches of ${batchSize}, ${poolSize} senders) ${summary.rawPerSecond} events/s, ${summary.rawCpuMicrosPerEvent} µs CPU/event in this process`)
+    say(
+      `median: relay ${summary.relayPerSecond} events/s (goal >= ${goals.perSecond}: ${goal(relayMedian >= goals.perSecond)}); ` +
+        `ratio to raw: median of per-round ratios ${summary.ratio!.toFixed(2)} (spread ${summary.ratioMin!.toFixed(2)}–${summary.ratioMax!.toFixed(2)}), ` +
+        `ratio of medians ${summary.ratioOfMedians!.toFixed(2)} (goal >= ${goals.ratio}: ${goal(median(ratios) >= goals.ratio)}); ` +
+        `${summary.relayCpuMicrosPerEvent} µs CPU/event in this process`
+    )
+  }
+  if (overall !== undefined) {
+    say(
+      `latency, commit to Kafka ack, all ${overall.events} events of ${latencies.length} round(s) scheduled at ${rate} events/s ` +
+        `(inserted at ${overall.insertRate}/s, median of rounds): ` +
+        `p50 ${overall.p50Ms} ms, p99 ${overall.p99Ms} ms (goal < ${goals.p99Ms} ms: ${goal(overall.p99Ms < goals.p99Ms)}), max ${overall.maxMs} ms`
+    )
+  }
+  if (asJson) console.log(JSON.stringify(summary))
+} finally {
+  await cleanup()
+}
