@@ -1,6 +1,7 @@
 /**
  * Publishing with publisher confirms on one confirm channel the whole layer shares: the
- * Publisher's batches, and the subscriber's retries and dead letters.
+ * Publisher's batches, and the subscriber's retries (to `retryExchange`, asserted as the direct
+ * exchange it is) and dead letters.
  *
  * A batch succeeds once the broker confirmed every one of its messages (per-message callbacks,
  * so concurrent batches from many fibers wait only for their own). Writes respect the channel's
@@ -22,7 +23,7 @@ import type { Message } from "../../src/capabilities/Message.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
 import { type Outgoing, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, describe, type Live, watchChannel } from "./connection.ts"
-import { assertTopic } from "./topology.ts"
+import { assertTopic, retryExchange } from "./topology.ts"
 import { formatDuration } from "../../src/runtime/format.ts"
 
 /** Why a batch was not confirmed; `retryable` when the connection died under it. */
@@ -217,11 +218,16 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
     })
   })
 
-/** The Publisher's raw send for `Publisher.make`. */
+/**
+ * The Publisher's raw send for `Publisher.make`. The retry exchange is refused: what arrives
+ * through it is taken for a retry copy, attempt and origin included.
+ */
 export const send = (confirms: Confirms) =>
 (topic: string, messages: ReadonlyArray<Message>): Effect.Effect<void, PublisherError> =>
-  confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
-    Effect.mapError((error) =>
-      new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
+  topic === retryExchange
+    ? Effect.fail(new PublisherError({ operation: "publish", topic, cause: "reserved for the toolkit's retry copies", reason: "refused" }))
+    : confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
+      Effect.mapError((error) =>
+        new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
+      )
     )
-  )

@@ -7,8 +7,11 @@
  *   multiple-ack for many deliveries) goes out when enough acks are pending, within the flush
  *   interval at the latest, and before stop and close. An ack that never reached the broker
  *   because the channel died first means one redelivery: at-least-once.
- * - `retry` republishes a copy (same id, `x-delivery-attempt` = attempt + 1) to the group's queue
- *   through the default exchange, waits for the confirm, then acks the original.
+ * - `retry` republishes a copy (same id, `x-delivery-attempt` = attempt + 1, the origin in
+ *   headers, reply-to and correlation-id as properties) to the group's queue through
+ *   `retryExchange`, waits for the confirm, then acks the original. Not through the default
+ *   exchange: clients publish straight to queues through it, and what they send there must not
+ *   pass for a retry (see `codec.ts`).
  * - `deadLetter` publishes a copy to `deadLetterTopic(group)` with the reason and source topic,
  *   waits for the confirm, then acks the original.
  * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
@@ -43,7 +46,7 @@ import { AckBatcher } from "./ackBatcher.ts"
 import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, publishOptions, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
-import { declareSubscription } from "./topology.ts"
+import { declareSubscription, retryExchange } from "./topology.ts"
 import { formatDuration } from "../../src/runtime/format.ts"
 
 export interface SubscriberOptions {
@@ -326,7 +329,7 @@ class RabbitDelivery implements Delivery {
 
   get retry(): Effect.Effect<void, SubscriberError> {
     return this.republish("retry", {
-      exchange: "",
+      exchange: retryExchange,
       routingKey: this.group,
       content: this.content,
       options: publishOptions(this.message.id, {
