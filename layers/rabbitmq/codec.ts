@@ -8,7 +8,9 @@
  * first published. Those headers and the attempt are read only from messages that came through
  * that exchange: a producer publishing to a topic exchange, or straight to a queue through the
  * default exchange (as request/reply clients do), cannot set its message's attempt or origin.
- * Whatever it puts in those headers is dropped, never handed to handlers.
+ * Whatever it puts in those headers is dropped, never handed to handlers. (Retry copies that an
+ * older version sent through the default exchange are read the same way, as first attempts of
+ * their queue: nothing tells them apart from a client's.)
  *
  * The `reply-to` and `correlation-id` headers travel as the AMQP properties of those names, both
  * ways: a client that sets `ReplyTo` and `CorrelationId` (the usual AMQP RPC) is understood, and
