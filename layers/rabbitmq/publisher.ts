@@ -9,6 +9,10 @@
  * is asserted (durable topic exchange) once per channel before the first publish to it, because
  * publishing to a missing exchange closes the channel and fails every batch in flight on it.
  *
+ * A message published `mandatory` (the subscriber's retry copies) that no queue takes fails its
+ * batch as refused: the broker returns it before it confirms it, and a confirm alone would let
+ * the subscriber ack an original whose copy went nowhere.
+ *
  * When the connection is lost mid-batch or before it, the batch is written again on the next
  * connection (the contract allows duplicates, never losses); the whole call, waiting for the
  * reconnect included, is bounded by `timeout`.
@@ -48,6 +52,7 @@ interface Session {
   closed: Closed | undefined
   readonly closeWaiters: Set<(closed: Closed) => void>
   readonly drainWaiters: Set<() => void>
+  readonly returnWaiters: Set<(returned: amqp.Message) => void>
 }
 
 export interface Confirms {
@@ -71,7 +76,8 @@ export const makeConfirms = (
         closing: false,
         closed: undefined,
         closeWaiters: new Set(),
-        drainWaiters: new Set()
+        drainWaiters: new Set(),
+        returnWaiters: new Set()
       }
       // Before amqplib's own close listener fails the unconfirmed callbacks, so those
       // failures are known to be the close (decided by `watchChannel`), not broker nacks.
@@ -80,6 +86,9 @@ export const makeConfirms = (
       })
       channel.on("drain", () => {
         for (const resume of [...next.drainWaiters]) resume()
+      })
+      channel.on("return", (returned: amqp.Message) => {
+        for (const waiter of [...next.returnWaiters]) waiter(returned)
       })
       watchChannel(live, channel, (connectionLost, error) => {
         next.closed = { connectionLost, error }
@@ -175,7 +184,22 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
       done = true
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
+      session.returnWaiters.delete(onReturn)
       resume(result)
+    }
+    // Another batch may carry the same message; failing this one too costs a redelivery, no loss.
+    const onReturn = (returned: amqp.Message) => {
+      const ours = items.some((item) =>
+        item.options.mandatory === true && item.options.messageId === returned.properties.messageId &&
+        item.exchange === returned.fields.exchange && item.routingKey === returned.fields.routingKey
+      )
+      if (!ours) return
+      const { replyCode, replyText } = returned.fields as amqp.MessageFields & { replyCode?: number; replyText?: string }
+      finish(Effect.fail(new ConfirmError({
+        retryable: false,
+        refused: true,
+        cause: `no queue took it from "${returned.fields.exchange}" with key "${returned.fields.routingKey}" (${replyCode} ${replyText})`
+      })))
     }
     const onClose = (closed: Closed) =>
       finish(Effect.fail(new ConfirmError({ retryable: closed.connectionLost, cause: closed.error ?? "channel closed" })))
@@ -210,11 +234,13 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
       return
     }
     session.closeWaiters.add(onClose)
+    if (items.some((item) => item.options.mandatory === true)) session.returnWaiters.add(onReturn)
     write()
     return Effect.sync(() => {
       done = true
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
+      session.returnWaiters.delete(onReturn)
     })
   })
 

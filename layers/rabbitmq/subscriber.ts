@@ -11,7 +11,9 @@
  *   headers, reply-to and correlation-id as properties) to the group's queue through
  *   `retryExchange`, waits for the confirm, then acks the original. Not through the default
  *   exchange: clients publish straight to queues through it, and what they send there must not
- *   pass for a retry (see `codec.ts`).
+ *   pass for a retry (see `codec.ts`). The copy is `mandatory`: should the queue's binding be
+ *   gone (removed by hand), the retry fails and the original stays, instead of being acked for
+ *   a copy the exchange dropped.
  * - `deadLetter` publishes a copy to `deadLetterTopic(group)` with the reason and source topic,
  *   waits for the confirm, then acks the original.
  * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
@@ -332,12 +334,15 @@ class RabbitDelivery implements Delivery {
       exchange: retryExchange,
       routingKey: this.group,
       content: this.content,
-      options: publishOptions(this.message.id, {
-        ...this.message.headers,
-        [OriginalTopic]: this.topic,
-        [OriginalKey]: this.message.key,
-        [Headers.attempt]: String(this.attempt + 1)
-      })
+      options: {
+        ...publishOptions(this.message.id, {
+          ...this.message.headers,
+          [OriginalTopic]: this.topic,
+          [OriginalKey]: this.message.key,
+          [Headers.attempt]: String(this.attempt + 1)
+        }),
+        mandatory: true
+      }
     })
   }
 

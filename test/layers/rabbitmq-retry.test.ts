@@ -147,6 +147,32 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
       expect(attempts).toEqual([1, 2, "old"])
     }, 30_000)
 
+    test("a retry whose queue lost its binding at runtime fails, and the original stays in the queue instead of being lost", async () => {
+      const worker = fresh("unbound_worker")
+      const failure = await runBroker(Effect.gen(function*() {
+        yield* declare(worker)
+        const consumer = yield* subscribe(worker)
+        // Removed by hand after the subscribe declared it: the copy has nowhere to go.
+        yield* Effect.promise(() =>
+          withClient(async (channel) => {
+            await channel.unbindQueue(worker.group, retryExchange, worker.group)
+            channel.sendToQueue(worker.group, Buffer.from("keep me"), { messageId: "q-4" })
+          })
+        )
+        const [delivery] = yield* takeN(consumer, 1)
+        return yield* Effect.flip(delivery!.retry)
+      }))
+      expect(failure.message).toContain(`no queue took it from "${retryExchange}" with key "${worker.group}"`)
+      const left = await withClient(async (channel) => {
+        const got: Array<string> = []
+        for (let msg = await channel.get(worker.group, { noAck: true }); msg !== false; msg = await channel.get(worker.group, { noAck: true })) {
+          got.push(`${msg.properties.messageId} ${msg.fields.exchange === "" ? "original" : "copy"}`)
+        }
+        return got
+      })
+      expect(left).toEqual(["q-4 original"])
+    }, 30_000)
+
     test("the Publisher refuses the retry exchange: the toolkit's own producers cannot forge a retry either", async () => {
       const worker = fresh("refuse_worker")
       const other = { topic: freshName("refuse_topic"), group: freshName("refuse_group") }
