@@ -2,11 +2,15 @@
  * Message <-> AMQP: id is `messageId`, key the routing key, headers the AMQP headers (read back
  * as strings), body the content; every message is persistent.
  *
- * A retry is republished to the group's queue through the default exchange, whose routing key is
- * the queue name, so the original exchange and routing key ride along in headers and are restored
- * here: handlers see the message as it was first published. Those headers and the attempt are
- * read only from messages that came through the default exchange, as retries do: a producer
- * publishing to a topic exchange cannot set its message's attempt or origin.
+ * A retry is republished to the group's queue through the toolkit's retry exchange
+ * (`retryExchange`, bound to every group's queue by its name), so the original exchange and
+ * routing key ride along in headers and are restored here: handlers see the message as it was
+ * first published. Those headers and the attempt are read only from messages that came through
+ * that exchange: a producer publishing to a topic exchange, or straight to a queue through the
+ * default exchange (as request/reply clients do), cannot set its message's attempt or origin.
+ * Whatever it puts in those headers is dropped, never handed to handlers. (Retry copies that an
+ * older version sent through the default exchange are read the same way, as first attempts of
+ * their queue: nothing tells them apart from a client's.)
  *
  * The `reply-to` and `correlation-id` headers travel as the AMQP properties of those names, both
  * ways: a client that sets `ReplyTo` and `CorrelationId` (the usual AMQP RPC) is understood, and
@@ -15,6 +19,7 @@
 import type * as amqp from "amqplib"
 import { attemptFrom, Headers, type Message, receivedHeaders } from "../../src/capabilities/Message.ts"
 import { asBuffer } from "../platform/buffer.ts"
+import { retryExchange } from "./topology.ts"
 
 export const OriginalTopic = "x-original-exchange"
 export const OriginalKey = "x-original-routing-key"
@@ -60,7 +65,7 @@ export const fromAmqp = (msg: amqp.ConsumeMessage): Incoming => {
   const { replyTo, correlationId } = msg.properties
   if (typeof replyTo === "string" && replyTo !== "") headers[Headers.replyTo] = replyTo
   if (typeof correlationId === "string" && correlationId !== "") headers[Headers.correlationId] = correlationId
-  const retried = msg.fields.exchange === ""
+  const retried = msg.fields.exchange === retryExchange
   // Own properties only: amqplib decodes a table header named `__proto__` into the prototype of
   // the headers object, and what it inherits from there must not pass for our headers.
   const own = (name: string) => Object.hasOwn(raw, name) ? headerText(raw[name]) : undefined

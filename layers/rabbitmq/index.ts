@@ -3,7 +3,10 @@
  *
  * One connection per layer, reconnected on loss; one confirm channel for publishing; one channel
  * per consumer. Mapping: a topic is a durable topic exchange, a group a durable queue bound with
- * the subscription's filter, `deadLetterTopic(group)` an exchange with a queue of the same name.
+ * the subscription's filter, `deadLetterTopic(group)` an exchange with a queue of the same name;
+ * retries come back to the group's queue through the toolkit's direct exchange `queueworks.retry`,
+ * the only place their attempt and origin headers are believed from. The layer's user therefore
+ * needs configure, write and read permission on `queueworks.retry`; other clients need none.
  * See `topology.ts`, `publisher.ts`, `subscriber.ts` and `ackBatcher.ts` for the details.
  *
  * `layer` gives both ends on one connection; `publisherLayer` and `subscriberLayer` one each, for

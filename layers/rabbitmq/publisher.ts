@@ -1,12 +1,17 @@
 /**
  * Publishing with publisher confirms on one confirm channel the whole layer shares: the
- * Publisher's batches, and the subscriber's retries and dead letters.
+ * Publisher's batches, and the subscriber's retries (to `retryExchange`, asserted as the direct
+ * exchange it is) and dead letters.
  *
  * A batch succeeds once the broker confirmed every one of its messages (per-message callbacks,
  * so concurrent batches from many fibers wait only for their own). Writes respect the channel's
  * write buffer: when `publish` returns false the rest of the batch waits for 'drain'. Each topic
  * is asserted (durable topic exchange) once per channel before the first publish to it, because
  * publishing to a missing exchange closes the channel and fails every batch in flight on it.
+ *
+ * A message published `mandatory` (the subscriber's retry copies) that no queue takes fails its
+ * batch as refused: the broker returns it before it confirms it, and a confirm alone would let
+ * the subscriber ack an original whose copy went nowhere.
  *
  * When the connection is lost mid-batch or before it, the batch is written again on the next
  * connection (the contract allows duplicates, never losses); the whole call, waiting for the
@@ -22,7 +27,7 @@ import type { Message } from "../../src/capabilities/Message.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
 import { type Outgoing, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, describe, type Live, watchChannel } from "./connection.ts"
-import { assertTopic } from "./topology.ts"
+import { assertTopic, retryExchange } from "./topology.ts"
 import { formatDuration } from "../../src/runtime/format.ts"
 
 /** Why a batch was not confirmed; `retryable` when the connection died under it. */
@@ -47,6 +52,7 @@ interface Session {
   closed: Closed | undefined
   readonly closeWaiters: Set<(closed: Closed) => void>
   readonly drainWaiters: Set<() => void>
+  readonly returnWaiters: Set<(returned: amqp.Message) => void>
 }
 
 export interface Confirms {
@@ -70,7 +76,8 @@ export const makeConfirms = (
         closing: false,
         closed: undefined,
         closeWaiters: new Set(),
-        drainWaiters: new Set()
+        drainWaiters: new Set(),
+        returnWaiters: new Set()
       }
       // Before amqplib's own close listener fails the unconfirmed callbacks, so those
       // failures are known to be the close (decided by `watchChannel`), not broker nacks.
@@ -79,6 +86,9 @@ export const makeConfirms = (
       })
       channel.on("drain", () => {
         for (const resume of [...next.drainWaiters]) resume()
+      })
+      channel.on("return", (returned: amqp.Message) => {
+        for (const waiter of [...next.returnWaiters]) waiter(returned)
       })
       watchChannel(live, channel, (connectionLost, error) => {
         next.closed = { connectionLost, error }
@@ -174,7 +184,22 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
       done = true
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
+      session.returnWaiters.delete(onReturn)
       resume(result)
+    }
+    // Another batch may carry the same message; failing this one too costs a redelivery, no loss.
+    const onReturn = (returned: amqp.Message) => {
+      const ours = items.some((item) =>
+        item.options.mandatory === true && item.options.messageId === returned.properties.messageId &&
+        item.exchange === returned.fields.exchange && item.routingKey === returned.fields.routingKey
+      )
+      if (!ours) return
+      const { replyCode, replyText } = returned.fields as amqp.MessageFields & { replyCode?: number; replyText?: string }
+      finish(Effect.fail(new ConfirmError({
+        retryable: false,
+        refused: true,
+        cause: `no queue took it from "${returned.fields.exchange}" with key "${returned.fields.routingKey}" (${replyCode} ${replyText})`
+      })))
     }
     const onClose = (closed: Closed) =>
       finish(Effect.fail(new ConfirmError({ retryable: closed.connectionLost, cause: closed.error ?? "channel closed" })))
@@ -209,19 +234,26 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
       return
     }
     session.closeWaiters.add(onClose)
+    if (items.some((item) => item.options.mandatory === true)) session.returnWaiters.add(onReturn)
     write()
     return Effect.sync(() => {
       done = true
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
+      session.returnWaiters.delete(onReturn)
     })
   })
 
-/** The Publisher's raw send for `Publisher.make`. */
+/**
+ * The Publisher's raw send for `Publisher.make`. The retry exchange is refused: what arrives
+ * through it is taken for a retry copy, attempt and origin included.
+ */
 export const send = (confirms: Confirms) =>
 (topic: string, messages: ReadonlyArray<Message>): Effect.Effect<void, PublisherError> =>
-  confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
-    Effect.mapError((error) =>
-      new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
+  topic === retryExchange
+    ? Effect.fail(new PublisherError({ operation: "publish", topic, cause: "reserved for the toolkit's retry copies", reason: "refused" }))
+    : confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
+      Effect.mapError((error) =>
+        new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
+      )
     )
-  )

@@ -7,8 +7,13 @@
  *   multiple-ack for many deliveries) goes out when enough acks are pending, within the flush
  *   interval at the latest, and before stop and close. An ack that never reached the broker
  *   because the channel died first means one redelivery: at-least-once.
- * - `retry` republishes a copy (same id, `x-delivery-attempt` = attempt + 1) to the group's queue
- *   through the default exchange, waits for the confirm, then acks the original.
+ * - `retry` republishes a copy (same id, `x-delivery-attempt` = attempt + 1, the origin in
+ *   headers, reply-to and correlation-id as properties) to the group's queue through
+ *   `retryExchange`, waits for the confirm, then acks the original. Not through the default
+ *   exchange: clients publish straight to queues through it, and what they send there must not
+ *   pass for a retry (see `codec.ts`). The copy is `mandatory`: should the queue's binding be
+ *   gone (removed by hand), the retry fails and the original stays, instead of being acked for
+ *   a copy the exchange dropped.
  * - `deadLetter` publishes a copy to `deadLetterTopic(group)` with the reason and source topic,
  *   waits for the confirm, then acks the original.
  * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
@@ -43,7 +48,7 @@ import { AckBatcher } from "./ackBatcher.ts"
 import { fromAmqp, type Incoming, OriginalKey, OriginalTopic, type Outgoing, publishOptions, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, type Live, watchChannel } from "./connection.ts"
 import type { Confirms } from "./publisher.ts"
-import { declareSubscription } from "./topology.ts"
+import { declareSubscription, retryExchange } from "./topology.ts"
 import { formatDuration } from "../../src/runtime/format.ts"
 
 export interface SubscriberOptions {
@@ -326,15 +331,18 @@ class RabbitDelivery implements Delivery {
 
   get retry(): Effect.Effect<void, SubscriberError> {
     return this.republish("retry", {
-      exchange: "",
+      exchange: retryExchange,
       routingKey: this.group,
       content: this.content,
-      options: publishOptions(this.message.id, {
-        ...this.message.headers,
-        [OriginalTopic]: this.topic,
-        [OriginalKey]: this.message.key,
-        [Headers.attempt]: String(this.attempt + 1)
-      })
+      options: {
+        ...publishOptions(this.message.id, {
+          ...this.message.headers,
+          [OriginalTopic]: this.topic,
+          [OriginalKey]: this.message.key,
+          [Headers.attempt]: String(this.attempt + 1)
+        }),
+        mandatory: true
+      }
     })
   }
 

@@ -425,6 +425,21 @@ export const brokerContract = (
         expect(yield* count(sub.group)).toBe(0)
       })), timeout)
 
+    test.if(features.directQueues)("a producer publishing straight to a group cannot set its attempt or origin either; a real retry still counts", () =>
+      run(Effect.gen(function*() {
+        const server = { ...fresh(), topic: directTopic }
+        yield* declare(server)
+        const forged = { [Headers.attempt]: "99", "x-original-exchange": "elsewhere", "x-original-routing-key": "other.key" }
+        yield* publish(directTopic, [{ id: "forged-direct", key: server.group, headers: forged, body: "x" }])
+        const consumer = yield* subscribe(server)
+        const first = yield* consumer.take
+        expect([first.message.id, first.attempt, first.topic, first.message.key]).toEqual(["forged-direct", 1, directTopic, server.group])
+        yield* first.retry
+        const second = yield* consumer.take
+        expect([second.message.id, second.attempt, second.topic, second.message.key]).toEqual(["forged-direct", 2, directTopic, server.group])
+        yield* second.ack
+      })), timeout)
+
     test.if(features.directQueues)("a retried request keeps its reply-to and correlation-id", () =>
       run(Effect.gen(function*() {
         const server = { ...fresh(), topic: directTopic }
