@@ -92,5 +92,64 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
       }
       expect(await program.exited).toBe(0)
     }, 120_000)
+
+    test("two relay processes with three workers each: every event published once, none claimed twice, each aggregate in order", async () => {
+      const dbUrl = await databases.create("relays")
+      const twoTopic = freshName("outbox_two")
+      await createTopic(brokers, twoTopic)
+      const env = {
+        DATABASE_URL: dbUrl,
+        BROKER: "kafka",
+        KAFKA_BROKERS: brokers.join(","),
+        KAFKA_TOPIC_EVENTS: twoTopic,
+        WORKER_POOL_SIZE: "3",
+        WORKER_BATCH_SIZE: "10"
+      }
+      const sql = postgres(dbUrl, { max: 4, onnotice: () => {} })
+      const relays = [startProgram("outbox-relay.ts", env), startProgram("outbox-relay.ts", env)]
+      try {
+        for (const relay of relays) await relay.waitFor(/outbox relay publishing to/, 60_000)
+        // 400 events over 20 aggregates, written by 4 writers at once while both relays claim.
+        const aggregates = Array.from({ length: 20 }, (_, i) => `agg-${i}`)
+        const written: Array<string> = []
+        await Promise.all([0, 1, 2, 3].map(async (writer) => {
+          for (let i = writer; i < 400; i += 4) {
+            // One aggregate per writer at a time keeps each aggregate's seq the writing order.
+            written.push(await insert(sql, aggregates[(writer * 5) + (i % 5)]!, i))
+          }
+        }))
+        const deadline = Date.now() + 60_000
+        let published = 0
+        while (Date.now() < deadline) {
+          published = (await sql`select count(*)::int as n from outbox_events where status = 'published'`)[0]!.n as number
+          if (published === 400) break
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        expect(published).toBe(400)
+        expect((await sql`select max(attempts)::int as most from outbox_events`)[0]!.most).toBe(0)
+        const records = await readAll(brokers, twoTopic, 400, 60_000)
+        // Once each: no event was claimed by both relays.
+        expect(records).toHaveLength(400)
+        expect(new Set(records.map((r) => r.eventId))).toEqual(new Set(written))
+        // Each aggregate's events in its seq order, read back in offset order.
+        const seqOf = new Map((await sql`select id::text as id, aggregate_seq::int as seq from outbox_events`).map((r) => [r.id as string, r.seq as number]))
+        for (const aggregate of aggregates) {
+          const mine = records.filter((r) => r.key === aggregate).sort((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)))
+          const seqs = mine.map((r) => seqOf.get(r.eventId)!)
+          expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1))
+        }
+        // Both took part.
+        for (const relay of relays) {
+          const text = await (await fetch(`${await opsUrl(relay)}/metrics`)).text()
+          const count = Number(/txstream_events_published_total(?:\{[^}]*\})? (\d+)/.exec(text)?.[1] ?? "0")
+          expect(count).toBeGreaterThan(0)
+        }
+      } finally {
+        await sql.end()
+        for (const relay of relays) relay.kill("SIGTERM")
+        await deleteTopic(brokers, twoTopic)
+      }
+      for (const relay of relays) expect(await relay.exited).toBe(0)
+    }, 180_000)
   })
 }
