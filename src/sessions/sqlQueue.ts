@@ -97,7 +97,7 @@ const headersOf = (value: unknown): Record<string, string> => {
 }
 
 /** Readiness marker for the LISTEN handshake; never a queue name a caller would pick. */
-const readyPrefix = "\u0000ready:"
+const readyPrefix = "\u0001ready:"
 
 export const make = (options: SqlSessionQueueOptions = {}) =>
   Effect.gen(function*() {
@@ -155,6 +155,9 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       Effect.repeat({ until: () => Deferred.isDoneUnsafe(listening), times: 40 }),
       Effect.ignore
     )
+    if (!Deferred.isDoneUnsafe(listening)) {
+      yield* Effect.logWarning(`session queue LISTEN on "${Sql.channel}" not confirmed; waiters poll every ${pollMs} ms`)
+    }
 
     type Step<A> = { readonly done: A } | { readonly wakeAt: number }
 
@@ -164,7 +167,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         while (true) {
           const waiter = yield* register(queue)
           const step = yield* Effect.flatMap(Clock.currentTimeMillis, attempt).pipe(
-            Effect.onExit(() => unregister(queue, waiter))
+            Effect.onError(() => unregister(queue, waiter))
           )
           if ("done" in step) {
             yield* unregister(queue, waiter)

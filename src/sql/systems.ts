@@ -4,6 +4,7 @@
 import * as Counter from "../counter/sql.ts"
 import * as Orders from "../orders/sql.ts"
 import * as OrderEvents from "../orders/readModelSql.ts"
+import * as Sessions from "../sessions/sql.ts"
 import type { Migration } from "./migrations.ts"
 
 export interface SystemMigrations {
@@ -14,5 +15,6 @@ export interface SystemMigrations {
 export const systems: Readonly<Record<string, SystemMigrations>> = {
   counter: { table: Counter.migrationsTable, migrations: Counter.migrations },
   orders: { table: Orders.migrationsTable, migrations: Orders.migrations },
-  "order-events": { table: OrderEvents.migrationsTable, migrations: OrderEvents.migrations }
+  "order-events": { table: OrderEvents.migrationsTable, migrations: OrderEvents.migrations },
+  sessions: { table: Sessions.migrationsTable, migrations: Sessions.migrations }
 }
