@@ -213,7 +213,10 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     })
 
     const run: Effect.Effect<never, never, SessionQueue | R> = Effect.gen(function*() {
+      // Every series exported from the start, at 0: a dashboard (and an alert on out-of-order > 0) sees them before the first event.
       yield* Metric.update(Metrics.activeSessions, 0)
+      for (const outcome of ["completed", "abandoned", "dead_lettered"] as const) yield* Metric.update(Metrics.messagesBy(outcome), 0)
+      for (const counter of [Metrics.outOfOrder, Metrics.duplicates, Metrics.lockRenewals, Metrics.locksLost]) yield* Metric.update(counter, 0)
       yield* Effect.forkScoped(watchDepth)
       yield* Effect.log(`session worker on "${config.queue}" with ${config.workerCount} slots`)
       return yield* Effect.forEach(Array.from({ length: config.workerCount }), () => slot, {
