@@ -7,8 +7,9 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { OutgoingMessage } from "../capabilities/Message.ts"
+import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
 import { SessionQueue } from "../capabilities/SessionQueue.ts"
+import { currentTraceparent } from "../messaging/traceContext.ts"
 import { rate } from "../runtime/progress.ts"
 import type { SenderConfig } from "./config.ts"
 import { sessionIdOf, sessionMessage } from "./messages.ts"
@@ -44,7 +45,18 @@ export const sendAll = (config: SenderConfig) =>
     let batch: Array<OutgoingMessage> = []
     const flush = Effect.gen(function*() {
       if (batch.length === 0) return
-      yield* q.send(config.queue, batch)
+      const messages = batch
+      // Each batch is a span; its messages carry it, so each worker's span is its child.
+      yield* Effect.gen(function*() {
+        const traceparent = yield* currentTraceparent
+        const traced = traceparent === undefined
+          ? messages
+          : messages.map((m) => ({ ...m, headers: { ...m.headers, [Headers.traceparent]: traceparent } }))
+        yield* q.send(config.queue, traced)
+      }).pipe(Effect.withSpan("session send", {
+        kind: "producer",
+        attributes: { "messaging.destination.name": config.queue, "messaging.batch.message_count": messages.length }
+      }))
       sent += batch.length
       batches++
       batch = []

@@ -34,6 +34,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { describeCause } from "../capabilities/describeCause.ts"
+import { Headers } from "../capabilities/Message.ts"
 import {
   type LockedSession,
   maxDeliveryCountExceeded,
@@ -41,6 +42,7 @@ import {
   type SessionMessage,
   SessionQueue
 } from "../capabilities/SessionQueue.ts"
+import { parseTraceparent } from "../messaging/traceContext.ts"
 import { CircuitOpenError, type CircuitState } from "../resilience/circuitBreaker.ts"
 import type { WorkerConfig } from "./config.ts"
 import * as Metrics from "./metrics.ts"
@@ -119,8 +121,26 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
         }
         yield* Metric.update(Metrics.messagesBy(settled), 1)
         yield* Metric.update(Metrics.processingSeconds, ((yield* Clock.currentTimeMillis) - started) / 1000)
+        yield* Effect.annotateCurrentSpan("messaging.session.outcome", settled)
         return settled
-      }).pipe(Effect.uninterruptible)
+      }).pipe(
+        // The sender's span is the parent when the message carries its traceparent.
+        (handled) => {
+          const parent = parseTraceparent(message.message.headers[Headers.traceparent])
+          return Effect.withSpan(handled, "session message", {
+            kind: "consumer",
+            attributes: {
+              "messaging.destination.name": config.queue,
+              "messaging.message.id": message.message.id,
+              "messaging.session.id": session.sessionId,
+              "messaging.delivery.attempt": message.attempt
+            },
+            ...(parent === undefined ? {} : { parent }),
+            captureStackTrace: false
+          })
+        },
+        Effect.uninterruptible
+      )
 
     /** Renews the lock at half of what is left of it, until the session ends or the lock is lost. */
     const keepLock = (session: LockedSession, lost: Ref.Ref<boolean>) =>

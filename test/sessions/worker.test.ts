@@ -14,6 +14,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
+import * as Tracer from "effect/Tracer"
 import * as MemorySessionQueue from "../../layers/memory/sessionQueue.ts"
 import { maxDeliveryCountExceeded, SessionQueue, type SessionMessage } from "../../src/capabilities/SessionQueue.ts"
 import { CircuitBreaker } from "../../src/resilience/circuitBreaker.ts"
@@ -21,6 +22,7 @@ import { type WorkerConfig, workerDefaults } from "../../src/sessions/config.ts"
 import { lastSeqOf, sessionMessage } from "../../src/sessions/messages.ts"
 import * as Metrics from "../../src/sessions/metrics.ts"
 import { orderedHandler } from "../../src/sessions/orderedHandler.ts"
+import { sendAll } from "../../src/sessions/sender.ts"
 import { malformedBody, makeWorker } from "../../src/sessions/worker.ts"
 
 const queue = "q"
@@ -201,4 +203,30 @@ test("worker: interrupted (SIGTERM) while a message is being handled, it finishe
     const session = Option.getOrThrow(yield* q.acceptNext(queue, { timeout: "0 millis" }))
     expect((yield* session.receive(5, "0 millis")).map((m) => [m.message.id, m.attempt])).toEqual([["s-2", 2], ["s-3", 2]])
     expect(lastSeqOf(yield* session.getState)).toBe(1)
+  })))
+
+test("worker: each message is handled in a span that is the child of the sender's batch span, named by session and attempt", () =>
+  onTestClock(Effect.gen(function*() {
+    const spans: Array<Tracer.Span> = []
+    const recording = Tracer.make({
+      span: (options) => {
+        const span = Tracer.nativeTracer.span(options)
+        spans.push(span)
+        return span
+      }
+    })
+    const { downstream } = recorder()
+    yield* sendAll({ queue, sessionCount: 1, messagesPerSession: 2, batchSize: 10 }).pipe(Effect.provideService(Tracer.Tracer, recording))
+    const worker = yield* makeWorker({ config: config(), handler: orderedHandler({ downstream, breaker: yield* breaker() }) })
+    yield* Effect.forkScoped(worker.run.pipe(Effect.provideService(Tracer.Tracer, recording)))
+    yield* TestClock.adjust("0 millis")
+    const sent = spans.filter((s) => s.name === "session send")
+    const handled = spans.filter((s) => s.name === "session message")
+    expect(sent.length).toBe(1)
+    expect(handled.map((s) => [s.attributes.get("messaging.message.id"), s.attributes.get("messaging.session.id"), s.attributes.get("messaging.delivery.attempt")]))
+      .toEqual([["session-1-1", "session-1", 1], ["session-1-2", "session-1", 1]])
+    for (const span of handled) {
+      expect(Option.map(span.parent, (p) => [p.traceId, p.spanId])).toEqual(Option.some([sent[0]!.traceId, sent[0]!.spanId]))
+      expect(span.attributes.get("messaging.session.outcome")).toBe("completed")
+    }
   })))
