@@ -4,8 +4,8 @@
  * and src/sessions/config.ts for every variable (RECEIVE_TIMEOUT [20s], RETRY_DELAY [5s],
  * IDLE_THRESHOLD [3], MAX_DELIVERY [10], CIRCUIT_*). The example handler checks each session's
  * order and calls a downstream that takes HANDLER_DELAY [0s] per message, behind the breaker.
- * Backend: SESSION_BACKEND (see layers/sessionQueue.ts). /readyz: the queue answers and the
- * breaker is not open; /metrics: the session_* metrics.
+ * Backend: SESSION_BACKEND (see layers/sessionQueue.ts). /readyz: the queue answered the last
+ * accept and the breaker is not open; /metrics: the session_* metrics.
  *
  *   bun run programs/session-worker.ts [--worker-count 20]
  */
@@ -16,7 +16,6 @@ import * as Layer from "effect/Layer"
 import * as SessionQueueLayer from "../layers/sessionQueue.ts"
 import { baseLayer, loadBaseConfig, withReadiness } from "../layers/platform/program.ts"
 import { runMain } from "../layers/platform/runMain.ts"
-import { SessionQueue } from "../src/capabilities/SessionQueue.ts"
 import { CircuitBreaker } from "../src/resilience/circuitBreaker.ts"
 import { duration, load } from "../src/runtime/config.ts"
 import { workerConfig } from "../src/sessions/config.ts"
@@ -32,7 +31,7 @@ const program = Effect.gen(function*() {
   const downstream = () => Duration.isZero(delay) ? Effect.void : Effect.sleep(delay)
   const worker = yield* makeWorker({ config, handler: orderedHandler({ downstream, breaker }), breaker })
   const checks = {
-    "session-queue": SessionQueue.use((q) => q.depth(config.queue)).pipe(Effect.timeout("2 seconds"), Effect.as(true)),
+    "session-queue": worker.healthy,
     breaker: Effect.map(breaker.state, (state) => state !== "open")
   }
   yield* withReadiness(worker.run, checks).pipe(

@@ -82,6 +82,9 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
       ? Effect.succeed(false)
       : Effect.map(options.breaker.state, (state) => state === "open")
     const active = yield* Ref.make(0)
+    // Whether the queue answered the last accept: what readiness reports. Not the depth: Service
+    // Bus answers it through an administration API the emulator does not have.
+    const reachable = yield* Ref.make(true)
     const setActive = (delta: number) => Ref.updateAndGet(active, (n) => n + delta).pipe(Effect.flatMap((n) => Metric.update(Metrics.activeSessions, n)))
 
     /** Handles and settles one message, as one step a shutdown waits for. */
@@ -203,7 +206,10 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
           continue
         }
         const taken = yield* Effect.scoped(Effect.gen(function*() {
-          const next = yield* q.acceptNext(config.queue, { timeout: config.receiveTimeout })
+          const next = yield* q.acceptNext(config.queue, { timeout: config.receiveTimeout }).pipe(
+            Effect.tapError(() => Ref.set(reachable, false))
+          )
+          yield* Ref.set(reachable, true)
           if (Option.isNone(next)) return false
           const session = next.value
           yield* Effect.acquireRelease(setActive(1), () => setActive(-1))
@@ -220,13 +226,17 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     /** Reads the queue depth into `session_queue_depth` every `depthInterval`. */
     const watchDepth = Effect.gen(function*() {
       const q = yield* SessionQueue
+      let warned = false
       while (true) {
         const depth = yield* Effect.exit(q.depth(config.queue))
         if (depth._tag === "Success") {
           yield* Metric.update(Metrics.queueDepth("active"), depth.value.active)
           yield* Metric.update(Metrics.queueDepth("dead_lettered"), depth.value.deadLettered)
-        } else {
-          yield* Effect.logDebug("reading the session queue depth failed", depth.cause)
+          warned = false
+        } else if (!warned) {
+          // Once per outage: an emulator without the depth API would otherwise warn every interval.
+          warned = true
+          yield* Effect.logWarning("reading the session queue depth failed; session_queue_depth is stale", depth.cause)
         }
         yield* Effect.sleep(config.depthInterval)
       }
@@ -245,5 +255,10 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
       }).pipe(Effect.andThen(Effect.never))
     }).pipe(Effect.scoped)
 
-    return { run, activeSessions: Ref.get(active) }
+    return {
+      run,
+      activeSessions: Ref.get(active),
+      /** False while the queue fails to answer (the last accept failed). */
+      healthy: Ref.get(reachable)
+    }
   })

@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
 import * as Tracer from "effect/Tracer"
 import * as MemorySessionQueue from "../../layers/memory/sessionQueue.ts"
-import { maxDeliveryCountExceeded, SessionQueue, type SessionMessage } from "../../src/capabilities/SessionQueue.ts"
+import { maxDeliveryCountExceeded, SessionQueue, SessionQueueError, type SessionMessage } from "../../src/capabilities/SessionQueue.ts"
 import { CircuitBreaker } from "../../src/resilience/circuitBreaker.ts"
 import { type WorkerConfig, workerDefaults } from "../../src/sessions/config.ts"
 import { lastSeqOf, sessionMessage } from "../../src/sessions/messages.ts"
@@ -229,4 +229,26 @@ test("worker: each message is handled in a span that is the child of the sender'
       expect(Option.map(span.parent, (p) => [p.traceId, p.spanId])).toEqual(Option.some([sent[0]!.traceId, sent[0]!.spanId]))
       expect(span.attributes.get("messaging.session.outcome")).toBe("completed")
     }
+  })))
+
+test("worker: healthy (readiness) while the queue answers; not while accepting fails, and the slot keeps trying after RETRY_DELAY", () =>
+  onTestClock(Effect.gen(function*() {
+    const memory = yield* SessionQueue
+    let down = true
+    const flaky = SessionQueue.of({
+      ...memory,
+      acceptNext: (name, options) =>
+        down ? Effect.fail(new SessionQueueError({ operation: "accept next session", queue: name, cause: "connection refused" })) : memory.acceptNext(name, options)
+    })
+    const { calls, downstream } = recorder()
+    yield* memory.send(queue, [sessionMessage("s", 1)])
+    const worker = yield* makeWorker({ config: config({ retryDelay: Duration.seconds(5) }), handler: orderedHandler({ downstream, breaker: yield* breaker() }) })
+    expect(yield* worker.healthy).toBe(true)
+    yield* Effect.forkScoped(worker.run.pipe(Effect.provideService(SessionQueue, flaky)))
+    yield* TestClock.adjust("0 millis")
+    expect(yield* worker.healthy).toBe(false)
+    down = false
+    yield* TestClock.adjust("5 seconds")
+    expect(yield* worker.healthy).toBe(true)
+    expect(calls.map((c) => c.seq)).toEqual([1])
   })))
