@@ -8,7 +8,8 @@
  *   (must stay 0); `session_messages_duplicate_total`: ones it had already processed (a
  *   redelivery after a settlement was lost), skipped.
  * - `session_lock_renewals_total`, `session_lock_lost_total`.
- * - `session_queue_depth{state="active"|"dead_lettered"}`: what an autoscaler reads.
+ * - `session_queue_depth{queue, state="active"|"dead_lettered"}`: what an autoscaler reads
+ *   (deploy/kubernetes/session-worker.yaml scales on it with KEDA).
  */
 import * as Metric from "effect/Metric"
 
@@ -39,4 +40,4 @@ export const lockRenewals = Metric.counter("session_lock_renewals", { descriptio
 export const locksLost = Metric.counter("session_lock_lost", { description: "Session locks lost while held", incremental: true })
 
 const depth = Metric.gauge("session_queue_depth", { description: "Messages in the session queue, by state" })
-export const queueDepth = (state: "active" | "dead_lettered") => Metric.withAttributes(depth, { state })
+export const queueDepth = (queue: string, state: "active" | "dead_lettered") => Metric.withAttributes(depth, { queue, state })

@@ -230,8 +230,8 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
       while (true) {
         const depth = yield* Effect.exit(q.depth(config.queue))
         if (depth._tag === "Success") {
-          yield* Metric.update(Metrics.queueDepth("active"), depth.value.active)
-          yield* Metric.update(Metrics.queueDepth("dead_lettered"), depth.value.deadLettered)
+          yield* Metric.update(Metrics.queueDepth(config.queue, "active"), depth.value.active)
+          yield* Metric.update(Metrics.queueDepth(config.queue, "dead_lettered"), depth.value.deadLettered)
           warned = false
         } else if (!warned) {
           // Once per outage: an emulator without the depth API would otherwise warn every interval.
