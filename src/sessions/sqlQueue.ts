@@ -27,6 +27,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type Message, normalize } from "../capabilities/Message.ts"
 import {
@@ -162,7 +163,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
     type Step<A> = { readonly done: A } | { readonly wakeAt: number }
 
     /** Runs `attempt` until it is done, sleeping between tries until a wake-up, `wakeAt` or the poll interval. */
-    const waitFor = <A, E>(queue: string, attempt: (now: number) => Effect.Effect<Step<A>, E>) =>
+    const waitFor = <A, E, R>(queue: string, attempt: (now: number) => Effect.Effect<Step<A>, E, R>) =>
       Effect.gen(function*() {
         while (true) {
           const waiter = yield* register(queue)
@@ -282,7 +283,13 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         return { sessionId, token, until }
       })
 
-    const holding = (queue: string, granted: { readonly sessionId: string; readonly token: string; readonly until: number }) =>
+    interface Granted {
+      readonly sessionId: string
+      readonly token: string
+      readonly until: number
+    }
+
+    const holding = (queue: string, granted: Granted) =>
       Effect.gen(function*() {
         const session = lockedSession(queue, granted.sessionId, granted.token, granted.until)
         yield* Effect.addFinalizer(() => session.release)
@@ -313,8 +320,8 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       acceptNext: (queue, { timeout }) =>
         Effect.gen(function*() {
           const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis((timeout))
-          const granted = yield* waitFor(queue, (now) =>
-            db.transaction((tx) =>
+          const session = yield* waitFor(queue, (now) =>
+            (db.transaction((tx) =>
               Effect.gen(function*() {
                 yield* tx.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null])
                 const [picked] = yield* tx.queryAs(PickedRow, Sql.pickSession, [queue])
@@ -323,16 +330,22 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
                 const [next] = yield* tx.queryAs(NextLeaseRow, Sql.nextLeaseEnd, [queue, new Date(now)])
                 return { wakeAt: Math.min(deadline, next?.until?.getTime() ?? deadline) }
               })
-            ) as Effect.Effect<Step<{ sessionId: string; token: string; until: number } | undefined>, SqlError>).pipe(
-              Effect.mapError(fail("accept next session", queue))
-            )
-          if (granted === undefined) return Option.none<LockedSession>()
-          return Option.some(yield* holding(queue, granted))
+            ) as Effect.Effect<Step<Granted | undefined>, SqlError>).pipe(
+              Effect.mapError(fail("accept next session", queue)),
+              Effect.flatMap((step): Effect.Effect<Step<LockedSession | undefined>, never, Scope.Scope> =>
+                "done" in step && step.done !== undefined
+                  ? Effect.map(holding(queue, step.done), (done) => ({ done }))
+                  : Effect.succeed(step as Step<undefined>)
+              ),
+              // A lock granted is released by the scope even if a shutdown comes right after the commit.
+              Effect.uninterruptible
+            ))
+          return Option.fromUndefinedOr(session)
         }),
       accept: (queue, sessionId) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const granted = yield* db.transaction((tx) =>
+          const session = yield* db.transaction((tx) =>
             Effect.gen(function*() {
               yield* tx.query(Sql.ensureSession, [queue, sessionId])
               // Locked first, so the reclaim below cannot skip it: a lease that ran out is ended here.
@@ -341,9 +354,13 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
               yield* tx.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, sessionId])
               return yield* grant(tx, queue, sessionId, now)
             })
-          ).pipe(Effect.mapError(fail("accept session", queue)))
-          if (granted === undefined) return yield* Effect.fail(new SessionLockedError({ queue, sessionId }))
-          return yield* holding(queue, granted)
+          ).pipe(
+            Effect.mapError(fail("accept session", queue)),
+            Effect.flatMap((granted) => granted === undefined ? Effect.succeed(undefined) : holding(queue, granted)),
+            Effect.uninterruptible
+          )
+          if (session === undefined) return yield* Effect.fail(new SessionLockedError({ queue, sessionId }))
+          return session
         }),
       depth: (queue) =>
         db.queryAs(DepthRow, Sql.depth, [queue]).pipe(
