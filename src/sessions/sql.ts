@@ -28,15 +28,15 @@
  * testable with `TestClock`; processes sharing a queue need clocks that agree to well within a
  * lock duration.
  *
- * Wake-ups: `send` and a `release` that leaves messages behind NOTIFY `session_queue` with the
- * queue's name, so waiting acceptors and receivers query again instead of polling.
+ * Wake-ups: `send` and a `release` that leaves messages behind NOTIFY `session_queue` naming the
+ * queue and the sessions, so waiting acceptors and receivers query again instead of polling.
  */
 import type { Migration } from "../sql/migrations.ts"
 import { maxDeliveryCountExceeded } from "../capabilities/SessionQueue.ts"
 
 export const migrationsTable = "sessions_migrations"
 
-/** The channel `send` and `release` notify, with the queue's name as payload. */
+/** The channel `send` and `release` notify; the payload names the queue and sessions (`sqlQueue.ts`). */
 export const channel = "session_queue"
 
 export const migrations: ReadonlyArray<Migration> = [
@@ -109,7 +109,7 @@ export const insertMessages = `
   from unnest($2::text[], $3::text[], $4::text[], $5::text[]) with ordinality as m (s, i, h, b, n)
   order by n`
 
-/** $1 queue. */
+/** $1 payload. */
 export const notify = `select pg_notify('${channel}', $1)`
 
 /**

@@ -11,7 +11,8 @@
  * - `maxDeliveryCount` is this layer's (the queue has none of its own): processes sharing a
  *   queue should agree on it.
  * - Waiting (`acceptNext`, `receive`) listens on `session_queue` (LISTEN/NOTIFY): a send or a
- *   release with messages left wakes waiters on that queue, which query again. A waiter also
+ *   release with messages left names the queue and its sessions; receivers of those sessions
+ *   and as many acceptors as sessions named wake and query again. A waiter also
  *   wakes when the next lease of the queue ends (a dead holder's session comes free without a
  *   notification) and every `pollInterval`, which only matters when a notification is lost
  *   (the LISTEN connection dropped).
@@ -97,8 +98,38 @@ const headersOf = (value: unknown): Record<string, string> => {
   return headers
 }
 
-/** Readiness marker for the LISTEN handshake; never a queue name a caller would pick. */
+/** Readiness marker for the LISTEN handshake; never a note. */
 const readyPrefix = "\u0001ready:"
+
+/**
+ * A NOTIFY payload: sessions of queue `q` got messages or came free (`s`), or, when their ids
+ * would not fit in a payload (8000 bytes), how many did (`n`). A payload that is not a note
+ * (another writer's) wakes every waiter of the queue it names.
+ */
+interface Note {
+  readonly q: string
+  readonly s?: ReadonlyArray<string>
+  readonly n?: number
+}
+
+const noteFor = (queue: string, sessions: ReadonlyArray<string>): string => {
+  const full = JSON.stringify({ q: queue, s: sessions })
+  return full.length <= 7_000 ? full : JSON.stringify({ q: queue, n: sessions.length })
+}
+
+const parseNote = (payload: string): Note => {
+  try {
+    const note = JSON.parse(payload) as Partial<Note> | null
+    if (typeof note?.q === "string") {
+      if (Array.isArray(note.s) && note.s.every((id) => typeof id === "string")) return { q: note.q, s: note.s }
+      if (typeof note.n === "number") return { q: note.q, n: note.n }
+      return { q: note.q }
+    }
+  } catch {
+    // Not JSON: a plain queue name.
+  }
+  return { q: payload }
+}
 
 export const make = (options: SqlSessionQueueOptions = {}) =>
   Effect.gen(function*() {
@@ -112,28 +143,56 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       yield* migrate(Sql.migrations, { direction: "up", table: Sql.migrationsTable }).pipe(Effect.mapError(fail("migrate", "")))
     }
 
-    // Waiters by queue: woken by a NOTIFY naming their queue. A waiter registers before it
-    // queries, so a notification between its query and its wait is not missed.
-    const waiters = new Map<string, Set<Deferred.Deferred<void>>>()
-    const wake = (queue: string) => {
-      const set = waiters.get(queue)
+    // Waiters, woken by a NOTIFY about their queue (`Note`). A waiter registers before it
+    // queries, so a notification between its query and its wait is not missed. Receivers wait
+    // for their own session; acceptors for any, and a note about n sessions wakes at most n of
+    // them (the longest waiting first), so a send does not set every idle slot querying at once.
+    const accepting = new Map<string, Set<Deferred.Deferred<void>>>()
+    const receiving = new Map<string, Map<string, Set<Deferred.Deferred<void>>>>()
+    const wakeAll = (set: Set<Deferred.Deferred<void>> | undefined, limit = Infinity) => {
       if (set === undefined) return
-      waiters.delete(queue)
-      for (const waiter of set) Deferred.doneUnsafe(waiter, Effect.void)
+      let woken = 0
+      for (const waiter of set) {
+        if (woken++ >= limit) break
+        set.delete(waiter)
+        Deferred.doneUnsafe(waiter, Effect.void)
+      }
     }
-    const register = (queue: string) =>
+    const wake = (note: Note) => {
+      const bySession = receiving.get(note.q)
+      if (note.s === undefined) for (const set of bySession?.values() ?? []) wakeAll(set)
+      else for (const session of note.s) wakeAll(bySession?.get(session))
+      wakeAll(accepting.get(note.q), note.s?.length ?? note.n ?? Infinity)
+    }
+    const waitersOf = (queue: string, session: string | undefined, create: boolean) => {
+      if (session === undefined) {
+        let set = accepting.get(queue)
+        if (set === undefined && create) accepting.set(queue, set = new Set())
+        return set
+      }
+      let bySession = receiving.get(queue)
+      if (bySession === undefined && create) receiving.set(queue, bySession = new Map())
+      let set = bySession?.get(session)
+      if (set === undefined && create) bySession!.set(session, set = new Set())
+      return set
+    }
+    const register = (queue: string, session: string | undefined) =>
       Effect.sync(() => {
         const waiter = Deferred.makeUnsafe<void>()
-        let set = waiters.get(queue)
-        if (set === undefined) waiters.set(queue, set = new Set())
-        set.add(waiter)
+        waitersOf(queue, session, true)!.add(waiter)
         return waiter
       })
-    const unregister = (queue: string, waiter: Deferred.Deferred<void>) =>
+    const unregister = (queue: string, session: string | undefined, waiter: Deferred.Deferred<void>) =>
       Effect.sync(() => {
-        const set = waiters.get(queue)
+        const set = waitersOf(queue, session, false)
         set?.delete(waiter)
-        if (set?.size === 0) waiters.delete(queue)
+        if (set?.size !== 0) return
+        if (session === undefined) accepting.delete(queue)
+        else {
+          const bySession = receiving.get(queue)!
+          bySession.delete(session)
+          if (bySession.size === 0) receiving.delete(queue)
+        }
       })
 
     // One LISTEN for the layer. It is known to be up once it hears its own marker, so the first
@@ -143,7 +202,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
     const listening = yield* Deferred.make<void>()
     yield* db.listen(Sql.channel).pipe(
       Stream.runForEach((payload) =>
-        Effect.sync(() => payload === marker ? Deferred.doneUnsafe(listening, Effect.void) : wake(payload))
+        Effect.sync(() => payload === marker ? Deferred.doneUnsafe(listening, Effect.void) : wake(parseNote(payload)))
       ),
       Effect.tapCause((cause) => Effect.logWarning("session queue LISTEN stopped; waiters poll until it is back", cause)),
       Effect.retry(Schedule.spaced(Duration.millis(pollMs))),
@@ -163,20 +222,26 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
     type Step<A> = { readonly done: A } | { readonly wakeAt: number }
 
     /** Runs `attempt` until it is done, sleeping between tries until a wake-up, `wakeAt` or the poll interval. */
-    const waitFor = <A, E, R>(queue: string, attempt: (now: number) => Effect.Effect<Step<A>, E, R>) =>
+    const waitFor = <A, E, R>(
+      queue: string,
+      session: string | undefined,
+      attempt: (now: number) => Effect.Effect<Step<A>, E, R>
+    ) =>
       Effect.gen(function*() {
         while (true) {
-          const waiter = yield* register(queue)
+          const waiter = yield* register(queue, session)
           const step = yield* Effect.flatMap(Clock.currentTimeMillis, attempt).pipe(
-            Effect.onError(() => unregister(queue, waiter))
+            Effect.onError(() => unregister(queue, session, waiter))
           )
           if ("done" in step) {
-            yield* unregister(queue, waiter)
+            yield* unregister(queue, session, waiter)
             return step.done
           }
           const now = yield* Clock.currentTimeMillis
           const sleep = Math.max(0, Math.min(step.wakeAt, now + pollMs) - now)
-          yield* Effect.raceFirst(Deferred.await(waiter), Effect.sleep(sleep)).pipe(Effect.ensuring(unregister(queue, waiter)))
+          yield* Effect.raceFirst(Deferred.await(waiter), Effect.sleep(sleep)).pipe(
+            Effect.ensuring(unregister(queue, session, waiter))
+          )
         }
       })
 
@@ -229,7 +294,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         receive: (max, maxWait) =>
           Effect.gen(function*() {
             const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis((maxWait))
-            return yield* waitFor(queue, (now) =>
+            return yield* waitFor(queue, sessionId, (now) =>
               Effect.map(receiveOnce(max, now), (got): Step<ReadonlyArray<SessionMessage>> =>
                 got.length > 0 || now >= deadline ? { done: got } : { wakeAt: Math.min(deadline, until) }))
           }),
@@ -264,7 +329,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
           Effect.gen(function*() {
             const rows = yield* tx.queryAs(ReleasedRow, Sql.release, [queue, sessionId, token, maxDeliveries])
             if (rows.length === 0) return
-            if (rows[0]!.left > 0) yield* tx.query(Sql.notify, [queue])
+            if (rows[0]!.left > 0) yield* tx.query(Sql.notify, [noteFor(queue, [sessionId])])
             else yield* tx.query(Sql.forgetIfEmpty, [queue, sessionId])
           })
         ).pipe(
@@ -313,14 +378,14 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
                 normalized.map((m) => hex(m.body)),
                 new Date(now)
               ])
-              yield* tx.query(Sql.notify, [queue])
+              yield* tx.query(Sql.notify, [noteFor(queue, sessions)])
             })
           )).pipe(Effect.mapError(fail("send", queue)))
       },
       acceptNext: (queue, { timeout }) =>
         Effect.gen(function*() {
           const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis((timeout))
-          const session = yield* waitFor(queue, (now) =>
+          const session = yield* waitFor(queue, undefined, (now) =>
             (db.transaction((tx) =>
               Effect.gen(function*() {
                 yield* tx.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null])
