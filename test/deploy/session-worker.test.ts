@@ -5,13 +5,13 @@
  * running worker's /metrics.
  */
 import { expect, test } from "bun:test"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { join } from "node:path"
 import * as SessionQueueLayer from "../../layers/sessionQueue.ts"
 import { load, parseDuration, providerFrom } from "../../src/runtime/config.ts"
 import { workerConfig } from "../../src/sessions/config.ts"
-import * as ConfigProvider from "effect/ConfigProvider"
 import { opsUrl, startProgram } from "../support/program.ts"
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 
@@ -22,21 +22,36 @@ interface EnvVar {
   readonly value?: string
   readonly valueFrom?: unknown
 }
+interface Container {
+  readonly env: ReadonlyArray<EnvVar>
+  readonly ports: ReadonlyArray<{ readonly containerPort: number }>
+  readonly readinessProbe: { readonly httpGet: { readonly path: string } }
+  readonly livenessProbe: { readonly httpGet: { readonly path: string } }
+}
+interface DeploymentSpec {
+  readonly template: { readonly spec: { readonly terminationGracePeriodSeconds: number; readonly containers: ReadonlyArray<Container> } }
+}
+interface ScaledObjectSpec {
+  readonly scaleTargetRef: { readonly name: string }
+  readonly triggers: ReadonlyArray<{ readonly type: string; readonly metadata: { readonly query: string } }>
+}
+/** A manifest as parsed; the fields read below are checked by the reading (a missing one fails). */
 interface Manifest {
   readonly kind: string
   readonly metadata: { readonly name: string }
-  readonly spec: any
+  readonly spec: unknown
 }
 
 const manifests = async () => Bun.YAML.parse(await Bun.file(file).text()) as ReadonlyArray<Manifest>
 
 const deployment = async () => {
   const found = (await manifests()).find((m) => m.kind === "Deployment")!
-  const container = found.spec.template.spec.containers[0]
+  const spec = found.spec as DeploymentSpec
+  const container = spec.template.spec.containers[0]!
   const env: Record<string, string> = {}
   // A Secret's value is a placeholder of the right form.
-  for (const v of container.env as ReadonlyArray<EnvVar>) env[v.name] = v.value ?? "postgres://user:secret@db.internal:5432/sessions"
-  return { found, container, env }
+  for (const v of container.env) env[v.name] = v.value ?? "postgres://user:secret@db.internal:5432/sessions"
+  return { spec, container, env }
 }
 
 test("the Deployment's variables are ones the worker reads, with values it accepts: PostgreSQL backend, 20 slots", async () => {
@@ -55,21 +70,21 @@ test("the Deployment's variables are ones the worker reads, with values it accep
 })
 
 test("a stopped replica has time to settle and release: SHUTDOWN_TIMEOUT is below the grace period; probes hit /readyz and /healthz on the metrics port", async () => {
-  const { container, env, found } = await deployment()
+  const { container, env, spec } = await deployment()
   const shutdown = Duration.toSeconds(parseDuration(env.SHUTDOWN_TIMEOUT!)!)
-  expect(shutdown).toBeLessThan(found.spec.template.spec.terminationGracePeriodSeconds)
+  expect(shutdown).toBeLessThan(spec.template.spec.terminationGracePeriodSeconds)
   expect(container.readinessProbe.httpGet.path).toBe("/readyz")
   expect(container.livenessProbe.httpGet.path).toBe("/healthz")
-  expect(container.ports[0].containerPort).toBe(Number(env.METRICS_PORT))
+  expect(container.ports[0]!.containerPort).toBe(Number(env.METRICS_PORT))
 })
 
 test("the ScaledObject scales the Deployment on session_queue_depth, a series a running worker exports with those labels", async () => {
   const all = await manifests()
-  const scaled = all.find((m) => m.kind === "ScaledObject")!
-  expect(scaled.spec.scaleTargetRef.name).toBe(all.find((m) => m.kind === "Deployment")!.metadata.name)
-  const trigger = scaled.spec.triggers[0]
+  const scaled = all.find((m) => m.kind === "ScaledObject")!.spec as ScaledObjectSpec
+  expect(scaled.scaleTargetRef.name).toBe(all.find((m) => m.kind === "Deployment")!.metadata.name)
+  const trigger = scaled.triggers[0]!
   expect(trigger.type).toBe("prometheus")
-  const query: string = trigger.metadata.query
+  const query = trigger.metadata.query
   const selector = /session_queue_depth\{([^}]*)\}/.exec(query)
   expect(selector).not.toBeNull()
   const labels = Object.fromEntries(selector![1]!.split(",").map((pair) => {
