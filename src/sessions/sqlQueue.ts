@@ -134,9 +134,9 @@ const parseNote = (payload: string): Note => {
 export const make = (options: SqlSessionQueueOptions = {}) =>
   Effect.gen(function*() {
     const db = yield* SqlDatabase
-    const lockMs = Duration.toMillis((options.lockDuration ?? defaultLockDuration))
+    const lockMs = Duration.toMillis(options.lockDuration ?? defaultLockDuration)
     const maxDeliveries = options.maxDeliveryCount ?? defaultMaxDeliveryCount
-    const pollMs = Duration.toMillis((options.pollInterval ?? "2 seconds"))
+    const pollMs = Duration.toMillis(options.pollInterval ?? "2 seconds")
     const fail = (operation: string, queue: string) => (cause: unknown) => new SessionQueueError({ operation, queue, cause })
 
     if (options.migrate !== false) {
@@ -293,7 +293,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         }),
         receive: (max, maxWait) =>
           Effect.gen(function*() {
-            const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis((maxWait))
+            const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(maxWait)
             return yield* waitFor(queue, sessionId, (now) =>
               Effect.map(receiveOnce(max, now), (got): Step<ReadonlyArray<SessionMessage>> =>
                 got.length > 0 || now >= deadline ? { done: got } : { wakeAt: Math.min(deadline, until) }))
@@ -384,7 +384,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       },
       acceptNext: (queue, { timeout }) =>
         Effect.gen(function*() {
-          const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis((timeout))
+          const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
           const session = yield* waitFor(queue, undefined, (now) =>
             (db.transaction((tx) =>
               Effect.gen(function*() {
