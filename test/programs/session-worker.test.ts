@@ -78,12 +78,13 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
       const DATABASE_URL = await databases.create("sessions")
       const sessions = 30
       const perSession = 20
-      await send({ DATABASE_URL }, sessions, perSession)
       const env = { DATABASE_URL, WORKER_COUNT: "5", ...quick }
       const workers = [startProgram("session-worker.ts", env), startProgram("session-worker.ts", env)]
       const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} })
       try {
+        // Both wait before anything is sent, so neither gets a head start from starting sooner.
         await Promise.all(workers.map((w) => w.waitFor(/session worker on \\"session-queue\\" with 5 slots/, 60_000)))
+        await send({ DATABASE_URL }, sessions, perSession)
         await until("every message settled", async () => (await remaining(sql)).length === 0)
         const states = await sessionStates(sql)
         expect(states.size).toBe(sessions)
