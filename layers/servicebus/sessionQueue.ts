@@ -102,7 +102,10 @@ export const make = (options: ServiceBusSessionQueueOptions) =>
       }
       return c
     }
-    const admin = options.administrationClient ?? new ServiceBusAdministrationClient(options.connectionString!)
+    // The development emulator serves AMQP only: its administration client would speak TLS to
+    // the AMQP port. Without an injected client, `depth` says so instead of trying.
+    const emulator = options.administrationClient === undefined && /(^|;)\s*UseDevelopmentEmulator\s*=\s*true/i.test(options.connectionString ?? "")
+    const admin = options.administrationClient ?? (emulator ? undefined : new ServiceBusAdministrationClient(options.connectionString!))
     const autoRenewMs = Duration.toMillis(options.autoRenewLockFor ?? "5 minutes")
 
     const senders = new Map<string, ServiceBusSender>()
@@ -227,7 +230,10 @@ export const make = (options: ServiceBusSessionQueueOptions) =>
         ),
       depth: (queue) =>
         Effect.tryPromise({
-          try: () => admin.getQueueRuntimeProperties(queue),
+          try: () =>
+            admin === undefined
+              ? Promise.reject(new Error("the development emulator has no administration API to read the queue depth from"))
+              : admin.getQueueRuntimeProperties(queue),
           catch: fail("depth", queue)
         }).pipe(Effect.map((p) => ({ active: p.activeMessageCount, deadLettered: p.deadLetterMessageCount }))),
       deadLettered: (queue, max) =>

@@ -92,10 +92,12 @@ describe.if(postgresUp)("migrate program", () => {
     expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events, 2003 outbox-retention, 2004 outbox-claim-indexes")
     expect(up.stdout()).toContain("order-events: applied 3001 inbox-and-customer-orders")
     expect(up.stdout()).toContain("scheduler: applied 4001 scheduler-runs")
+    expect(up.stdout()).toContain("sessions: applied 5001 session-queue-tables")
     expect(await tables()).toEqual([
       "counter_counts", "counter_migrations", "counter_seen", "customer_orders", "idempotency_keys", "inbox",
       "order_events_migrations", "order_items", "orders", "orders_migrations", "outbox_aggregate_seqs", "outbox_events",
-      "scheduler_jobs", "scheduler_migrations", "scheduler_runs"
+      "scheduler_jobs", "scheduler_migrations", "scheduler_runs",
+      "session_queue_dead_letters", "session_queue_messages", "session_queue_sessions", "sessions_migrations"
     ])
 
     const again = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
@@ -104,6 +106,7 @@ describe.if(postgresUp)("migrate program", () => {
     expect(again.stdout()).toContain("orders: nothing to do")
     expect(again.stdout()).toContain("order-events: nothing to do")
     expect(again.stdout()).toContain("scheduler: nothing to do")
+    expect(again.stdout()).toContain("sessions: nothing to do")
 
     const down = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["down", "--system", "counter"])
     expect(await down.exited).toBe(0)
@@ -111,7 +114,8 @@ describe.if(postgresUp)("migrate program", () => {
     // The other systems' tables stay: each system rolls back on its own.
     expect(await tables()).toEqual([
       "counter_migrations", "customer_orders", "idempotency_keys", "inbox", "order_events_migrations", "order_items", "orders",
-      "orders_migrations", "outbox_aggregate_seqs", "outbox_events", "scheduler_jobs", "scheduler_migrations", "scheduler_runs"
+      "orders_migrations", "outbox_aggregate_seqs", "outbox_events", "scheduler_jobs", "scheduler_migrations", "scheduler_runs",
+      "session_queue_dead_letters", "session_queue_messages", "session_queue_sessions", "sessions_migrations"
     ])
   })
 

@@ -1,0 +1,51 @@
+/**
+ * The session messages of SPEC §1: body `{"sessionId", "seq", "payload"}`, `seq` counting from 1
+ * per session; and the example handler's session state, the last processed `seq`.
+ */
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { bodyTextStrict, type Message, type OutgoingMessage } from "../capabilities/Message.ts"
+
+export const SessionBody = Schema.Struct({
+  sessionId: Schema.String,
+  seq: Schema.Int.check(Schema.isGreaterThan(0)),
+  payload: Schema.Unknown
+})
+export type SessionBody = typeof SessionBody.Type
+
+const decodeBody = Schema.decodeUnknownOption(Schema.fromJsonString(SessionBody))
+
+/** The body, or why it is malformed (for the dead-letter description). */
+export const parseBody = (message: Message): SessionBody | { readonly malformed: string } => {
+  const text = bodyTextStrict(message)
+  if (text === undefined) return { malformed: "the body is not valid UTF-8" }
+  const body = Option.getOrUndefined(decodeBody(text))
+  if (body === undefined) return { malformed: `the body is not {"sessionId": string, "seq": integer > 0, "payload"}: ${text.slice(0, 200)}` }
+  if (body.sessionId !== message.key) return { malformed: `the body's sessionId "${body.sessionId}" is not the message's session "${message.key}"` }
+  return body
+}
+
+export const sessionIdOf = (index: number) => `session-${index}`
+
+/** Message `seq` of a session, as the sender sends it. */
+export const sessionMessage = (sessionId: string, seq: number): OutgoingMessage => ({
+  id: `${sessionId}-${seq}`,
+  key: sessionId,
+  body: JSON.stringify({ sessionId, seq, payload: `message ${seq} of ${sessionId}` })
+})
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** The last processed seq kept as session state (`{"lastSeq": n}`), 0 when none or unreadable. */
+export const lastSeqOf = (state: Option.Option<Uint8Array>): number => {
+  if (Option.isNone(state)) return 0
+  try {
+    const value = JSON.parse(decoder.decode(state.value)) as { lastSeq?: unknown }
+    return typeof value.lastSeq === "number" && Number.isSafeInteger(value.lastSeq) ? value.lastSeq : 0
+  } catch {
+    return 0
+  }
+}
+
+export const encodeLastSeq = (lastSeq: number): Uint8Array => encoder.encode(JSON.stringify({ lastSeq }))
