@@ -7,12 +7,14 @@
  *    model matches the orders the API created;
  * 3. the sales query service on the in-memory broker and an in-memory SQLite database: three
  *    workers behind the balancer answer requests, each reply checked against the query run
- *    directly.
+ *    directly;
+ * 4. the session worker on the in-memory session queue: the sender's messages through the
+ *    worker's slots, and a per-session order verification from what the handler saw.
  * Exits 1 when any part's result is wrong.
  *
  *   bun run programs/demo.ts [--count 1000] [--malformed 10] [--duplicate-ratio 0.1] [--output-dir out/demo]
  *                            [--orders 200] [--customers 6] [--replays 20] [--bad-requests 6]
- *                            [--sales-requests 300]
+ *                            [--sales-requests 300] [--session-count 20] [--messages-per-session 10]
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -22,6 +24,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MemoryBroker from "../layers/memory/broker.ts"
+import * as MemorySessionQueue from "../layers/memory/sessionQueue.ts"
 import * as Pglite from "../layers/pglite/sql.ts"
 import * as Sqlite from "../layers/sqlite/index.ts"
 import { serve } from "../layers/platform/httpServer.ts"
@@ -32,6 +35,7 @@ import { sortedByUser } from "../src/counter/events.ts"
 import { demoConfig, ordersDemo, readModelTable, summaryLines } from "../src/orders/demo.ts"
 import { intInRange, load } from "../src/runtime/config.ts"
 import { salesDemo } from "../src/sales/demo.ts"
+import { sessionDemo } from "../src/sessions/demo.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
 import { runMain } from "../layers/platform/runMain.ts"
 
@@ -41,6 +45,10 @@ const program = Effect.gen(function*() {
   const traffic = yield* load(trafficConfig({ ...defaultGeneratorOptions, count: 1000, malformed: 10 }))
   const sizes = yield* load(demoConfig())
   const salesRequests = yield* load(intInRange("SALES_REQUESTS", 1, 100_000).pipe(Config.withDefault(300)))
+  const sessionSizes = yield* load(Config.all({
+    sessions: intInRange("SESSION_COUNT", 1, 10_000).pipe(Config.withDefault(20)),
+    messagesPerSession: intInRange("MESSAGES_PER_SESSION", 1, 10_000).pipe(Config.withDefault(10))
+  }))
 
   // The in-process broker forgets its messages: an interrupted demo's partial files cannot be finished.
   const counted = yield* counterDemo({ ...config, carryOver: "none" }, traffic).pipe(
@@ -65,7 +73,19 @@ const program = Effect.gen(function*() {
   yield* Console.table(Object.fromEntries(sales.workers.map((w) => [w.queue, { routed: w.routed, replies: w.replies, outstanding: w.outstanding }])))
   yield* Console.log(`${sales.correct} of ${sales.sent} replies equal the query run directly (${sales.errors} error replies expected)`)
 
+  const sessions = yield* sessionDemo({ ...sessionSizes, slots: 8 }).pipe(Effect.provide(MemorySessionQueue.layer()))
+  yield* Console.log(
+    `\nSession worker, 8 slots on the in-memory session queue: ${sessions.messages} messages in ${sessions.sessions.length} sessions, handled in ${sessions.seconds.toFixed(2)} s`
+  )
+  yield* Console.table(Object.fromEntries(sessions.sessions.map((s) => [s.sessionId, { handled: s.handled, "in order": s.inOrder }])))
+  yield* Console.log(
+    sessions.allInOrder
+      ? `every session's messages handled once each, in sequence order; queue left with ${sessions.depth.active} active, ${sessions.depth.deadLettered} dead-lettered`
+      : "SESSIONS OUT OF ORDER: see the table"
+  )
+
   if (!counted.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
+  if (!sessions.allInOrder) return yield* Effect.die(new Error("some session's messages were not handled once each in order"))
   if (sales.correct !== sales.sent) return yield* Effect.die(new Error("some sales replies differ from the direct query"))
   if (orders.problems.length > 0) return yield* Effect.die(new Error("the orders read model differs from the orders the API created"))
 })

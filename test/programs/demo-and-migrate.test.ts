@@ -7,7 +7,7 @@ import { startProgram } from "../support/program.ts"
 import { freshName, postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
 
 describe("demo program (README's first command)", () => {
-  test("runs on embedded defaults: the counter's counts match, the orders read model matches what the API created, every sales reply equals the direct query", async () => {
+  test("runs on embedded defaults: the counter's counts match, the orders read model matches what the API created, every sales reply equals the direct query, every session in order", async () => {
     const dir = mkdtempSync(join(tmpdir(), "demo-"))
     // Servers that cannot be reached: the demo must need none of them.
     const demo = startProgram("demo.ts", {
@@ -43,18 +43,26 @@ describe("demo program (README's first command)", () => {
     expect(workers.reduce((sum, row) => sum + Number(row[3]), 0)).toBe(300)
     expect(workers.every((row) => Number(row[2]) > 0 && row[4] === "0")).toBe(true)
     expect(out.indexOf("orders created")).toBeLessThan(out.indexOf("replies equal the query"))
+
+    // The session part: 20 sessions × 10 messages, each session seen whole and in order.
+    expect(out).toContain("200 messages in 20 sessions")
+    expect(out).toContain("every session's messages handled once each, in sequence order; queue left with 0 active, 0 dead-lettered")
+    const sessions = [...out.matchAll(/│ +(session-\d+) │ (\d+) +│ (\w+) +│/g)]
+    expect(sessions).toHaveLength(20)
+    expect(sessions.every((row) => row[2] === "10" && row[3] === "true")).toBe(true)
   }, 240_000)
 
-  test("the sizes of the orders and sales parts come from flags; a bad one stops the demo with exit 2 naming it", async () => {
+  test("the sizes of the orders, sales and session parts come from flags; a bad one stops the demo with exit 2 naming it", async () => {
     const small = startProgram("demo.ts", { OUTPUT_DIR: mkdtempSync(join(tmpdir(), "demo-")), DATABASE_URL: "" }, [
       "--count", "20", "--malformed", "0", "--orders", "40", "--customers", "3", "--replays", "4", "--bad-requests", "3",
-      "--sales-requests", "30"
+      "--sales-requests", "30", "--session-count", "5", "--messages-per-session", "4"
     ])
     expect(await small.exited).toBe(0)
     expect(small.stdout()).toContain("orders created: 40; replays answered without a new order: 4")
     expect(small.stdout()).toContain("bad requests refused: 2 × 400, 1 × 415")
     expect(small.stdout()).toContain("read model matches the orders the API created")
     expect(small.stdout()).toContain("30 of 30 replies equal the query run directly")
+    expect(small.stdout()).toContain("20 messages in 5 sessions")
 
     const bad = startProgram("demo.ts", { DATABASE_URL: "" }, ["--orders", "many"])
     expect(await bad.exited).toBe(2)
