@@ -4,6 +4,9 @@
  * with a durable queue of the same name bound with `#`, so a dead-lettered message always has
  * somewhere to go even before anyone reads the dead letters.
  *
+ * An exclusive subscription is an exclusive, auto-delete, non-durable queue of the group's name
+ * (deleted when its consumer is cancelled or its connection closes), with no dead-letter queue.
+ *
  * Queues are declared with no x-arguments on purpose: a queue may already exist, declared by
  * another program without arguments (the original sales client and worker declare theirs so), and a declaration whose arguments differ fails with
  * PRECONDITION_FAILED and closes the channel.
@@ -22,6 +25,17 @@ const assertGroup = async (channel: amqp.Channel, topic: string, group: string, 
 }
 
 export const declareSubscription = async (channel: amqp.Channel, subscription: Subscription): Promise<void> => {
+  if (subscription.exclusive === true) {
+    // The original Go client's reply queue. Not durable, so an existing durable queue of that
+    // name is refused (PRECONDITION_FAILED) rather than taken over; no dead-letter queue, as
+    // nothing would delete it.
+    await channel.assertQueue(subscription.group, { exclusive: true, autoDelete: true, durable: false })
+    if (subscription.topic !== directTopic) {
+      await assertTopic(channel, subscription.topic)
+      await channel.bindQueue(subscription.group, subscription.topic, subscription.filter ?? "#")
+    }
+    return
+  }
   await assertGroup(channel, subscription.topic, subscription.group, subscription.filter ?? "#")
   const dead = deadLetterTopic(subscription.group)
   await assertGroup(channel, dead, dead, "#")
