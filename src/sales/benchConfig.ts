@@ -6,13 +6,14 @@
  * robin instead; `CLOSED_LOOP` [false] to measure as a closed-loop client would (comparison
  * only); `SWEEP` [false] with `P99_BOUND` [25ms], `SWEEP_START` [500], `SWEEP_STEP` [500],
  * `SWEEP_MAX` [20000], `SWEEP_REFINEMENTS` [1], each step lasting `DURATION`; `JSON` [false];
- * `REPORT` [none] an HTML file to write; `SEED` [1] for the random queries; `PROGRESS_INTERVAL` [1s].
+ * `REPORT` [none] an HTML file to write; `SEED` [1] for the random queries; `PROGRESS_INTERVAL` [1s];
+ * `WARMUP` [3s] at the first rate before anything is measured (connections, caches, the JIT), 0 for none.
  * Every one is also a flag: `--target-rate 5000`, `--direct`, `--sweep`, `--report out.html`.
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { configIssue, intInRange, positiveDuration } from "../runtime/config.ts"
+import { configIssue, duration, intInRange, positiveDuration } from "../runtime/config.ts"
 import { queueList } from "./balancerConfig.ts"
 
 const flag = (name: string) => Config.Boolean(name).pipe(Config.withDefault(false))
@@ -35,7 +36,8 @@ export const benchConfig = Config.all({
   json: flag("JSON"),
   report: Config.option(Config.String("REPORT")),
   seed: intInRange("SEED", 0, 2 ** 31 - 1).pipe(Config.withDefault(1)),
-  progressEvery: positiveDuration("PROGRESS_INTERVAL").pipe(Config.withDefault(Duration.seconds(1)))
+  progressEvery: positiveDuration("PROGRESS_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
+  warmup: duration("WARMUP").pipe(Config.withDefault(Duration.seconds(3)))
 }).pipe(Config.mapEffect((config) =>
   config.sweep && config.sweepMax < config.sweepStart
     ? Effect.fail(configIssue("SWEEP_MAX", `a rate at or above SWEEP_START (${config.sweepStart})`, `got ${config.sweepMax}`))

@@ -50,6 +50,13 @@ export const benchFromConfig = (
     })
     const measure = (rate: number) => runBench(options(rate), histogram()).pipe(Effect.tap(() => output.endProgress))
     const boundMillis = Duration.toMillis(config.p99Bound)
+    // A cold start (first connections, page cache, the JIT) is not what the figures are about.
+    if (Duration.toMillis(config.warmup) > 0) {
+      const rate = config.sweep ? config.sweepStart : config.rate
+      yield* output.text(`warming up: ${rate} req/s for ${Duration.format(config.warmup)}, not counted`)
+      const { onProgress: _, ...quiet } = options(rate)
+      yield* runBench({ ...quiet, duration: config.warmup }, histogram())
+    }
     const report = (title: string, series: ReadonlyArray<{ readonly label: string; readonly result: BenchResult }>) =>
       config.report._tag === "Some" ? htmlReport(title, series, { boundMillis }) : undefined
 
@@ -70,7 +77,7 @@ export const benchFromConfig = (
       p99BoundMillis: boundMillis,
       refinements: config.sweepRefinements
     }, measure, (step) => output.text(sweepTable({ best: undefined, steps: [step] }, boundMillis).split("\n")[0]!))
-    yield* output.text(sweepTable(swept, boundMillis))
+    yield* output.text(`summary:\n${sweepTable(swept, boundMillis)}`)
     return {
       sweep: swept,
       json: JSON.stringify({ via, boundMillis, best: swept.best?.rate ?? null, steps: swept.steps }),

@@ -61,7 +61,7 @@ describe.if(rabbitUp)("sales-bench on RabbitMQ", () => {
     await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
 
     // A generous timeout: the machine running the tests may be busy; the figures are not judged here.
-    const common = { DURATION: "3s", TARGET_RATE: "100", CONCURRENCY: "5", REQUEST_TIMEOUT: "20s", WORKER_QUEUES: queues.join(",") }
+    const common = { WARMUP: "0", DURATION: "3s", TARGET_RATE: "100", CONCURRENCY: "5", REQUEST_TIMEOUT: "20s", WORKER_QUEUES: queues.join(",") }
     const report = join(dir, "report.html")
     const viaBalancer = await bench({ ...common, REQUEST_QUEUE: requestQueue }, ["--json", "--report", report])
     expect(viaBalancer.code).toBe(0)
