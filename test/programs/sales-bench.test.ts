@@ -107,3 +107,33 @@ describe.if(rabbitUp)("sales-bench on RabbitMQ", () => {
     expect(existsSync(never)).toBe(false)
   }, 60_000)
 })
+
+const hasScript = await requireServer("script (util-linux), to give the program a terminal", async () => {
+  if (Bun.which("script") === null) throw new Error("script is not installed")
+})
+
+describe.if(hasScript)("sales-bench progress", () => {
+  // The in-process memory broker with nobody answering: every request times out, which is all this needs.
+  const env = { BROKER: "memory", WARMUP: "0", DURATION: "2s", TARGET_RATE: "20", REQUEST_TIMEOUT: "300ms", PROGRESS_INTERVAL: "250ms" }
+
+  test("on a terminal it rewrites one line; the table follows on a clean line", async () => {
+    const command = [process.execPath, "run", join(import.meta.dir, "..", "..", "programs", "sales-bench.ts")].join(" ")
+    const proc = Bun.spawn(["script", "-qec", command, "/dev/null"], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" })
+    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
+    expect(code).toBe(0)
+    const rewrites = out.split("\r\x1b[K").length - 1
+    expect(rewrites).toBeGreaterThanOrEqual(4)
+    expect(out).toMatch(/\r\x1b\[K[\d.]+s  sent \d+  answered 0  rate 0\/s  p99 [\d.]+ ms  errors 0  timeouts \d+/)
+    // The terminal turns "\n" into "\r\n".
+    expect(out).toMatch(/\r\x1b\[Krun +open loop, 20 req\/s/)
+    expect(out).toMatch(/timeouts +40\r?\n/)
+  }, 60_000)
+
+  test("elsewhere it prints plain lines", async () => {
+    const run = await bench(env, [])
+    expect(run.code).toBe(0)
+    expect(run.stdout).not.toContain("\r")
+    expect(run.stdout.split("\n").filter((line) => /^[\d.]+s  sent \d+/.test(line)).length).toBeGreaterThanOrEqual(4)
+    expect(run.stdout).toMatch(/^timeouts +40$/m)
+  }, 60_000)
+})
