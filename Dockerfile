@@ -17,7 +17,9 @@ FROM oven/bun:1.4.4-slim
 WORKDIR /app
 ENV NODE_ENV=production LOG_FORMAT=json METRICS_PORT=9090
 COPY --from=build /app/dist ./dist
-# The base image ships the unprivileged user "bun".
+# The base image ships the unprivileged user "bun". /data is its own, so a named volume mounted
+# there (the sales database) starts out writable by it.
+RUN mkdir -p /data && chown bun:bun /data
 USER bun
 EXPOSE 9090
 ENTRYPOINT ["bun", "run"]

@@ -29,6 +29,9 @@ const started = performance.now()
 const result = await Bun.build({
   entrypoints,
   outdir,
+  // Named, so the bundles land flat in outdir: left to itself Bun may take a directory above
+  // programs/ as the root and write them to outdir/programs/.
+  root: join(root, "programs"),
   target: "bun",
   minify: { whitespace: true, syntax: true, identifiers: false }
 })

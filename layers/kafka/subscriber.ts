@@ -100,11 +100,17 @@ const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fro
 
 export const makeSubscriber = (client: Client, topics: Topics, producer: Producer, options: SubscriberOptions): SubscriberShape => {
   const declare = (subscription: Subscription) =>
-    topics.ensure([subscription.topic, deadLetterTopic(subscription.group)], "declare")
+    subscription.exclusive === true
+      ? Effect.fail(new SubscriberError({ operation: "declare", subject: subscription.group, cause: "Kafka has no exclusive groups" }))
+      : topics.ensure([subscription.topic, deadLetterTopic(subscription.group)], "declare")
 
   const subscribe = (subscription: Subscription): Effect.Effect<Consumer, SubscriberError, Scope.Scope> =>
     Effect.gen(function*() {
       const { group, topic } = subscription
+      // A consumer group is shared and outlives its members by design: nothing to map onto.
+      if (subscription.exclusive === true) {
+        return yield* Effect.fail(new SubscriberError({ operation: "subscribe", subject: group, cause: "Kafka has no exclusive groups" }))
+      }
       const filter = subscription.filter ?? "#"
       const dead = deadLetterTopic(group)
       yield* topics.ensure([topic, dead], "subscribe")

@@ -22,6 +22,7 @@ import {
   directTopic,
   matchesPattern,
   Subscriber,
+  SubscriberError,
   type Subscription
 } from "../../src/capabilities/Subscriber.ts"
 import { deadLetterMessage } from "../../src/resilience/deadLetter.ts"
@@ -48,6 +49,8 @@ interface GroupState {
   readonly ready: Array<Entry>
   readonly consumers: Array<ConsumerState>
   next: number
+  /** Made by an exclusive subscription: deleted when its consumer goes away. */
+  exclusive: boolean
 }
 
 export class MemoryBroker extends Context.Service<MemoryBroker, {
@@ -66,7 +69,7 @@ const make = Effect.sync(() => {
   const groupOf = (name: string): GroupState => {
     let group = groups.get(name)
     if (group === undefined) {
-      group = { ready: [], consumers: [], next: 0 }
+      group = { ready: [], consumers: [], next: 0, exclusive: false }
       groups.set(name, group)
     }
     return group
@@ -142,6 +145,7 @@ const make = Effect.sync(() => {
       }),
       deadLetter: (reason) =>
         settle(name, consumer, pending, () => {
+          if (groups.get(name)?.exclusive === true) return
           const dlq = deadLetterTopic(name)
           route(dlq, deadLetterMessage(entry.message, reason, entry.topic))
           dispatch(dlq)
@@ -179,7 +183,24 @@ const make = Effect.sync(() => {
       group.ready.unshift(...orphans.map((p) => ({ ...p.entry, attempt: p.entry.attempt + 1 })))
       const index = group.consumers.indexOf(consumer)
       if (index >= 0) group.consumers.splice(index, 1)
+      if (group.exclusive) {
+        groups.delete(name)
+        for (const byGroup of bindings.values()) byGroup.delete(name)
+        return
+      }
       dispatch(name)
+    })
+
+  // Another program's group of that name, or another consumer's private one: AMQP refuses both.
+  const claimExclusive = (subscription: Subscription) =>
+    Effect.suspend(() => {
+      const name = subscription.group
+      if (groups.has(name)) {
+        return Effect.fail(new SubscriberError({ operation: "subscribe", subject: name, cause: "the group exists already; an exclusive group is made by its one consumer" }))
+      }
+      groupOf(name).exclusive = true
+      if (subscription.topic !== directTopic) bind(subscription.topic, name, subscription.filter ?? "#")
+      return Effect.void
     })
 
   const publisher = Publisher.make("memory", (topic, messages) =>
@@ -193,10 +214,14 @@ const make = Effect.sync(() => {
   const subscriber = Subscriber.of({
     healthy: Effect.succeed(true),
     consumers: (name) => Effect.sync(() => groups.get(name)?.consumers.filter((c) => !c.stopped).length),
-    declare: (subscription) => Effect.sync(() => declareSync(subscription)),
+    declare: (subscription) =>
+      subscription.exclusive === true
+        ? Effect.fail(new SubscriberError({ operation: "declare", subject: subscription.group, cause: "an exclusive group is made by subscribing, not declared" }))
+        : Effect.sync(() => declareSync(subscription)),
     subscribe: (subscription) =>
       Effect.gen(function*() {
-        declareSync(subscription)
+        if (subscription.exclusive === true) yield* claimExclusive(subscription)
+        else declareSync(subscription)
         const name = subscription.group
         const consumer: ConsumerState = {
           prefetch: Math.max(1, subscription.prefetch ?? defaultPrefetch),

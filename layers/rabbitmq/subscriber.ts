@@ -110,7 +110,9 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
     )
 
   const declare = (subscription: Subscription) =>
-    withChannel("declare", subscription.group, async (live) => {
+    subscription.exclusive === true
+      ? Effect.fail(new SubscriberError({ operation: "declare", subject: subscription.group, cause: "an exclusive group is made by subscribing, not declared" }))
+      : withChannel("declare", subscription.group, async (live) => {
       const channel = await live.model.createChannel()
       // The broker answers a conflicting declaration by closing the channel; the rejected
       // promise carries the reason, the 'error' event must just not go unheard.
@@ -146,7 +148,7 @@ export const makeSubscriber = (connection: Connection, confirms: Confirms, optio
         target.batcher.delivered(tag)
         // Between asking for the cancel and the broker confirming it, deliveries still arrive.
         if (stopping) target.batcher.requeue(tag)
-        else Queue.offerUnsafe(queue, new RabbitDelivery(target, tag, fromAmqp(msg), msg.content, group, confirms))
+        else Queue.offerUnsafe(queue, new RabbitDelivery(target, tag, fromAmqp(msg), msg.content, group, confirms, subscription.exclusive === true))
       }
 
       const open = (live: Live, signal: AbortSignal): Promise<Session> =>
@@ -314,7 +316,8 @@ class RabbitDelivery implements Delivery {
     incoming: Incoming,
     private readonly content: Buffer,
     private readonly group: string,
-    private readonly confirms: Confirms
+    private readonly confirms: Confirms,
+    private readonly exclusive: boolean
   ) {
     this.message = incoming.message
     this.topic = incoming.topic
@@ -346,8 +349,9 @@ class RabbitDelivery implements Delivery {
     })
   }
 
+  // An exclusive group has no dead-letter queue: the message is dropped (acked).
   readonly deadLetter = (reason: string): Effect.Effect<void, SubscriberError> =>
-    Effect.suspend(() => this.republish("deadLetter", toAmqp(deadLetterTopic(this.group), deadLetterMessage(this.message, reason, this.topic))))
+    Effect.suspend(() => this.exclusive ? this.ack : this.republish("deadLetter", toAmqp(deadLetterTopic(this.group), deadLetterMessage(this.message, reason, this.topic))))
 
   /** Buffered, never handed out: back to the queue as it is. */
   requeue(): void {

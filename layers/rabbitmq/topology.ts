@@ -8,6 +8,9 @@
  * the key: retries come back through it, and only through it, so a message's attempt and origin
  * are read only from a message that arrived there (see `codec.ts`). The binding is declared at
  * every subscribe, so queues declared before it existed, or by other programs, get it too.
+ * An exclusive subscription is an exclusive, auto-delete, non-durable queue of the group's name
+ * (deleted when its consumer is cancelled or its connection closes), with no dead-letter queue;
+ * it is bound to `retryExchange` too, so its handler's retries come back to it.
  *
  * Queues are declared with no x-arguments on purpose: a queue may already exist, declared by
  * another program without arguments (the original sales client and worker declare theirs so), and a declaration whose arguments differ fails with
@@ -36,6 +39,19 @@ const assertGroup = async (channel: amqp.Channel, topic: string, group: string, 
 }
 
 export const declareSubscription = async (channel: amqp.Channel, subscription: Subscription): Promise<void> => {
+  if (subscription.exclusive === true) {
+    // The original Go client's reply queue. Not durable, so an existing durable queue of that
+    // name is refused (PRECONDITION_FAILED) rather than taken over; no dead-letter queue, as
+    // nothing would delete it.
+    await channel.assertQueue(subscription.group, { exclusive: true, autoDelete: true, durable: false })
+    if (subscription.topic !== directTopic) {
+      await assertTopic(channel, subscription.topic)
+      await channel.bindQueue(subscription.group, subscription.topic, subscription.filter ?? "#")
+    }
+    await assertRetryExchange(channel)
+    await channel.bindQueue(subscription.group, retryExchange, subscription.group)
+    return
+  }
   await assertGroup(channel, subscription.topic, subscription.group, subscription.filter ?? "#")
   await assertRetryExchange(channel)
   await channel.bindQueue(subscription.group, retryExchange, subscription.group)

@@ -41,6 +41,15 @@ export interface Subscription {
   readonly filter?: string
   /** Deliveries handed out but not yet settled, at most. */
   readonly prefetch?: number
+  /**
+   * A private group that lives with its consumer, like an AMQP client's reply queue (exclusive,
+   * auto-delete): `subscribe` creates it, and fails if a shared group of that name exists; no
+   * other program may read it; it is deleted, with whatever it holds, when its consumer goes
+   * away. It has no dead-letter destination: dead-lettering one of its deliveries drops it.
+   * `declare` refuses it (nothing would ever delete it). Backends with `exclusiveGroups` in
+   * `test/contract/broker.ts` (memory, RabbitMQ); the others fail the subscribe.
+   */
+  readonly exclusive?: boolean
 }
 
 /** A delivery from a subscription; see `./Delivery.ts` for what settling means. */

@@ -12,7 +12,8 @@ import * as Effect from "effect/Effect"
 import { configIssue, intInRange, positiveDuration } from "../runtime/config.ts"
 import { heartbeatTopic } from "./heartbeat.ts"
 
-const queueList = Config.String("WORKER_QUEUES").pipe(
+/** `WORKER_QUEUES`: distinct queue names, comma-separated. */
+export const queueList = Config.String("WORKER_QUEUES").pipe(
   Config.withDefault("mom-worker-1,mom-worker-2,mom-worker-3"),
   Config.mapEffect((text) => {
     const queues = text.split(",").map((q) => q.trim()).filter((q) => q !== "")

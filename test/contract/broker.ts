@@ -33,6 +33,8 @@ export interface BrokerFeatures {
   readonly directQueues: boolean
   /** `consumers` counts a group's consumers. */
   readonly countsConsumers: boolean
+  /** `exclusive` subscriptions: private groups that go away with their consumer (reply queues). */
+  readonly exclusiveGroups: boolean
 }
 
 type Broker = Publisher | Subscriber
@@ -450,6 +452,32 @@ export const brokerContract = (
         const again = yield* consumer.take
         expect([again.attempt, again.message.headers[Headers.replyTo], again.message.headers[Headers.correlationId]]).toEqual([2, "somewhere", "c-9"])
         yield* again.ack
+      })), timeout)
+
+    test.if(features.exclusiveGroups)("an exclusive group is made by its consumer, takes replies, and goes away with it", () =>
+      run(Effect.gen(function*() {
+        const reply: Subscription = { ...fresh(), topic: directTopic, exclusive: true }
+        const count = (group: string) => Subscriber.use((s) => s.consumers!(group))
+        expect(Exit.isFailure(yield* Effect.exit(declare(reply)))).toBe(true)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const consumer = yield* subscribe(reply)
+          if (features.countsConsumers) expect(yield* count(reply.group)).toBe(1)
+          yield* publish(directTopic, [{ id: "x-1", key: reply.group, headers: { [Headers.correlationId]: "c-1" }, body: "answer" }])
+          const delivery = yield* consumer.take
+          expect([delivery.message.id, delivery.message.headers[Headers.correlationId]]).toEqual(["x-1", "c-1"])
+          // No dead-letter destination: dropped, and nothing else comes.
+          yield* delivery.deadLetter("not awaited")
+          expect(Option.isNone(yield* takeWithin(consumer, 300))).toBe(true)
+          yield* publish(directTopic, [{ id: "x-2", key: reply.group, body: "never read" }])
+        }))
+        if (features.countsConsumers) expect(yield* count(reply.group)).toBeUndefined()
+        // The same name made again starts empty: what the old group held went with it.
+        const again = yield* subscribe(reply)
+        expect(Option.isNone(yield* takeWithin(again, 500))).toBe(true)
+        // A shared group's name is not taken over.
+        const shared = { ...fresh(), topic: directTopic }
+        yield* declare(shared)
+        expect(Exit.isFailure(yield* Effect.exit(subscribe({ ...shared, exclusive: true })))).toBe(true)
       })), timeout)
   })
 }

@@ -65,7 +65,7 @@ if (await requireServer("Kafka", probeKafka(brokers))) {
   // countsAbandonedAttempts: redelivery is the group re-reading from the committed offset,
   // which carries no count. prefetch: hand-outs wait for credit, so the bound is exact.
   // retryKeepsKeyOrder: a retry goes back to the head of the consumer's own buffer.
-  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false, retryKeepsKeyOrder: true, directQueues: false, countsConsumers: false }, {
+  brokerContract("kafka", makeLayer, { prefetch: true, countsAbandonedAttempts: false, retryKeepsKeyOrder: true, directQueues: false, countsConsumers: false, exclusiveGroups: false }, {
     timeout: 60_000,
     cleanup: async (created) => {
       const admin = new KafkaClient({ clientId: "contract-cleanup", brokers: [...brokers], logLevel: logLevel.NOTHING }).admin()

@@ -6,7 +6,7 @@ import { brokerContract } from "../contract/broker.ts"
 import { declare, publish } from "../support/broker.ts"
 
 // retryKeepsKeyOrder: like RabbitMQ, a retry goes to the tail of the group's queue.
-brokerContract("memory", () => MemoryBroker.layer, { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false, directQueues: true, countsConsumers: true })
+brokerContract("memory", () => MemoryBroker.layer, { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false, directQueues: true, countsConsumers: true, exclusiveGroups: true })
 
 test("memory: the publisher-only and subscriber-only layers over one brokerLayer are one broker", () =>
   Effect.runPromise(Effect.gen(function*() {

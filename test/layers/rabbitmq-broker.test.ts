@@ -39,7 +39,7 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
   // countsAbandonedAttempts: the broker's `redelivered` flag makes an abandoned delivery's next
   // attempt 2; a classic queue cannot count further than that.
   // retryKeepsKeyOrder: a retry is a copy republished to the tail of the group's queue.
-  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false, directQueues: true, countsConsumers: true }, {
+  brokerContract("rabbitmq", () => RabbitMq.layer({ url }), { prefetch: true, countsAbandonedAttempts: true, retryKeepsKeyOrder: false, directQueues: true, countsConsumers: true, exclusiveGroups: true }, {
     cleanup: (created) => deleteRabbitmqTopology(url, created)
   })
 
