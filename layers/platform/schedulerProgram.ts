@@ -12,8 +12,11 @@ import process from "node:process"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { load } from "../../src/runtime/config.ts"
+import { OpsRoutes } from "../../src/runtime/OpsRoutes.ts"
+import { opsTokenConfig } from "../../src/runtime/opsToken.ts"
 import { jobDrainTimeout, schedulerConfig } from "../../src/scheduler/config.ts"
 import { type JobDefinition, register } from "../../src/scheduler/job.ts"
+import { makeJobsRoutes } from "../../src/scheduler/jobsApi.ts"
 import { JobScheduler, makeScheduler } from "../../src/scheduler/scheduler.ts"
 import * as Database from "../database.ts"
 import * as Store from "../schedulerStore.ts"
@@ -24,6 +27,7 @@ export const schedulerProgram = (definitions: ReadonlyArray<JobDefinition<any, n
     const config = yield* load(schedulerConfig)
     const base = yield* loadBaseConfig(config.serviceName)
     const database = yield* load(Database.config)
+    const token = yield* load(opsTokenConfig)
     const jobs = yield* register(definitions, { timeZone: config.timeZone, timeout: config.defaultTimeout })
     const instance = config.instance ?? `${hostname()}-${process.pid}`
     const scheduler = Layer.effect(
@@ -44,6 +48,10 @@ export const schedulerProgram = (definitions: ReadonlyArray<JobDefinition<any, n
       return yield* JobScheduler.use((s) => s.run)
     })
     return yield* withReadiness(run, { scheduler: Effect.succeed(true) }).pipe(
-      Effect.provide(scheduler.pipe(Layer.provideMerge(Store.layer(database)), Layer.provideMerge(baseLayer(base))))
+      Effect.provide(OpsRoutes.layerMount("scheduler", makeJobsRoutes({ token })).pipe(
+        Layer.provideMerge(scheduler),
+        Layer.provideMerge(Store.layer(database)),
+        Layer.provideMerge(baseLayer(base))
+      ))
     )
   })

@@ -67,7 +67,52 @@ describe("programs/scheduler.ts", () => {
     }
   }, 120_000)
 
-  for (const [variable, value] of [["TZ", "Mars/Olympus_Mons"], ["WORKER_MAX_CONCURRENT_JOBS", "0"]] as const) {
+  test("its ops server serves GET /jobs, the jobs page, and trigger/pause/resume behind OPS_TOKEN", async () => {
+    const token = "program-test-token-0123456789"
+    const program = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: "", OPS_TOKEN: token })
+    try {
+      await program.waitFor(/scheduler .* started with 2 jobs/, 60_000)
+      const ops = await opsUrl(program)
+      const jobs = (await (await fetch(`${ops}/jobs`)).json()) as { jobs: Array<{ name: string; nextRun: string; paused: boolean }> }
+      expect(jobs.jobs.map((j) => j.name)).toEqual(["heartbeat", "flaky"])
+      for (const job of jobs.jobs) expect(job.nextRun).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      const post = (path: string, bearer?: string) =>
+        fetch(`${ops}${path}`, { method: "POST", headers: bearer === undefined ? {} : { authorization: `Bearer ${bearer}` } })
+      expect((await post("/jobs/heartbeat/trigger")).status).toBe(401)
+      expect((await post("/jobs/heartbeat/trigger", "not-the-token-not-the-token")).status).toBe(401)
+      expect((await post("/jobs/nothing/trigger", token)).status).toBe(404)
+      const triggered = await post("/jobs/heartbeat/trigger", token)
+      expect(triggered.status).toBe(202)
+      const run = ((await triggered.json()) as { run: { scheduledAt: string; trigger: string } }).run
+      expect(run.trigger).toBe("manual")
+      const after = (await (await fetch(`${ops}/jobs`)).json()) as { jobs: Array<{ recentRuns: Array<{ scheduledAt: string; trigger: string }> }> }
+      expect(after.jobs[0]!.recentRuns.filter((r) => r.trigger === "manual").map((r) => r.scheduledAt)).toEqual([run.scheduledAt])
+      expect((await post("/jobs/flaky/pause", token)).status).toBe(200)
+      const page = await (await fetch(`${ops}/`)).text()
+      expect(page).toContain(`data-job="heartbeat"`)
+      expect(page).toMatch(/flaky <span class="paused">paused<\/span>/)
+      expect(page).toContain(`data-trigger="manual"`)
+    } finally {
+      program.kill("SIGTERM")
+    }
+    expect(await program.exited).toBe(0)
+  }, 90_000)
+
+  test("without OPS_TOKEN trigger is off (403) and GET /jobs answers", async () => {
+    const program = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: "", OPS_TOKEN: "" })
+    try {
+      await program.waitFor(/scheduler .* started with 2 jobs/, 60_000)
+      const ops = await opsUrl(program)
+      expect((await fetch(`${ops}/jobs`)).status).toBe(200)
+      const refused = await fetch(`${ops}/jobs/heartbeat/trigger`, { method: "POST", headers: { authorization: "Bearer anything-anything-anything" } })
+      expect(refused.status).toBe(403)
+    } finally {
+      program.kill("SIGTERM")
+    }
+    expect(await program.exited).toBe(0)
+  }, 90_000)
+
+  for (const [variable, value] of [["TZ", "Mars/Olympus_Mons"], ["WORKER_MAX_CONCURRENT_JOBS", "0"], ["OPS_TOKEN", "short"]] as const) {
     test(`${variable}=${value} exits 2 naming ${variable}`, async () => {
       const program = startProgram("scheduler.ts", { DATABASE_URL: "", [variable]: value })
       expect(await program.exited).toBe(2)
