@@ -8,10 +8,12 @@ import { PGlite } from "@electric-sql/pglite"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as amqp from "amqplib"
 import postgres from "postgres"
+import * as Orders from "../../src/orders/sql.ts"
 import { freshDatabases } from "../support/databases.ts"
 import { opsUrl, startProgram } from "../support/program.ts"
-import { postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
+import { postgresUrl, probePostgres, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 describe("programs/scheduler.ts", () => {
   test("on the embedded store it runs the example jobs, retries the flaky one, is ready, and SIGTERM exits 0", async () => {
@@ -112,7 +114,15 @@ describe("programs/scheduler.ts", () => {
     expect(await program.exited).toBe(0)
   }, 90_000)
 
-  for (const [variable, value] of [["TZ", "Mars/Olympus_Mons"], ["WORKER_MAX_CONCURRENT_JOBS", "0"], ["OPS_TOKEN", "short"]] as const) {
+  for (
+    const [variable, value] of [
+      ["TZ", "Mars/Olympus_Mons"],
+      ["WORKER_MAX_CONCURRENT_JOBS", "0"],
+      ["OPS_TOKEN", "short"],
+      // Without a database there is nothing to clean.
+      ["CLEANUP_TABLES", "sessions"]
+    ] as const
+  ) {
     test(`${variable}=${value} exits 2 naming ${variable}`, async () => {
       const program = startProgram("scheduler.ts", { DATABASE_URL: "", [variable]: value })
       expect(await program.exited).toBe(2)
@@ -170,6 +180,61 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
       expect(runs.some((r) => r.outcome === "running")).toBe(false)
     }
   }, 90_000)
+
+  test("on PostgreSQL with RabbitMQ it registers database-cleanup and weekly-report; triggered through the API they clean a table and publish a report", async () => {
+    const database = await databases.create("scheduler_jobs")
+    const sql = postgres(database, { max: 1, onnotice: () => {} })
+    const exchange = `reports_${crypto.randomUUID().slice(0, 8)}`
+    const connection = await amqp.connect(rabbitmqUrl())
+    const token = "program-jobs-token-0123456789"
+    try {
+      await sql`create table sessions (id int primary key, deleted_at timestamptz)`
+      await sql`insert into sessions select g, now() - interval '100 days' from generate_series(1, 1500) g`
+      await sql`insert into sessions values (9001, now() - interval '10 days'), (9002, null)`
+      const channel = await connection.createChannel()
+      await channel.assertExchange(exchange, "topic", { durable: true })
+      const { queue } = await channel.assertQueue("", { exclusive: true })
+      await channel.bindQueue(queue, exchange, "#")
+      const received = new Promise<string>((resolve) => {
+        void channel.consume(queue, (message) => message !== null && resolve(message.content.toString("utf8")), { noAck: true })
+      })
+      const program = startProgram("scheduler.ts", {
+        DATABASE_URL: database,
+        OPS_TOKEN: token,
+        CLEANUP_TABLES: "sessions",
+        CLEANUP_BATCH_SIZE: "400",
+        WEEKLY_REPORT_TOPIC: exchange,
+        RABBITMQ_URL: rabbitmqUrl()
+      })
+      try {
+        await program.waitFor(/scheduler .* started with 4 jobs/, 60_000)
+        const ops = await opsUrl(program)
+        const jobs = (await (await fetch(`${ops}/jobs`)).json()) as { jobs: Array<{ name: string; schedule: string }> }
+        expect(jobs.jobs.map((j) => [j.name, j.schedule])).toEqual([
+          ["heartbeat", "@every 2s"], ["flaky", "@every 5s"], ["database-cleanup", "0 2 * * *"], ["weekly-report", "0 8 * * 1"]
+        ])
+        const ready = (await (await fetch(`${ops}/readyz`)).json()) as { checks: Record<string, boolean> }
+        expect(ready.checks).toMatchObject({ database: true, broker: true, scheduler: true })
+        const trigger = (name: string) => fetch(`${ops}/jobs/${name}/trigger`, { method: "POST", headers: { authorization: `Bearer ${token}` } })
+        expect((await trigger("database-cleanup")).status).toBe(202)
+        await program.waitFor(/deleted 1500 rows of sessions soft-deleted before .* \(4 batches\)/, 30_000)
+        expect((await trigger("weekly-report")).status).toBe(202)
+        // The orders tables are the orders API's: this database has none yet, so the report fails and says why.
+        await program.waitFor(/job weekly-report attempt 1 failed: .*relation \\?"orders\\?" does not exist/, 30_000)
+        await sql.unsafe(Orders.migrations.map((m) => m.up).join(";\n"))
+        expect((await trigger("weekly-report")).status).toBe(202)
+        const report = JSON.parse(await received) as Record<string, unknown>
+        expect(report).toMatchObject({ report: "weekly-orders", timeZone: "UTC", orders: 0, revenueCents: 0 })
+      } finally {
+        program.kill("SIGTERM")
+      }
+      expect(await program.exited).toBe(0)
+      expect((await sql<{ id: number }[]>`select id from sessions order by id`).map((r) => r.id)).toEqual([9001, 9002])
+    } finally {
+      await connection.close()
+      await sql.end()
+    }
+  }, 120_000)
 
   /** Starts the fixture, waits for its job to start, sends SIGTERM; the started occurrence and how long the stop took. */
   const stopDuringJob = async (env: Record<string, string>) => {
