@@ -100,6 +100,17 @@ describe("programs/scheduler.ts", () => {
     expect(await program.exited).toBe(0)
   }, 90_000)
 
+  test("programs/scheduler-demo.ts prints the history of a few seconds of @every jobs, one retried, and exits 0", async () => {
+    const program = startProgram("scheduler-demo.ts", {})
+    expect(await program.exited).toBe(0)
+    const out = program.stdout()
+    expect(out).toContain("every tick ran, the flaky job's failed first attempts were retried, overlapping slow runs were skipped")
+    expect(out).toMatch(/│ flaky │ [\d:.]+ │ schedule │ 1 +│ failed +│/)
+    expect(out).toMatch(/│ flaky │ [\d:.]+ │ schedule │ 2 +│ succeeded +│/)
+    expect(out).toMatch(/│ tick +│ [\d:.]+ │ manual +│/)
+    expect(out).not.toContain("PROBLEM")
+  }, 60_000)
+
   test("without OPS_TOKEN trigger is off (403) and GET /jobs answers", async () => {
     const program = startProgram("scheduler.ts", { DATABASE_URL: "", PGLITE_DATA_DIR: "", OPS_TOKEN: "" })
     try {
