@@ -21,7 +21,7 @@ interface Mounted {
 }
 
 export class OpsRoutes extends Context.Service<OpsRoutes, {
-  /** Serves `routes` on the ops server until the scope closes; `name` says whose they are in logs. */
+  /** Serves `routes` on the ops server until the scope closes; `name` says whose they are (logged). */
   readonly mount: (name: string, routes: Hono) => Effect.Effect<void, never, Scope.Scope>
   /** Answers a request with the mounted routes: the first that has a matching route, else 404. */
   readonly fetch: (request: Request) => Response | Promise<Response>
@@ -42,7 +42,7 @@ export class OpsRoutes extends Context.Service<OpsRoutes, {
           Effect.sync(() => {
             mounted = [...mounted, entry]
             rebuild()
-          }),
+          }).pipe(Effect.andThen(Effect.logDebug(`ops routes of ${name} mounted`))),
           () =>
             Effect.sync(() => {
               mounted = mounted.filter((m) => m !== entry)
