@@ -8,7 +8,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { SchedulerStore, type SchedulerStoreError } from "../src/capabilities/SchedulerStore.ts"
-import type { SqlError } from "../src/capabilities/SqlDatabase.ts"
+import type { SqlDatabase, SqlError } from "../src/capabilities/SqlDatabase.ts"
 import type { Readiness } from "../src/runtime/Readiness.ts"
 import * as SqlStore from "../src/scheduler/sqlStore.ts"
 import { registerDatabaseReadiness } from "../src/sql/health.ts"
@@ -20,9 +20,14 @@ export type Backend = "postgres" | "pglite" | "memory"
 export const backendOf = (database: Database.Options): Backend =>
   database.backend === "postgres" ? "postgres" : database.pglite.dataDir !== undefined ? "pglite" : "memory"
 
-export const layer = (database: Database.Options): Layer.Layer<SchedulerStore, SchedulerStoreError | SqlError, Readiness> =>
+/**
+ * `sql` is the database layer to use [`Database.layer(database)`]: pass the one the jobs use too,
+ * and the store and the jobs share one pool (one layer value is built once).
+ */
+export const layer = (
+  database: Database.Options,
+  sql: Layer.Layer<SqlDatabase, SqlError> = Database.layer(database)
+): Layer.Layer<SchedulerStore, SchedulerStoreError | SqlError, Readiness> =>
   backendOf(database) === "memory"
     ? MemoryStore.layer()
-    : Layer.effect(SchedulerStore, Effect.tap(SqlStore.make, () => registerDatabaseReadiness())).pipe(
-      Layer.provide(Database.layer(database))
-    )
+    : Layer.effect(SchedulerStore, Effect.tap(SqlStore.make, () => registerDatabaseReadiness())).pipe(Layer.provide(sql))

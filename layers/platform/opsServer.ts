@@ -1,5 +1,6 @@
 /**
- * The operations HTTP server: `makeOpsApp` (/healthz, /readyz, /metrics) served on
+ * The operations HTTP server: `makeOpsApp` (/healthz, /readyz, /metrics, and the routes mounted
+ * through `OpsRoutes` when it is provided) served on
  * `METRICS_PORT` [9090] and `METRICS_HOST` [0.0.0.0]; the original outbox service's
  * `METRICS_PATH` [/metrics] moves the metrics, `METRICS_ENABLED` [true] false leaves them out.
  *

@@ -1,7 +1,8 @@
 /**
  * What every long-running worker program runs with, besides its broker and database: readiness,
  * telemetry (traces over OTLP when configured; metrics on `/metrics`, and over OTLP when asked),
- * the ops HTTP server, the file system, and the soft memory limit when `MEMORY_LIMIT` is set.
+ * the ops HTTP server (with `OpsRoutes`, where the program's parts mount routes of their own),
+ * the file system, and the soft memory limit when `MEMORY_LIMIT` is set.
  * Config is read up front by `loadBaseConfig`, so a bad value stops the program before anything
  * connects.
  */
@@ -12,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { load } from "../../src/runtime/config.ts"
 import { Subscriber } from "../../src/capabilities/Subscriber.ts"
+import { OpsRoutes } from "../../src/runtime/OpsRoutes.ts"
 import { Readiness } from "../../src/runtime/Readiness.ts"
 import * as Telemetry from "../telemetry/otel.ts"
 import * as MemoryLimit from "./memoryLimit.ts"
@@ -30,6 +32,7 @@ export const baseLayer = (config: BaseConfig) =>
   OpsServer.layerOptions(config.ops).pipe(
     Layer.provideMerge(Layer.mergeAll(
       Readiness.layer,
+      OpsRoutes.layer,
       Telemetry.layer({ ...config.telemetry, serviceName: config.serviceName })
     )),
     Layer.merge(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, MemoryLimit.layer(config.memoryLimit)))

@@ -49,7 +49,7 @@ export const schedulerDefaults = {
 } as const
 
 /** A positive duration that also takes days (`7d`, `1d12h`), which Go's durations lack. */
-const longDuration = (name: string) =>
+export const longDuration = (name: string) =>
   Config.String(name).pipe(
     Config.mapEffect((text) => {
       const days = /^\s*(\d+(?:\.\d+)?)d(.*)$/.exec(text)

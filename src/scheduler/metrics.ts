@@ -3,7 +3,8 @@
  * - `scheduler_job_runs_total{job, outcome}`: finished attempts by outcome (succeeded, failed,
  *   timed_out, interrupted);
  * - `scheduler_job_skips_total{job, reason}`: occurrences not run, by reason (concurrency_limit,
- *   overlap, paused, stalled, store_error);
+ *   overlap, paused, stalled, missed, store_error); `missed` counts every occurrence that fell
+ *   while no replica ran, for a job whose missed-run policy is skip;
  * - `scheduler_job_duration_seconds{job}`: start to end of each attempt;
  * - `scheduler_job_lateness_seconds{job}`: start minus scheduled time of each scheduled first
  *   attempt (how far behind the clock the scheduler runs);
@@ -13,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { FinalOutcome } from "../capabilities/SchedulerStore.ts"
 
-export type SkipReason = "concurrency_limit" | "overlap" | "paused" | "stalled" | "store_error"
+export type SkipReason = "concurrency_limit" | "overlap" | "paused" | "stalled" | "missed" | "store_error"
 
 const runsOptions = { description: "Finished job attempts, by outcome", incremental: true } as const
 const skipsOptions = { description: "Job occurrences not run, by reason", incremental: true } as const
@@ -43,8 +44,8 @@ export const recordRun = (job: string, outcome: Exclude<FinalOutcome, "skipped">
     Metric.update(series(`duration\u0000${job}`, () => Metric.histogram("scheduler_job_duration_seconds", { ...durationOptions, attributes: { job } })), seconds)
   )
 
-export const recordSkip = (job: string, reason: SkipReason) =>
-  Metric.update(series(`skips\u0000${job}\u0000${reason}`, () => Metric.counter("scheduler_job_skips", { ...skipsOptions, attributes: { job, reason } })), 1)
+export const recordSkip = (job: string, reason: SkipReason, count = 1) =>
+  Metric.update(series(`skips\u0000${job}\u0000${reason}`, () => Metric.counter("scheduler_job_skips", { ...skipsOptions, attributes: { job, reason } })), count)
 
 export const recordLateness = (job: string, seconds: number) =>
   Metric.update(series(`lateness\u0000${job}`, () => Metric.histogram("scheduler_job_lateness_seconds", { ...latenessOptions, attributes: { job } })), seconds)

@@ -19,7 +19,8 @@
  *    marks the run interrupted and the retry policy decides whether another attempt follows.
  *
  * Missed runs: at start, a job whose history ends before its latest occurrence missed some
- * while no replica ran; `catch-up` runs the latest of them once, now; `skip` forgets them.
+ * while no replica ran; `catch-up` runs the latest of them once, now; `skip` records the latest
+ * as skipped (saying how many were missed) and counts them all (`reason="missed"`).
  * A process that stalls past occurrences (a long GC, a suspended laptop) skips them likewise,
  * counted as `stalled`, rather than firing a burst.
  *
@@ -315,6 +316,16 @@ export const makeScheduler = <R>(
         }
       }).pipe(Effect.ensuring(Effect.sync(() => nextRuns.delete(job.name))))
 
+    /** Occurrences after `after` up to and including `until`, counted up to a bound (an `@every 1s` job down for a month). */
+    const countOccurrences = (job: Job<R>, after: number, until: number) => {
+      const bound = 100_000
+      let count = 0
+      for (let t = nextOccurrence(job.schedule, after); t <= until; t = nextOccurrence(job.schedule, t)) {
+        if (++count >= bound) return { count, more: true }
+      }
+      return { count, more: false }
+    }
+
     const catchUp = (job: Job<R>) =>
       Effect.gen(function*() {
         const last = yield* store.lastOccurrence(job.name)
@@ -323,7 +334,18 @@ export const makeScheduler = <R>(
         const latest = previousOccurrence(job.schedule, now)
         if (latest <= last.value.getTime()) return
         if (job.missed === "skip") {
-          yield* Effect.logInfo(`job ${job.name}: occurrences since ${last.value.toISOString()} were missed; skipped (missed-run policy skip)`)
+          // Recorded once, on the latest missed occurrence (whichever replica gets there first:
+          // `skip` writes nothing for an occurrence already in the history), and counted by how
+          // many were missed, so the history and the metrics both show the gap.
+          const missed = countOccurrences(job, last.value.getTime(), latest)
+          const reason = `missed: ${missed.count}${missed.more ? " or more" : ""} occurrences since ${last.value.toISOString()} passed while no scheduler ran (missed-run policy skip)`
+          const recorded = yield* store.skip(
+            { job: job.name, scheduledAt: new Date(latest), trigger: "schedule" },
+            { instance: options.instance, now: new Date(now), reason }
+          )
+          if (!recorded) return
+          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
+          yield* Metrics.recordSkip(job.name, "missed", missed.count)
           return
         }
         yield* Effect.logInfo(`job ${job.name}: catching up the missed occurrence of ${new Date(latest).toISOString()}`)

@@ -307,7 +307,7 @@ describe("scheduler policies", () => {
       yield* stop(fiber)
     })))
 
-  test("missed runs: catch-up runs the latest missed occurrence once at start; skip waits for the next", () =>
+  test("missed runs: catch-up runs the latest missed occurrence once at start; skip records and counts them and waits for the next", () =>
     runTest(Effect.gen(function*() {
       const store = yield* MemoryStore.make()
       // The history ends on Jan 1st: the scheduler was down on the 2nd and 3rd.
@@ -334,6 +334,19 @@ describe("scheduler policies", () => {
       expect(caught).toEqual(["2026-01-03T10:00:00.000Z"])
       expect(skipped).toEqual([])
       expect(never).toEqual([]) // no history: nothing was missed, it is a first start
+      // skip: the latest missed occurrence is recorded as skipped, saying how many were missed
+      // (Jan 2nd and 3rd, 02:00), and all of them are counted.
+      expect((yield* history(store, "nightly-skip")).map(brief)).toEqual([
+        { at: "2026-01-01T02:00:00.000Z", attempt: 1, outcome: "succeeded" },
+        {
+          at: "2026-01-03T02:00:00.000Z",
+          attempt: 1,
+          outcome: "skipped",
+          error: "missed: 2 occurrences since 2026-01-01T02:00:00.000Z passed while no scheduler ran (missed-run policy skip)"
+        }
+      ])
+      expect(yield* counter("scheduler_job_skips", { job: "nightly-skip", reason: "missed" })).toBe(2)
+      expect(yield* counter("scheduler_job_skips", { job: "nightly-catch-up", reason: "missed" })).toBe(0)
       const latest = (yield* store.recentRuns("nightly-catch-up", 1))[0]!
       expect(iso(latest.scheduledAt.getTime())).toBe("2026-01-03T02:00:00.000Z")
       yield* TestClock.adjust("16 hours")
