@@ -9,7 +9,9 @@
  *    workers behind the balancer answer requests, each reply checked against the query run
  *    directly;
  * 4. the session worker on the in-memory session queue: the sender's messages through the
- *    worker's slots, and a per-session order verification from what the handler saw.
+ *    worker's slots, and a per-session order verification from what the handler saw;
+ * 5. the cron scheduler on its in-memory store: a few `@every` jobs for a few seconds, one failing
+ *    and retried, one overlapping itself, a manual trigger, and the run history as a table.
  * Exits 1 when any part's result is wrong.
  *
  *   bun run programs/demo.ts [--count 1000] [--malformed 10] [--duplicate-ratio 0.1] [--output-dir out/demo]
@@ -24,6 +26,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MemoryBroker from "../layers/memory/broker.ts"
+import * as MemorySchedulerStore from "../layers/memory/schedulerStore.ts"
 import * as MemorySessionQueue from "../layers/memory/sessionQueue.ts"
 import * as Pglite from "../layers/pglite/sql.ts"
 import * as Sqlite from "../layers/sqlite/index.ts"
@@ -35,6 +38,7 @@ import { sortedByUser } from "../src/counter/events.ts"
 import { demoConfig, ordersDemo, readModelTable, summaryLines } from "../src/orders/demo.ts"
 import { intInRange, load } from "../src/runtime/config.ts"
 import { salesDemo } from "../src/sales/demo.ts"
+import { schedulerDemo } from "../src/scheduler/demo.ts"
 import { sessionDemo } from "../src/sessions/demo.ts"
 import { defaultGeneratorOptions } from "../src/counter/generator.ts"
 import { runMain } from "../layers/platform/runMain.ts"
@@ -84,7 +88,11 @@ const program = Effect.gen(function*() {
       : "SESSIONS OUT OF ORDER: see the table"
   )
 
+  // It prints its own heading, history table and summary.
+  const scheduled = yield* schedulerDemo().pipe(Effect.provide(MemorySchedulerStore.layer()))
+
   if (!counted.matches) return yield* Effect.die(new Error("the counter's result differs from the expected counts"))
+  if (scheduled.problems.length > 0) return yield* Effect.die(new Error("the scheduler's history differs from what the demo expects"))
   if (!sessions.allInOrder) return yield* Effect.die(new Error("some session's messages were not handled once each in order"))
   if (sales.correct !== sales.sent) return yield* Effect.die(new Error("some sales replies differ from the direct query"))
   if (orders.problems.length > 0) return yield* Effect.die(new Error("the orders read model differs from the orders the API created"))

@@ -7,7 +7,7 @@ import { startProgram } from "../support/program.ts"
 import { freshName, postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
 
 describe("demo program (README's first command)", () => {
-  test("runs on embedded defaults: the counter's counts match, the orders read model matches what the API created, every sales reply equals the direct query, every session in order", async () => {
+  test("runs on embedded defaults: the counter's counts match, the orders read model matches what the API created, every sales reply equals the direct query, every session in order, the scheduler's history as expected", async () => {
     const dir = mkdtempSync(join(tmpdir(), "demo-"))
     // Servers that cannot be reached: the demo must need none of them.
     const demo = startProgram("demo.ts", {
@@ -50,6 +50,13 @@ describe("demo program (README's first command)", () => {
     const sessions = [...out.matchAll(/│ +(session-\d+) │ (\d+) +│ (\w+) +│/g)]
     expect(sessions).toHaveLength(20)
     expect(sessions.every((row) => row[2] === "10" && row[3] === "true")).toBe(true)
+
+    // The scheduler part: its history table, a retried failure, a skipped overlap, a manual run.
+    expect(out).toContain("every tick ran, the flaky job's failed first attempts were retried, overlapping slow runs were skipped")
+    expect(out).toMatch(/│ flaky │ [\d:.]+ │ schedule │ 2 +│ succeeded +│/)
+    expect(out).toMatch(/│ slow +│ [\d:.]+ │ schedule │ 1 +│ skipped +│/)
+    expect(out).toMatch(/│ tick +│ [\d:.]+ │ manual +│ 1 +│ succeeded +│/)
+    expect(out.indexOf("every session's messages")).toBeLessThan(out.indexOf("every tick ran"))
   }, 240_000)
 
   test("the sizes of the orders, sales and session parts come from flags; a bad one stops the demo with exit 2 naming it", async () => {
