@@ -89,7 +89,16 @@ if (await requireServer("Kafka", probeKafka(brokers))) {
       const admin = new KafkaClient({ clientId: "setup", brokers: [...brokers], logLevel: logLevel.NOTHING }).admin()
       await admin.connect()
       try {
-        await admin.createTopics({ topics: [{ topic: sub.topic, numPartitions: 1 }], waitForLeaders: true })
+        // A broker under load may still answer UNKNOWN_TOPIC_OR_PARTITION (retriable) while it
+        // elects the new topic's leader; creating again finds the topic and waits for it.
+        for (let tries = 1; ; tries++) {
+          try {
+            await admin.createTopics({ topics: [{ topic: sub.topic, numPartitions: 1 }], waitForLeaders: true, timeout: 30_000 })
+            break
+          } catch (error) {
+            if (tries >= 5 || (error as { retriable?: unknown }).retriable !== true) throw error
+          }
+        }
 
         const publishing = countingHook()
         await Effect.runPromise(publish(sub.topic, [{ id: "m-1", key: "k", body: "x" }]).pipe(
