@@ -3,10 +3,8 @@
  * for the life of the connection (the query runs the same few statements again and again).
  */
 import { Database, type Statement } from "bun:sqlite"
-import * as Effect from "effect/Effect"
 import {
-  makeDatabase,
-  SqliteError,
+  makeDriver,
   type SqliteDriverShape,
   type SqliteOpenOptions,
   type SqliteParam,
@@ -36,11 +34,4 @@ const connect = (options: SqliteOpenOptions): SqliteStatements => {
   }
 }
 
-export const driver: SqliteDriverShape = {
-  name: "bun:sqlite",
-  open: (options) =>
-    Effect.acquireRelease(
-      Effect.try({ try: () => connect(options), catch: (cause) => new SqliteError({ operation: `open ${options.path}`, cause }) }),
-      (statements) => Effect.sync(() => statements.close())
-    ).pipe(Effect.flatMap((statements) => makeDatabase(options, statements)))
-}
+export const driver: SqliteDriverShape = makeDriver("bun:sqlite", connect)

@@ -4,10 +4,8 @@
  */
 import { existsSync } from "node:fs"
 import { DatabaseSync, type StatementSync } from "node:sqlite"
-import * as Effect from "effect/Effect"
 import {
-  makeDatabase,
-  SqliteError,
+  makeDriver,
   type SqliteDriverShape,
   type SqliteOpenOptions,
   type SqliteParam,
@@ -37,11 +35,4 @@ const connect = (options: SqliteOpenOptions): SqliteStatements => {
   }
 }
 
-export const driver: SqliteDriverShape = {
-  name: "node:sqlite",
-  open: (options) =>
-    Effect.acquireRelease(
-      Effect.try({ try: () => connect(options), catch: (cause) => new SqliteError({ operation: `open ${options.path}`, cause }) }),
-      (statements) => Effect.sync(() => statements.close())
-    ).pipe(Effect.flatMap((statements) => makeDatabase(options, statements)))
-}
+export const driver: SqliteDriverShape = makeDriver("node:sqlite", connect)

@@ -86,6 +86,19 @@ const bindable = (params: ReadonlyArray<SqliteParam>): ReadonlyArray<SqliteParam
   params.map((p) => typeof p === "boolean" ? (p ? 1 : 0) : p)
 
 /** A database from a driver's synchronous calls. */
+/**
+ * A driver from a runtime's synchronous `connect`: opening is a scoped acquisition (closed with
+ * the scope) and the statements become a `SqliteDatabase` through `makeDatabase`.
+ */
+export const makeDriver = (name: string, connect: (options: SqliteOpenOptions) => SqliteStatements): SqliteDriverShape => ({
+  name,
+  open: (options) =>
+    Effect.acquireRelease(
+      Effect.try({ try: () => connect(options), catch: (cause) => new SqliteError({ operation: `open ${options.path}`, cause }) }),
+      (statements) => Effect.sync(() => statements.close())
+    ).pipe(Effect.flatMap((statements) => makeDatabase(options, statements)))
+})
+
 export const makeDatabase = (options: SqliteOpenOptions, driver: SqliteStatements): Effect.Effect<SqliteDatabaseShape> =>
   Effect.gen(function*() {
     const lock = yield* Semaphore.make(1)
