@@ -166,6 +166,32 @@ export class SessionStore {
     return "settled"
   }
 
+  /**
+   * Completes the messages out under `messageLockTokens` (others were settled already) and, when
+   * `setState`, sets the state: all of it or, the lock lost, none.
+   */
+  completeAll(
+    queue: string,
+    sessionId: string,
+    lockToken: string,
+    messageLockTokens: ReadonlySet<string>,
+    setState: { readonly state: Uint8Array | undefined } | undefined,
+    now: number
+  ): void | LockLost {
+    const q = this.queue(queue)
+    const session = this.held(queue, sessionId, lockToken, now)
+    if (session === lockLost) return lockLost
+    if (setState !== undefined) session.state = setState.state === undefined ? undefined : setState.state.slice()
+    if (messageLockTokens.size > 0) {
+      let kept = 0
+      for (const m of session.messages) {
+        if (m.lockToken === undefined || !messageLockTokens.has(m.lockToken)) session.messages[kept++] = m
+      }
+      session.messages.length = kept
+    }
+    this.forgetIfEmpty(q, session)
+  }
+
   /** The new end of the lock. */
   renew(queue: string, sessionId: string, lockToken: string, now: number): number | LockLost {
     const session = this.held(queue, sessionId, lockToken, now)

@@ -220,6 +220,25 @@ export const complete = `
   select (select count(*)::int4 from held) as held`
 
 /**
+ * held ($1-$4), $5 sequence numbers (int8[]), $6 attempts (int4[]), $7 whether to set the state,
+ * $8 the state (bytea or null). Completes those deliveries and sets the state in one statement.
+ * `held` 0 when the lock was lost (and nothing changed).
+ */
+export const completeAll = `
+  with ${held},
+  done as (
+    delete from session_queue_messages m
+    using unnest($5::int8[], $6::int4[]) as d (sequence_number, attempts)
+    where m.queue = $1 and m.session_id = $2 and m.sequence_number = d.sequence_number
+      and m.delivery_token = $3::uuid and m.attempts = d.attempts and exists (select 1 from held)
+  ),
+  state as (
+    update session_queue_sessions s set state = $8::bytea from held h
+    where $7::bool and s.queue = h.queue and s.session_id = h.session_id
+  )
+  select (select count(*)::int4 from held) as held`
+
+/**
  * held ($1-$4), delivery ($5, $6), $7 max delivery count. Back to its place, or to the
  * dead-letter queue when this was its last delivery.
  */

@@ -299,6 +299,20 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
                 got.length > 0 || now >= deadline ? { done: got } : { wakeAt: Math.min(deadline, until) }))
           }),
         complete: (message) => settle("complete", Sql.complete, message, []),
+        completeAll: (messages, options) =>
+          Effect.gen(function*() {
+            const setting = options !== undefined && "state" in options
+            if (messages.length === 0 && !setting) return
+            const now = yield* Clock.currentTimeMillis
+            const [row] = yield* db.queryAs(HeldRow, Sql.completeAll, [
+              ...heldParams(now),
+              messages.map((m) => String(m.sequenceNumber)),
+              messages.map((m) => m.attempt),
+              setting,
+              setting ? options.state ?? null : null
+            ]).pipe(Effect.mapError(fail("complete", queue)))
+            if (row === undefined || row.held === 0) return yield* Effect.fail(lockLost(queue, sessionId))
+          }),
         abandon: (message) => settle("abandon", Sql.abandon, message, [maxDeliveries]),
         deadLetter: (message, { description, reason }) =>
           settle("dead-letter", Sql.deadLetter, message, [reason, description ?? null]),
