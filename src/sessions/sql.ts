@@ -156,6 +156,17 @@ export const pickSession = `
   limit 1
   for no key update of s skip locked`
 
+/**
+ * $1 queue, $2 new token, $3 locked until, $4 now. Locks the free session with messages whose
+ * turn it is (as `pickSession`) for a new holder, in one statement; its id, or no row.
+ */
+export const pickAndLockSession = `
+  with picked as (${pickSession})
+  update session_queue_sessions s set lock_token = $2::uuid, locked_until = $3::timestamptz, accepted_at = $4::timestamptz
+  from picked
+  where s.queue = $1 and s.session_id = picked.session_id
+  returning s.session_id`
+
 /** $1 queue, $2 session. Creates the row of a named session to lock. */
 export const ensureSession = `
   insert into session_queue_sessions (queue, session_id) values ($1, $2) on conflict (queue, session_id) do nothing`
@@ -318,7 +329,15 @@ export const release = `
   )
   update session_queue_sessions s set lock_token = null, locked_until = null from mine
   where s.queue = mine.queue and s.session_id = mine.session_id
-  returning (select count(*)::int4 from session_queue_messages m where m.queue = $1 and m.session_id = $2 and m.attempts < $4::int4) as left`
+  returning (select count(*)::int4 from session_queue_messages m where m.queue = $1 and m.session_id = $2 and m.attempts < $4::int4) as left,
+    s.state is null as stateless`
+
+/**
+ * $1 queue, $2 session. Locks the row of an unlocked session, so that a `forgetIfEmpty` after it
+ * in the same transaction sees every message a sender committed meanwhile.
+ */
+export const lockUnlockedSession = `
+  select 1 from session_queue_sessions where queue = $1 and session_id = $2 and lock_token is null for update`
 
 /**
  * $1 queue, $2 session. Deletes the row of an unlocked session with no message and no state,
