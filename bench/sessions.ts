@@ -17,7 +17,9 @@
  *   transaction), no sessions, no order, on the same pool.
  * - memory, the session worker as above over the memory queue (`memory-messages` per session).
  * - memory baseline: one plain loop over the same messages in arrays, with the same order check.
- * Baseline and worker alternate which goes first from round to round; the medians, the ratio of
+ * One warm-up of each (10 messages per session, not counted) comes before the rounds, so the first
+ * round does not pay for the JIT. Baseline and worker alternate which goes first from round to
+ * round; the medians, the ratio of
  * the medians and the median of the per-round ratios are printed (see `summary.ts`), then one
  * JSON line.
  *
@@ -237,6 +239,9 @@ if (backends.includes("postgres")) {
   const total = sessions * perSession
   const pairs: Array<Pair> = []
   try {
+    await run(Effect.andThen(fill("warm-w", 10), fill("warm-b", 10)))
+    await run(workerRun("warm-w", sessions * 10))
+    await run(bareLoop("warm-b", sessions * 10))
     for (let round = 1; round <= rounds; round++) {
       const workerQueue = `w${round}`
       const bareQueue = `b${round}`
@@ -262,10 +267,12 @@ if (backends.includes("postgres")) {
 if (backends.includes("memory")) {
   const total = sessions * memoryPerSession
   const pairs: Array<Pair> = []
+  // A fresh memory queue per run, so one round's leftovers cannot slow the next.
+  const run = <A, E>(effect: Effect.Effect<A, E, SessionQueue | Scope.Scope>) =>
+    Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(MemorySessionQueue.layer())) as Effect.Effect<A, E>)
+  await run(Effect.andThen(fill("m", 10), workerRun("m", sessions * 10)))
+  await Effect.runPromise(bareMemory(10))
   for (let round = 1; round <= rounds; round++) {
-    // A fresh memory queue per round, so one round's leftovers cannot slow the next.
-    const run = <A, E>(effect: Effect.Effect<A, E, SessionQueue | Scope.Scope>) =>
-      Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(MemorySessionQueue.layer())) as Effect.Effect<A, E>)
     const [worker, baseline] = await alternate(
       round,
       () => run(Effect.andThen(fill("m", memoryPerSession), workerRun("m", total))),
