@@ -295,10 +295,6 @@ export const setState = `
   where queue = $1 and session_id = $2 and lock_token = $3::uuid and locked_until > $4::timestamptz
   returning 1 as ok`
 
-/** $1 queue, $2 session, $3 token. Until when the token holds the session; no row when it does not. */
-export const lockedUntil = `
-  select locked_until from session_queue_sessions where queue = $1 and session_id = $2 and lock_token = $3::uuid`
-
 /**
  * $1 queue, $2 session, $3 token, $4 max delivery count. Gives the lock up if $3 still holds it
  * (also after its lease ran out, as long as nobody reclaimed it): the handed-out messages go

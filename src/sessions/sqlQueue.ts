@@ -285,12 +285,10 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       return {
         queue,
         sessionId,
-        lockedUntil: Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const rows = yield* db.queryAs(UntilRow, Sql.lockedUntil, [queue, sessionId, token]).pipe(Effect.orElseSucceed(() => []))
-          const end = rows[0]?.locked_until.getTime()
-          return end === undefined || end <= now ? now : end
-        }),
+        // From what this holder was granted or renewed to, as the Service Bus SDK answers it:
+        // the lease changes only through this holder until it ends, and asking the database
+        // cost a round trip per session (a lock taken away early shows at the next call).
+        lockedUntil: Effect.map(Clock.currentTimeMillis, (now) => until <= now ? now : until),
         receive: (max, maxWait) =>
           Effect.gen(function*() {
             const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(maxWait)
