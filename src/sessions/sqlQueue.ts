@@ -259,6 +259,10 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         })
       const receiveOnce = (max: number, now: number) =>
         db.queryAs(ReceivedRow, Sql.receive, [...heldParams(now), max]).pipe(
+          // Not interruptible: an interrupted receive still runs on the server, and a release
+          // racing it (the scope closing on shutdown) would take its snapshot before the
+          // receive commits and leave the messages it hands out marked handed out to nobody.
+          Effect.uninterruptible,
           Effect.mapError(fail("receive", queue)),
           Effect.flatMap((rows) => {
             if (rows.length === 0 || rows[0]!.held === 0) return Effect.fail(lockLost(queue, sessionId))
