@@ -123,6 +123,26 @@ export const make = (options: MemorySessionQueueOptions = {}) =>
             })
           }),
         complete: (message) => settle(message, { _tag: "complete" }),
+        completeAll: (messages, options) =>
+          held(queue, sessionId, (now) => {
+            const settling = new Set<string>()
+            for (const message of messages) {
+              const token = tokens.get(message.sequenceNumber)
+              if (token !== undefined) settling.add(token)
+            }
+            const result = store.completeAll(
+              queue,
+              sessionId,
+              lockToken,
+              settling,
+              options !== undefined && "state" in options ? { state: options.state } : undefined,
+              now
+            )
+            if (result === lockLost) return lockLost
+            for (const message of messages) tokens.delete(message.sequenceNumber)
+            if (settling.size > 0) changed()
+            return undefined
+          }),
         abandon: (message) => settle(message, { _tag: "abandon" }),
         deadLetter: (message, { reason, description }) => settle(message, { _tag: "deadLetter", reason, description }),
         renewLock: held(queue, sessionId, (now) => store.renew(queue, sessionId, lockToken, now)),

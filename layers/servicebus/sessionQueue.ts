@@ -171,6 +171,17 @@ export const make = (options: ServiceBusSessionQueueOptions) =>
             )
           ),
         complete: (message) => settle("complete", message, (m) => receiver.completeMessage(m)),
+        // Service Bus settles one message at a time and keeps the state apart: the state first, so
+        // a lock lost in between leaves messages to redeliver that the state counts as done (a
+        // checkpointing handler skips them), never completed messages the state does not count.
+        completeAll: (messages, options) =>
+          Effect.gen(function*() {
+            if (options !== undefined && "state" in options) {
+              const state = options.state
+              yield* call("setState", () => receiver.setSessionState(state === undefined ? null : Buffer.from(state)))
+            }
+            for (const message of messages) yield* settle("complete", message, (m) => receiver.completeMessage(m))
+          }),
         abandon: (message) => settle("abandon", message, (m) => receiver.abandonMessage(m)),
         deadLetter: (message, { description, reason }) =>
           settle("deadLetter", message, (m) =>

@@ -24,6 +24,12 @@
  *   receiver that accepts the session.
  * - Session state is a byte string kept with the session (e.g. the last processed sequence
  *   number), read and written only by the lock holder.
+ * - `completeAll` completes messages and, when asked, sets the session state as one step: on
+ *   memory and PostgreSQL atomically (one transaction: all or, lock lost, nothing), so a batch of
+ *   one session costs one commit and the state never runs ahead of or behind the completions.
+ *   Service Bus has no such operation: there it sets the state, then completes each message; a
+ *   lock lost in between leaves the state set and the messages to be redelivered (a handler
+ *   keeping a checkpoint in the state then sees them as already processed).
  * - `depth` counts messages not yet completed or dead-lettered (`active`, received ones included,
  *   as Service Bus counts them) and those in the dead-letter queue.
  *
@@ -102,6 +108,11 @@ export class SessionLockedError extends Data.TaggedError("SessionLockedError")<{
 
 export type SessionError = SessionQueueError | SessionLockLostError
 
+/** What `completeAll` does besides completing: `state` present sets it (`undefined` clears it). */
+export interface CompleteOptions {
+  readonly state?: Uint8Array | undefined
+}
+
 export interface DeadLetterReason {
   readonly reason: string
   readonly description?: string
@@ -119,6 +130,15 @@ export interface LockedSession {
    */
   readonly receive: (max: number, maxWait: Duration.Input) => Effect.Effect<ReadonlyArray<SessionMessage>, SessionError>
   readonly complete: (message: SessionMessage) => Effect.Effect<void, SessionError>
+  /**
+   * Completes every message given (settled ones are skipped, as for `complete`) and sets the
+   * session state when `options` has `state`, in one step; see the contract above for which
+   * backends make it atomic.
+   */
+  readonly completeAll: (
+    messages: ReadonlyArray<SessionMessage>,
+    options?: CompleteOptions
+  ) => Effect.Effect<void, SessionError>
   readonly abandon: (message: SessionMessage) => Effect.Effect<void, SessionError>
   readonly deadLetter: (message: SessionMessage, reason: DeadLetterReason) => Effect.Effect<void, SessionError>
   /** Extends the lock by the lock duration from now; answers the new `lockedUntil`. */

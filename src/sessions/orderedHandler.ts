@@ -2,7 +2,8 @@
  * The example session handler (SPEC §1): it shows order being kept. Per session it keeps the
  * last processed `seq` in the session's state, so it survives a change of holder (another slot,
  * another process), and for each message:
- * - `seq` = last + 1: in order; the downstream is called, then the state moves to `seq`;
+ * - `seq` = last + 1: in order; the downstream is called, then the state moves to `seq` (the
+ *   worker writes it with the batch's completions, so they commit together);
  * - `seq` = last: this message was processed and its settlement was lost (the lock ended
  *   first): counted in `session_messages_duplicate_total` and not processed again;
  * - anything else arrived out of sequence: counted in `session_messages_out_of_order_total`
@@ -69,7 +70,9 @@ export const orderedHandler = <E, R>(
           )
         }
         yield* options.breaker.protect(options.downstream(body, message))
-        yield* advance(session, progress, body.seq)
+        progress.lastSeq = body.seq
+        progress.gapExplained = false
+        return { state: encodeLastSeq(body.seq) }
       }),
     deadLettered: (message, session) =>
       Effect.gen(function*() {

@@ -156,6 +156,17 @@ export const pickSession = `
   limit 1
   for no key update of s skip locked`
 
+/**
+ * $1 queue, $2 new token, $3 locked until, $4 now. Locks the free session with messages whose
+ * turn it is (as `pickSession`) for a new holder, in one statement; its id, or no row.
+ */
+export const pickAndLockSession = `
+  with picked as (${pickSession})
+  update session_queue_sessions s set lock_token = $2::uuid, locked_until = $3::timestamptz, accepted_at = $4::timestamptz
+  from picked
+  where s.queue = $1 and s.session_id = picked.session_id
+  returning s.session_id`
+
 /** $1 queue, $2 session. Creates the row of a named session to lock. */
 export const ensureSession = `
   insert into session_queue_sessions (queue, session_id) values ($1, $2) on conflict (queue, session_id) do nothing`
@@ -220,6 +231,25 @@ export const complete = `
   select (select count(*)::int4 from held) as held`
 
 /**
+ * held ($1-$4), $5 sequence numbers (int8[]), $6 attempts (int4[]), $7 whether to set the state,
+ * $8 the state (bytea or null). Completes those deliveries and sets the state in one statement.
+ * `held` 0 when the lock was lost (and nothing changed).
+ */
+export const completeAll = `
+  with ${held},
+  done as (
+    delete from session_queue_messages m
+    using unnest($5::int8[], $6::int4[]) as d (sequence_number, attempts)
+    where m.queue = $1 and m.session_id = $2 and m.sequence_number = d.sequence_number
+      and m.delivery_token = $3::uuid and m.attempts = d.attempts and exists (select 1 from held)
+  ),
+  state as (
+    update session_queue_sessions s set state = $8::bytea from held h
+    where $7::bool and s.queue = h.queue and s.session_id = h.session_id
+  )
+  select (select count(*)::int4 from held) as held`
+
+/**
  * held ($1-$4), delivery ($5, $6), $7 max delivery count. Back to its place, or to the
  * dead-letter queue when this was its last delivery.
  */
@@ -265,10 +295,6 @@ export const setState = `
   where queue = $1 and session_id = $2 and lock_token = $3::uuid and locked_until > $4::timestamptz
   returning 1 as ok`
 
-/** $1 queue, $2 session, $3 token. Until when the token holds the session; no row when it does not. */
-export const lockedUntil = `
-  select locked_until from session_queue_sessions where queue = $1 and session_id = $2 and lock_token = $3::uuid`
-
 /**
  * $1 queue, $2 session, $3 token, $4 max delivery count. Gives the lock up if $3 still holds it
  * (also after its lease ran out, as long as nobody reclaimed it): the handed-out messages go
@@ -299,7 +325,15 @@ export const release = `
   )
   update session_queue_sessions s set lock_token = null, locked_until = null from mine
   where s.queue = mine.queue and s.session_id = mine.session_id
-  returning (select count(*)::int4 from session_queue_messages m where m.queue = $1 and m.session_id = $2 and m.attempts < $4::int4) as left`
+  returning (select count(*)::int4 from session_queue_messages m where m.queue = $1 and m.session_id = $2 and m.attempts < $4::int4) as left,
+    s.state is null as stateless`
+
+/**
+ * $1 queue, $2 session. Locks the row of an unlocked session, so that a `forgetIfEmpty` after it
+ * in the same transaction sees every message a sender committed meanwhile.
+ */
+export const lockUnlockedSession = `
+  select 1 from session_queue_sessions where queue = $1 and session_id = $2 and lock_token is null for update`
 
 /**
  * $1 queue, $2 session. Deletes the row of an unlocked session with no message and no state,

@@ -71,7 +71,7 @@ const NextLeaseRow = Schema.Struct({ until: Schema.NullOr(Schema.Date) })
 const LeaseRow = Schema.Struct({ lock_token: Schema.NullOr(Schema.String), locked_until: Schema.NullOr(Schema.Date) })
 const PickedRow = Schema.Struct({ session_id: Schema.String })
 const StateRow = Schema.Struct({ state: Schema.NullOr(Schema.Uint8Array) })
-const ReleasedRow = Schema.Struct({ left: Schema.Number })
+const ReleasedRow = Schema.Struct({ left: Schema.Number, stateless: Schema.Boolean })
 const DepthRow = Schema.Struct({ active: Schema.Number, dead_lettered: Schema.Number })
 const DeadLetterRow = Schema.Struct({
   sequence_number: Schema.BigInt,
@@ -259,6 +259,10 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         })
       const receiveOnce = (max: number, now: number) =>
         db.queryAs(ReceivedRow, Sql.receive, [...heldParams(now), max]).pipe(
+          // Not interruptible: an interrupted receive still runs on the server, and a release
+          // racing it (the scope closing on shutdown) would take its snapshot before the
+          // receive commits and leave the messages it hands out marked handed out to nobody.
+          Effect.uninterruptible,
           Effect.mapError(fail("receive", queue)),
           Effect.flatMap((rows) => {
             if (rows.length === 0 || rows[0]!.held === 0) return Effect.fail(lockLost(queue, sessionId))
@@ -285,12 +289,10 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       return {
         queue,
         sessionId,
-        lockedUntil: Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const rows = yield* db.queryAs(UntilRow, Sql.lockedUntil, [queue, sessionId, token]).pipe(Effect.orElseSucceed(() => []))
-          const end = rows[0]?.locked_until.getTime()
-          return end === undefined || end <= now ? now : end
-        }),
+        // From what this holder was granted or renewed to, as the Service Bus SDK answers it:
+        // the lease changes only through this holder until it ends, and asking the database
+        // cost a round trip per session (a lock taken away early shows at the next call).
+        lockedUntil: Effect.map(Clock.currentTimeMillis, (now) => until <= now ? now : until),
         receive: (max, maxWait) =>
           Effect.gen(function*() {
             const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(maxWait)
@@ -299,6 +301,20 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
                 got.length > 0 || now >= deadline ? { done: got } : { wakeAt: Math.min(deadline, until) }))
           }),
         complete: (message) => settle("complete", Sql.complete, message, []),
+        completeAll: (messages, options) =>
+          Effect.gen(function*() {
+            const setting = options !== undefined && "state" in options
+            if (messages.length === 0 && !setting) return
+            const now = yield* Clock.currentTimeMillis
+            const [row] = yield* db.queryAs(HeldRow, Sql.completeAll, [
+              ...heldParams(now),
+              messages.map((m) => String(m.sequenceNumber)),
+              messages.map((m) => m.attempt),
+              setting,
+              setting ? options.state ?? null : null
+            ]).pipe(Effect.mapError(fail("complete", queue)))
+            if (row === undefined || row.held === 0) return yield* Effect.fail(lockLost(queue, sessionId))
+          }),
         abandon: (message) => settle("abandon", Sql.abandon, message, [maxDeliveries]),
         deadLetter: (message, { description, reason }) =>
           settle("dead-letter", Sql.deadLetter, message, [reason, description ?? null]),
@@ -325,14 +341,20 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
             )
             if (rows.length === 0) return yield* Effect.fail(lockLost(queue, sessionId))
           }),
-        release: db.transaction((tx) =>
-          Effect.gen(function*() {
-            const rows = yield* tx.queryAs(ReleasedRow, Sql.release, [queue, sessionId, token, maxDeliveries])
-            if (rows.length === 0) return
-            if (rows[0]!.left > 0) yield* tx.query(Sql.notify, [noteFor(queue, [sessionId])])
-            else yield* tx.query(Sql.forgetIfEmpty, [queue, sessionId])
-          })
-        ).pipe(
+        // Not one transaction: the release checks the token by itself and a notification is
+        // only a hint, so each commits alone (a transaction costs two more round trips per
+        // session). Forgetting an empty session does take one: its row is locked first, so the
+        // emptiness check cannot miss messages a sender committed while it waited.
+        release: Effect.gen(function*() {
+          const [row] = yield* db.queryAs(ReleasedRow, Sql.release, [queue, sessionId, token, maxDeliveries])
+          if (row === undefined) return
+          if (row.left > 0) yield* db.query(Sql.notify, [noteFor(queue, [sessionId])])
+          else if (row.stateless) {
+            yield* db.transaction((tx) =>
+              Effect.andThen(tx.query(Sql.lockUnlockedSession, [queue, sessionId]), tx.query(Sql.forgetIfEmpty, [queue, sessionId]))
+            )
+          }
+        }).pipe(
           // Releasing is best effort: a lock that cannot be given back ends with its lease.
           Effect.catch((error) => Effect.logWarning(`releasing session "${sessionId}" on "${queue}" failed; its lease will end`, error))
         )
@@ -385,17 +407,19 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       acceptNext: (queue, { timeout }) =>
         Effect.gen(function*() {
           const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
+          // Two statements, no transaction: the reclaim commits on its own, and the pick locks
+          // and grants in one statement (a transaction would add two round trips per accept).
           const session = yield* waitFor(queue, undefined, (now) =>
-            (db.transaction((tx) =>
-              Effect.gen(function*() {
-                yield* tx.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null])
-                const [picked] = yield* tx.queryAs(PickedRow, Sql.pickSession, [queue])
-                if (picked !== undefined) return { done: yield* grant(tx, queue, picked.session_id, now) }
-                if (now >= deadline) return { done: undefined }
-                const [next] = yield* tx.queryAs(NextLeaseRow, Sql.nextLeaseEnd, [queue, new Date(now)])
-                return { wakeAt: Math.min(deadline, next?.until?.getTime() ?? deadline) }
-              })
-            ) as Effect.Effect<Step<Granted | undefined>, SqlError>).pipe(
+            (Effect.gen(function*() {
+              yield* db.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null])
+              const token = crypto.randomUUID()
+              const until = now + lockMs
+              const [picked] = yield* db.queryAs(PickedRow, Sql.pickAndLockSession, [queue, token, new Date(until), new Date(now)])
+              if (picked !== undefined) return { done: { sessionId: picked.session_id, token, until } }
+              if (now >= deadline) return { done: undefined }
+              const [next] = yield* db.queryAs(NextLeaseRow, Sql.nextLeaseEnd, [queue, new Date(now)])
+              return { wakeAt: Math.min(deadline, next?.until?.getTime() ?? deadline) }
+            }) as Effect.Effect<Step<Granted | undefined>, SqlError>).pipe(
               Effect.mapError(fail("accept next session", queue)),
               Effect.flatMap((step): Effect.Effect<Step<LockedSession | undefined>, never, Scope.Scope> =>
                 "done" in step && step.done !== undefined

@@ -8,7 +8,9 @@
  * at half of what is left of it.
  *
  * Settling, per message:
- * - handled → complete;
+ * - handled → complete, together with the other handled messages of the batch and the state the
+ *   handler answered, in one `completeAll` (one commit on PostgreSQL), before any other
+ *   settlement of the batch;
  * - `MalformedMessage` → dead-letter at once (reason `MalformedBody`): retrying cannot help;
  * - any other failure → abandon, so it comes back first; at its `maxDelivery`th delivery,
  *   dead-letter it instead (reason `MaxDeliveryCountExceeded`, the failure as description) and
@@ -21,8 +23,8 @@
  * - the lock was lost → nothing more is settled on that session (its messages go to the next
  *   holder); counted in `session_lock_lost_total`.
  *
- * Shutdown is interruption: a message being handled is finished and settled (handling and
- * settling are one uninterruptible step), waits for sessions and messages stop, and closing each
+ * Shutdown is interruption: a batch being handled is finished and settled (handling and
+ * settling a received batch are one uninterruptible step), waits for sessions and messages stop, and closing each
  * session's scope releases it, so its received but unhandled messages return at once.
  */
 import * as Cause from "effect/Cause"
@@ -33,11 +35,13 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Tracer from "effect/Tracer"
 import { describeCause } from "../capabilities/describeCause.ts"
 import { Headers } from "../capabilities/Message.ts"
 import {
   type LockedSession,
   maxDeliveryCountExceeded,
+  type SessionError,
   SessionLockLostError,
   type SessionMessage,
   SessionQueue
@@ -56,9 +60,19 @@ export class MalformedMessage extends Data.TaggedError("MalformedMessage")<{ rea
 
 export const malformedBody = "MalformedBody"
 
+/** What handling a message asks of the worker besides completing it. */
+export interface Handled {
+  /** The session state to set with the completion (`undefined` clears it). */
+  readonly state: Uint8Array | undefined
+}
+
 export interface SessionHandler<E, R> {
-  /** Processes one message of a held session; the worker settles it by the result. */
-  readonly handle: (message: SessionMessage, session: LockedSession) => Effect.Effect<void, E | MalformedMessage, R>
+  /**
+   * Processes one message of a held session; the worker settles it by the result. A handler that
+   * keeps its progress in the session state answers the new state instead of setting it: the
+   * worker sets it together with the completion of the batch's messages (`completeAll`).
+   */
+  readonly handle: (message: SessionMessage, session: LockedSession) => Effect.Effect<void | Handled, E | MalformedMessage, R>
   /** Told of each message the worker dead-lettered, so the handler can account for the gap. */
   readonly deadLettered?: (message: SessionMessage, session: LockedSession) => Effect.Effect<void, never, R>
 }
@@ -87,50 +101,54 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     const reachable = yield* Ref.make(true)
     const setActive = (delta: number) => Ref.updateAndGet(active, (n) => n + delta).pipe(Effect.flatMap((n) => Metric.update(Metrics.activeSessions, n)))
 
-    /** Handles and settles one message, as one step a shutdown waits for. */
-    const handleOne = (session: LockedSession, message: SessionMessage) =>
+    /**
+     * Handles one message. A handled one is not completed here: it joins the batch's pending
+     * completions (`flush` completes them with the latest state in one call). Any other
+     * settlement first flushes the pending ones, so settlements and state keep the session's order.
+     */
+    const handleOne = (session: LockedSession, message: SessionMessage, flush: Effect.Effect<void, SessionError>, traced: boolean) =>
       Effect.gen(function*() {
         const started = yield* Clock.currentTimeMillis
         const exit = yield* Effect.exit(handler.handle(message, session))
-        let settled: Settled
-        if (exit._tag === "Success") {
-          yield* session.complete(message)
-          settled = "completed"
+        if (exit._tag === "Success") return { settled: "completed", started, handled: exit.value } as const
+        let settled: Exclude<Settled, "completed">
+        const failure = Cause.findErrorOption(exit.cause)
+        const error = Option.getOrUndefined(failure)
+        if (error instanceof SessionLockLostError) return yield* Effect.fail(error)
+        if (error instanceof CircuitOpenError) return { settled: "refused" } as const
+        yield* flush
+        if (error instanceof MalformedMessage) {
+          yield* session.deadLetter(message, { reason: malformedBody, description: error.reason })
+          yield* Effect.logWarning("malformed session message dead-lettered").pipe(
+            Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id, reason: error.reason })
+          )
+          settled = "dead_lettered"
         } else {
-          const failure = Cause.findErrorOption(exit.cause)
-          const error = Option.getOrUndefined(failure)
-          if (error instanceof SessionLockLostError) return yield* Effect.fail(error)
-          if (error instanceof CircuitOpenError) return "refused" as Settled
-          if (error instanceof MalformedMessage) {
-            yield* session.deadLetter(message, { reason: malformedBody, description: error.reason })
-            yield* Effect.logWarning("malformed session message dead-lettered").pipe(
-              Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id, reason: error.reason })
+          const description = describeCause(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
+          if (message.attempt >= config.maxDelivery) {
+            yield* session.deadLetter(message, { reason: maxDeliveryCountExceeded, description })
+            yield* Effect.logWarning(`session message dead-lettered after ${message.attempt} deliveries`).pipe(
+              Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id, error: description })
             )
             settled = "dead_lettered"
           } else {
-            const description = describeCause(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
-            if (message.attempt >= config.maxDelivery) {
-              yield* session.deadLetter(message, { reason: maxDeliveryCountExceeded, description })
-              yield* Effect.logWarning(`session message dead-lettered after ${message.attempt} deliveries`).pipe(
-                Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id, error: description })
-              )
-              settled = "dead_lettered"
-            } else {
-              yield* session.abandon(message)
-              settled = "abandoned"
-            }
+            yield* session.abandon(message)
+            settled = "abandoned"
           }
-          if (settled === "dead_lettered" && handler.deadLettered !== undefined) yield* handler.deadLettered(message, session)
         }
+        if (settled === "dead_lettered" && handler.deadLettered !== undefined) yield* handler.deadLettered(message, session)
         yield* Metric.update(Metrics.messagesBy(settled), 1)
         yield* Metric.update(Metrics.processingSeconds, ((yield* Clock.currentTimeMillis) - started) / 1000)
-        yield* Effect.annotateCurrentSpan("messaging.session.outcome", settled)
-        return settled
+        return { settled } as const
       }).pipe(
-        // The sender's span is the parent when the message carries its traceparent.
+        // The sender's span is the parent when the message carries its traceparent. Under
+        // Effect's own tracer (no tracing backend) the span would record nothing and cost a
+        // third of the handling of a message, so none is made (as `consumeBatches` does).
         (handled) => {
+          if (!traced) return handled
           const parent = parseTraceparent(message.message.headers[Headers.traceparent])
-          return Effect.withSpan(handled, "session message", {
+          const annotated = Effect.tap(handled, ({ settled }) => Effect.annotateCurrentSpan("messaging.session.outcome", settled))
+          return Effect.withSpan(annotated, "session message", {
             kind: "consumer",
             attributes: {
               "messaging.destination.name": config.queue,
@@ -141,9 +159,63 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
             ...(parent === undefined ? {} : { parent }),
             captureStackTrace: false
           })
-        },
-        Effect.uninterruptible
+        }
       )
+
+    /**
+     * Handles a received batch in order and settles it: the handled messages with one
+     * `completeAll` carrying the handler's last state (one commit on PostgreSQL), however many
+     * there are. Handling a message (and recording it as pending) is uninterruptible, and an
+     * interruption between messages completes the pending ones, so a shutdown finishes the
+     * message in hand, settles what was handled and leaves the rest to the release.
+     * Answers how the batch ended: "done", "abandoned" (the rest was returned) or "refused".
+     */
+    const handleBatch = (
+      session: LockedSession,
+      got: ReadonlyArray<SessionMessage>
+    ): Effect.Effect<"done" | "abandoned" | "refused", SessionError, R> => {
+      let pending: Array<{ readonly message: SessionMessage; readonly started: number }> = []
+      let state: { readonly state: Uint8Array | undefined } | undefined
+      const flush = Effect.suspend(() => {
+        if (pending.length === 0 && state === undefined) return Effect.void
+        const done = pending
+        const options = state
+        pending = []
+        state = undefined
+        return Effect.gen(function*() {
+          yield* session.completeAll(done.map((p) => p.message), options)
+          const now = yield* Clock.currentTimeMillis
+          yield* Metric.update(Metrics.messagesBy("completed"), done.length)
+          for (const { started } of done) yield* Metric.update(Metrics.processingSeconds, (now - started) / 1000)
+        })
+      }).pipe(Effect.uninterruptible)
+      return Effect.gen(function*() {
+        const traced = (yield* Effect.tracer) !== Tracer.nativeTracer
+        for (let i = 0; i < got.length; i++) {
+          const message = got[i]!
+          const result = yield* handleOne(session, message, flush, traced).pipe(
+            Effect.tap((result) =>
+              Effect.sync(() => {
+                if (result.settled !== "completed") return
+                pending.push({ message, started: result.started })
+                if (result.handled !== undefined) state = { state: result.handled.state }
+              })
+            ),
+            Effect.uninterruptible
+          )
+          if (result.settled === "refused") {
+            yield* flush
+            return "refused" as const
+          }
+          if (result.settled === "abandoned") {
+            yield* Effect.forEach(got.slice(i + 1), (later) => session.abandon(later), { discard: true }).pipe(Effect.uninterruptible)
+            return "abandoned" as const
+          }
+        }
+        yield* flush
+        return "done" as const
+      }).pipe(Effect.onInterrupt(() => Effect.ignore(flush)))
+    }
 
     /** Renews the lock at half of what is left of it, until the session ends or the lock is lost. */
     const keepLock = (session: LockedSession, lost: Ref.Ref<boolean>) =>
@@ -176,22 +248,15 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
         while (true) {
           if (yield* breakerOpen) return "breaker-open" as SessionEnd
           if (yield* Ref.get(lost)) return "lock-lost" as SessionEnd
-          const got = yield* session.receive(oneByOne ? 1 : config.receiveBatch, config.receiveWait)
+          const got: ReadonlyArray<SessionMessage> = yield* session.receive(oneByOne ? 1 : config.receiveBatch, config.receiveWait)
           if (got.length === 0) {
             if (++empty >= config.idleThreshold) return "idle" as SessionEnd
             continue
           }
           empty = 0
-          for (let i = 0; i < got.length; i++) {
-            const settled = yield* handleOne(session, got[i]!)
-            if (settled === "refused") return "breaker-open" as SessionEnd
-            if (settled === "abandoned") {
-              for (const later of got.slice(i + 1)) yield* session.abandon(later)
-              oneByOne = true
-              break
-            }
-            oneByOne = false
-          }
+          const ended: "done" | "abandoned" | "refused" = yield* handleBatch(session, got)
+          if (ended === "refused") return "breaker-open" as SessionEnd
+          oneByOne = ended === "abandoned"
         }
       }).pipe(
         Effect.catchTag("SessionLockLostError", () => Effect.succeed("lock-lost" as SessionEnd)),

@@ -233,6 +233,50 @@ export const sessionQueueContract = <R>(
         expect(Option.isNone(yield* second.getState)).toBe(true)
       })), timeout)
 
+    test("complete-all completes the messages given and sets the state in one call; settled ones are skipped", () =>
+      run(Effect.gen(function*() {
+        const queue = yield* fresh()
+        const text = (state: Option.Option<Uint8Array>) => Option.map(state, (s) => new TextDecoder().decode(s))
+        yield* send(queue, [["s", "1"], ["s", "2"], ["s", "3"], ["s", "4"]])
+        const session = yield* accept(queue, "s")
+        const [one, two, three, four] = yield* receiveN(session, 4)
+        yield* session.complete(one!)
+        yield* session.completeAll([one!, two!, three!], { state: new TextEncoder().encode("3") })
+        expect(yield* SessionQueue.use((q) => q.depth(queue))).toEqual({ active: 1, deadLettered: 0 })
+        expect(text(yield* session.getState)).toEqual(Option.some("3"))
+        // Without `state` the state stays; with `state: undefined` it is cleared.
+        yield* session.completeAll([four!])
+        expect(text(yield* session.getState)).toEqual(Option.some("3"))
+        expect(yield* SessionQueue.use((q) => q.depth(queue))).toEqual({ active: 0, deadLettered: 0 })
+        yield* session.completeAll([], { state: undefined })
+        expect(Option.isNone(yield* session.getState)).toBe(true)
+        // Completed by complete-all, they never come back.
+        yield* session.release
+        const again = yield* accept(queue, "s")
+        expect(yield* again.receive(4, "300 millis")).toEqual([])
+      })), timeout)
+
+    test("complete-all after the lock was lost fails with a typed error and changes neither messages nor state", () =>
+      run(Effect.gen(function*() {
+        const queue = yield* fresh()
+        const encode = (text: string) => new TextEncoder().encode(text)
+        yield* send(queue, [["s", "1"], ["s", "2"]])
+        const session = yield* accept(queue, "s")
+        yield* session.setState(encode("before"))
+        const got = yield* receiveN(session, 2)
+        yield* options.loseLock(queue, "s")
+        const failed = yield* Effect.flip(session.completeAll(got, { state: encode("after") }))
+        expect(failed._tag).toBe("SessionLockLostError")
+        const next = Option.getOrThrow(yield* acceptNext(queue, "5 seconds"))
+        expect(next.sessionId).toBe("s")
+        const again = yield* receiveN(next, 2)
+        expect(bodies(again)).toEqual(["1", "2"])
+        expect(again.map((m) => m.attempt)).toEqual([2, 2])
+        expect(Option.map(yield* next.getState, (s) => new TextDecoder().decode(s))).toEqual(Option.some("before"))
+        yield* next.completeAll(again, { state: encode("2") })
+        expect(yield* SessionQueue.use((q) => q.depth(queue))).toEqual({ active: 0, deadLettered: 0 })
+      })), timeout)
+
     test("renewing the lock moves its end forward", () =>
       run(Effect.gen(function*() {
         const queue = yield* fresh()

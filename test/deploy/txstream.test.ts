@@ -161,7 +161,7 @@ describe("TX Stream services in compose.yaml", () => {
     const programs = Object.entries(services).filter(([, s]) => (s.command ?? []).some((c) => c.startsWith("dist/")))
     const scraped = programs
       // One-shot tools serve no /metrics.
-      .filter(([name]) => !["event-generator", "sales-seed", "sales-bench"].includes(name))
+      .filter(([name]) => !["event-generator", "sales-seed", "sales-bench", "session-sender"].includes(name))
       .map(([name, s]) => `${name}:${s.environment?.["METRICS_PORT"]}`)
     expect([...targets].sort()).toEqual(scraped.sort())
     for (const name of Object.keys(txstream)) expect(targets).toContain(`${name}:9090`)

@@ -109,7 +109,9 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
     test("SIGTERM mid-run: the messages in flight are completed, the sessions released, and the next worker resumes each session at its first unsettled message", async () => {
       const DATABASE_URL = await databases.create("sessions")
       const sessions = 5
-      const perSession = 20
+      // A batch (10) is completed at once, so the first completions show after about a second:
+      // 40 per session leaves about three more for the SIGTERM to land in mid-run.
+      const perSession = 40
       await send({ DATABASE_URL }, sessions, perSession)
       const env = { DATABASE_URL, WORKER_COUNT: "5", HANDLER_DELAY: "100ms", ...quick }
       const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} })

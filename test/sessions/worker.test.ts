@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
 import * as Tracer from "effect/Tracer"
 import * as MemorySessionQueue from "../../layers/memory/sessionQueue.ts"
-import { maxDeliveryCountExceeded, SessionQueue, SessionQueueError, type SessionMessage } from "../../src/capabilities/SessionQueue.ts"
+import { type LockedSession, maxDeliveryCountExceeded, SessionQueue, SessionQueueError, type SessionMessage } from "../../src/capabilities/SessionQueue.ts"
 import { CircuitBreaker } from "../../src/resilience/circuitBreaker.ts"
 import { type WorkerConfig, workerDefaults } from "../../src/sessions/config.ts"
 import { lastSeqOf, sessionMessage } from "../../src/sessions/messages.ts"
@@ -203,6 +203,32 @@ test("worker: interrupted (SIGTERM) while a message is being handled, it finishe
     const session = Option.getOrThrow(yield* q.acceptNext(queue, { timeout: "0 millis" }))
     expect((yield* session.receive(5, "0 millis")).map((m) => [m.message.id, m.attempt])).toEqual([["s-2", 2], ["s-3", 2]])
     expect(lastSeqOf(yield* session.getState)).toBe(1)
+  })))
+
+test("worker: a received batch is settled with one complete-all carrying the last seq as state, not a call per message", () =>
+  onTestClock(Effect.gen(function*() {
+    const q = yield* SessionQueue
+    const calls: Array<string> = []
+    const counting = (session: LockedSession): LockedSession => ({
+      ...session,
+      complete: (m) => Effect.andThen(Effect.sync(() => calls.push("complete")), session.complete(m)),
+      setState: (state) => Effect.andThen(Effect.sync(() => calls.push("setState")), session.setState(state)),
+      completeAll: (messages, options) =>
+        Effect.andThen(
+          Effect.sync(() => calls.push(`completeAll ${messages.length} ${options?.state === undefined ? "-" : lastSeqOf(Option.some(options.state))}`)),
+          session.completeAll(messages, options)
+        )
+    })
+    const counted = SessionQueue.of({ ...q, acceptNext: (name, options) => Effect.map(q.acceptNext(name, options), Option.map(counting)) })
+    const { calls: handled, downstream } = recorder()
+    yield* q.send(queue, Array.from({ length: 7 }, (_, i) => sessionMessage("s", i + 1)))
+    const worker = yield* makeWorker({ config: config({ receiveBatch: 5 }), handler: orderedHandler({ downstream, breaker: yield* breaker() }) })
+    yield* Effect.forkScoped(Effect.provideService(worker.run, SessionQueue, counted))
+    yield* TestClock.adjust("0 millis")
+    expect(handled.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(calls).toEqual(["completeAll 5 5", "completeAll 2 7"])
+    expect(yield* q.depth(queue)).toEqual({ active: 0, deadLettered: 0 })
+    expect(yield* counterValue(Metrics.outOfOrder)).toBe(0)
   })))
 
 test("worker: each message is handled in a span that is the child of the sender's batch span, named by session and attempt", () =>
