@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as PgliteSql from "../../layers/pglite/sql.ts"
@@ -78,7 +79,9 @@ const relayMetricsPage = () =>
       return page
     }).pipe(
       Effect.provide(Layer.mergeAll(PgliteSql.layer(), Otel.layer({ serviceName: "outbox-relay" }))),
-      Effect.provide(Logger.layer([]))
+      Effect.provide(Logger.layer([])),
+      // A registry of its own: other suites of the same run update the same metrics.
+      Effect.provideService(Metric.MetricRegistry, new Map())
     )
   )
 

@@ -245,12 +245,17 @@ describe("session sender and worker on the Service Bus test server (built from t
       expect(await sender.exited).toBe(0)
       expect(JSON.parse(sender.stdout().trim().split("\n").at(-1)!)).toMatchObject({ backend: "servicebus", queue, messages: 100 })
       expect(server.depth(queue)).toEqual({ active: 100, deadLettered: 0 })
-      const worker = startProgram("session-worker.ts", { ...env, WORKER_COUNT: "4", HANDLER_DELAY: "20ms", ...quick })
+      const worker = startProgram("session-worker.ts", { ...env, WORKER_COUNT: "4", HANDLER_DELAY: "50ms", ...quick })
       try {
         // Mid-session, the server ends a held lock (as an expiry would): that holder's calls fail, the session goes round again.
-        await until("a session held", async () => server.lockedSessions(queue).length > 0, 60_000)
-        const taken = server.lockedSessions(queue)[0]!
-        expect(server.expireSessionLock(queue, taken)).toBe(true)
+        // One held with messages still unsettled: its holder is mid-batch, so it meets the loss
+        // (a session already drained could be released before it noticed anything).
+        let taken: string | undefined
+        await until("a session held mid-batch", async () => {
+          taken = server.lockedSessions(queue).find((id) => server.sessionMessages(queue, id) >= 5)
+          return taken !== undefined
+        }, 60_000)
+        expect(server.expireSessionLock(queue, taken!)).toBe(true)
         await until("every message settled", async () => server.depth(queue).active === 0, 120_000)
         const c = await counts(worker)
         // Each message completed once; the one in hand when the lock went may come again and is then recognised.

@@ -45,6 +45,8 @@ export interface ServiceBusTestServer {
   readonly pendingAccepts: (queue: string) => number
   /** Sessions locked now, for tests that wait on the server's view. */
   readonly lockedSessions: (queue: string) => ReadonlyArray<string>
+  /** Messages of a session not settled yet (handed out or not). */
+  readonly sessionMessages: (queue: string, sessionId: string) => number
   readonly depth: (queue: string) => { readonly active: number; readonly deadLettered: number }
   readonly close: () => Promise<void>
 }
@@ -572,6 +574,7 @@ export const startServiceBusTestServer = async (options: ServiceBusTestServerOpt
     },
     pendingAccepts: (queue) => pending.filter((p) => p.queue === queue).length,
     lockedSessions: (queue) => [...held].filter((h) => h.queue === queue).map((h) => h.grant.sessionId),
+    sessionMessages: (queue, sessionId) => store.peek(queue, sessionId, 0, Number.MAX_SAFE_INTEGER, Date.now()).length,
     depth: (queue) => store.depth(queue, Date.now()),
     close: async () => {
       for (const h of [...held]) forget(h)
