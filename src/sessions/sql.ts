@@ -113,6 +113,34 @@ export const insertMessages = `
 export const notify = `select pg_notify('${channel}', $1)`
 
 /**
+ * CTE `moved`: the rows of CTE `dead` into the dead-letter queue, with `reason` and `description`
+ * (SQL expressions over those rows).
+ */
+const moved = (reason: string, description: string) => `moved as (
+    insert into session_queue_dead_letters
+      (queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, reason, description)
+    select queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, ${reason}, ${description}
+    from dead
+  )`
+
+const movedAfterMaxDeliveries = moved(`'${maxDeliveryCountExceeded}'`, `'Message could not be consumed after ' || attempts || ' delivery attempts.'`)
+
+/**
+ * CTEs `dead`, `moved`, `back`: the handed-out messages of the sessions in CTE `sessions` go back
+ * to their places, or to the dead-letter queue once delivered `max` times (an SQL expression).
+ */
+const handBack = (sessions: string, max: string) => `dead as (
+    delete from session_queue_messages m using ${sessions} h
+    where m.queue = h.queue and m.session_id = h.session_id and m.delivery_token is not null and m.attempts >= ${max}
+    returning m.*
+  ),
+  ${movedAfterMaxDeliveries},
+  back as (
+    update session_queue_messages m set delivery_token = null from ${sessions} h
+    where m.queue = h.queue and m.session_id = h.session_id and m.delivery_token is not null and m.attempts < ${max}
+  )`
+
+/**
  * $1 queue, $2 now, $3 max delivery count, $4 one session id or null for every session. Ends
  * every lease of the queue (or of that session) that ran out: its handed-out messages go back,
  * or to the dead-letter queue when they were delivered $3 times. Sessions in someone's statement
@@ -125,22 +153,7 @@ export const reclaim = `
       and ($4::text is null or session_id = $4::text)
     for no key update skip locked
   ),
-  dead as (
-    delete from session_queue_messages m using expired e
-    where m.queue = e.queue and m.session_id = e.session_id and m.delivery_token is not null and m.attempts >= $3::int4
-    returning m.*
-  ),
-  moved as (
-    insert into session_queue_dead_letters
-      (queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, reason, description)
-    select queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts,
-           '${maxDeliveryCountExceeded}', 'Message could not be consumed after ' || attempts || ' delivery attempts.'
-    from dead
-  ),
-  back as (
-    update session_queue_messages m set delivery_token = null from expired e
-    where m.queue = e.queue and m.session_id = e.session_id and m.delivery_token is not null and m.attempts < $3::int4
-  )
+  ${handBack("expired", "$3::int4")}
   update session_queue_sessions s set lock_token = null, locked_until = null from expired e
   where s.queue = e.queue and s.session_id = e.session_id`
 
@@ -256,13 +269,7 @@ export const completeAll = `
 export const abandon = `
   with ${held},
   dead as (delete from session_queue_messages m where ${delivery} and m.attempts >= $7::int4 returning m.*),
-  moved as (
-    insert into session_queue_dead_letters
-      (queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, reason, description)
-    select queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts,
-           '${maxDeliveryCountExceeded}', 'Message could not be consumed after ' || attempts || ' delivery attempts.'
-    from dead
-  ),
+  ${movedAfterMaxDeliveries},
   back as (update session_queue_messages m set delivery_token = null where ${delivery} and m.attempts < $7::int4)
   select (select count(*)::int4 from held) as held`
 
@@ -270,12 +277,7 @@ export const abandon = `
 export const deadLetter = `
   with ${held},
   dead as (delete from session_queue_messages m where ${delivery} returning m.*),
-  moved as (
-    insert into session_queue_dead_letters
-      (queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, reason, description)
-    select queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, $7::text, $8::text
-    from dead
-  )
+  ${moved("$7::text", "$8::text")}
   select (select count(*)::int4 from held) as held`
 
 /** held ($1-$4), $5 new end. The new end; no row when the lock was lost. */
@@ -307,22 +309,7 @@ export const release = `
     where queue = $1 and session_id = $2 and lock_token = $3::uuid
     for update
   ),
-  dead as (
-    delete from session_queue_messages m using mine
-    where m.queue = mine.queue and m.session_id = mine.session_id and m.delivery_token is not null and m.attempts >= $4::int4
-    returning m.*
-  ),
-  moved as (
-    insert into session_queue_dead_letters
-      (queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts, reason, description)
-    select queue, sequence_number, session_id, message_id, headers, body, enqueued_at, attempts,
-           '${maxDeliveryCountExceeded}', 'Message could not be consumed after ' || attempts || ' delivery attempts.'
-    from dead
-  ),
-  back as (
-    update session_queue_messages m set delivery_token = null from mine
-    where m.queue = mine.queue and m.session_id = mine.session_id and m.delivery_token is not null and m.attempts < $4::int4
-  )
+  ${handBack("mine", "$4::int4")}
   update session_queue_sessions s set lock_token = null, locked_until = null from mine
   where s.queue = mine.queue and s.session_id = mine.session_id
   returning (select count(*)::int4 from session_queue_messages m where m.queue = $1 and m.session_id = $2 and m.attempts < $4::int4) as left,
