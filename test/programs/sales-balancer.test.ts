@@ -16,6 +16,7 @@ import { deadlineHeader } from "../../src/sales/worker.ts"
 import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts"
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
+import { salesTopology } from "../support/salesTopology.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 const url = rabbitmqUrl()
@@ -78,16 +79,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     const seeded = startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "21"])
     expect(await seeded.exited).toBe(0)
     const queues = [1, 2, 3].map((i) => freshName(`mom_worker_${i}`))
-    const requestQueue = freshName("sales_requests")
-    const replyQueue = freshName("sales_replies")
-    const balancerId = freshName("balancer")
-    const heartbeatTopic = freshName("sales_heartbeats")
-    cleanup.push(
-      ...queues.map((group) => ({ topic: "", group })),
-      { topic: "", group: requestQueue },
-      { topic: "", group: replyQueue },
-      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
-    )
+    const { requestQueue, heartbeatTopic, balancerEnv } = salesTopology(queues, cleanup)
     const workers = queues.map((queue) =>
       startProgram("sales-worker.ts", {
         QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_INTERVAL: "500ms", HEARTBEAT_TOPIC: heartbeatTopic
@@ -95,8 +87,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     )
     running.push(...workers)
     const balancer = startProgram("sales-balancer.ts", {
-      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic, HEALTH_CHECK_INTERVAL: "100ms", MISSED_HEARTBEATS: "4", STATS_INTERVAL: "1s"
+      RABBITMQ_URL: url, ...balancerEnv, HEALTH_CHECK_INTERVAL: "100ms", MISSED_HEARTBEATS: "4", STATS_INTERVAL: "1s"
     })
     running.push(balancer)
     const ops = await opsUrl(balancer)
@@ -164,25 +155,13 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     const db = join(dir, "restart.db")
     expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "22"]).exited).toBe(0)
     const queues = [1, 2].map((i) => freshName(`mom_worker_${i}`))
-    const requestQueue = freshName("sales_requests")
-    const replyQueue = freshName("sales_replies")
-    const balancerId = freshName("balancer")
-    const heartbeatTopic = freshName("sales_heartbeats")
-    cleanup.push(
-      ...queues.map((group) => ({ topic: "", group })),
-      { topic: "", group: requestQueue },
-      { topic: "", group: replyQueue },
-      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
-    )
+    const { requestQueue, heartbeatTopic, balancerEnv } = salesTopology(queues, cleanup)
     const workers = queues.map((queue) =>
       startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: heartbeatTopic })
     )
     running.push(...workers)
-    const balancerEnv = {
-      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
-    }
-    const first = startProgram("sales-balancer.ts", balancerEnv)
+    const env = { RABBITMQ_URL: url, ...balancerEnv }
+    const first = startProgram("sales-balancer.ts", env)
     running.push(first)
     await opsUrl(first)
     await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
@@ -196,7 +175,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
         if (second === undefined && Date.now() - start > 1_000) {
           first.kill("SIGKILL")
           await first.exited
-          second = startProgram("sales-balancer.ts", balancerEnv)
+          second = startProgram("sales-balancer.ts", env)
           running.push(second)
         }
         await Bun.sleep(6)
@@ -216,24 +195,14 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     const db = join(dir, "consumers.db")
     expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "23", "--sales", "2000"]).exited).toBe(0)
     const queues = [1, 2].map((i) => freshName(`mom_worker_${i}`))
-    const requestQueue = freshName("sales_requests")
-    const replyQueue = freshName("sales_replies")
-    const balancerId = freshName("balancer")
     // The workers beat where this balancer does not listen: to it they are silent.
     const elsewhere = freshName("sales_heartbeats_elsewhere")
-    const heartbeatTopic = freshName("sales_heartbeats")
-    cleanup.push(
-      ...queues.map((group) => ({ topic: "", group })),
-      { topic: "", group: requestQueue },
-      { topic: "", group: replyQueue },
-      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
-    )
+    const { requestQueue, balancerEnv } = salesTopology(queues, cleanup)
     const workerEnv = (queue: string) => ({ QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: elsewhere })
     const workers = queues.map((queue) => startProgram("sales-worker.ts", workerEnv(queue)))
     running.push(...workers)
     const balancer = startProgram("sales-balancer.ts", {
-      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic, CONSUMER_CHECK_INTERVAL: "200ms"
+      RABBITMQ_URL: url, ...balancerEnv, CONSUMER_CHECK_INTERVAL: "200ms"
     })
     running.push(balancer)
     const ops = await opsUrl(balancer)
@@ -266,16 +235,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "24", "--sales", "2000"]).exited).toBe(0)
     const fast = [1, 2].map((i) => freshName(`mom_worker_fast_${i}`))
     const slow = freshName("mom_worker_slow")
-    const requestQueue = freshName("sales_requests")
-    const replyQueue = freshName("sales_replies")
-    const balancerId = freshName("balancer")
-    const heartbeatTopic = freshName("sales_heartbeats")
-    cleanup.push(
-      ...[...fast, slow].map((group) => ({ topic: "", group })),
-      { topic: "", group: requestQueue },
-      { topic: "", group: replyQueue },
-      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
-    )
+    const { requestQueue, heartbeatTopic, balancerEnv } = salesTopology([...fast, slow], cleanup)
     const workers = fast.map((queue) =>
       startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: heartbeatTopic })
     )
@@ -297,8 +257,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
       })
     })
     const balancer = startProgram("sales-balancer.ts", {
-      RABBITMQ_URL: url, WORKER_QUEUES: [...fast, slow].join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
+      RABBITMQ_URL: url, ...balancerEnv
     })
     running.push(balancer)
     const ops = await opsUrl(balancer)

@@ -11,6 +11,7 @@ import type { BenchResult } from "../../src/sales/bench.ts"
 import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts"
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
+import { salesTopology } from "../support/salesTopology.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 const url = rabbitmqUrl()
@@ -38,23 +39,13 @@ describe.if(rabbitUp)("sales-bench on RabbitMQ", () => {
     const db = join(dir, "sales.db")
     expect(await startProgram("sales-seed.ts", { DB_PATH: db }, ["--seed", "8"]).exited).toBe(0)
     const queues = [1, 2, 3].map((i) => freshName(`mom_worker_${i}`))
-    const requestQueue = freshName("sales_requests")
-    const replyQueue = freshName("sales_replies")
-    const balancerId = freshName("balancer")
-    const heartbeatTopic = freshName("sales_heartbeats")
-    cleanup.push(
-      ...queues.map((group) => ({ topic: "", group })),
-      { topic: "", group: requestQueue },
-      { topic: "", group: replyQueue },
-      { topic: heartbeatTopic, group: `${balancerId}.heartbeats` }
-    )
+    const { requestQueue, heartbeatTopic, balancerEnv } = salesTopology(queues, cleanup)
     const workers = queues.map((queue) =>
       startProgram("sales-worker.ts", { QUEUE_NAME: queue, DB_PATH: db, RABBITMQ_URL: url, HEARTBEAT_TOPIC: heartbeatTopic })
     )
     running.push(...workers)
     const balancer = startProgram("sales-balancer.ts", {
-      RABBITMQ_URL: url, WORKER_QUEUES: queues.join(","), REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
-      BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
+      RABBITMQ_URL: url, ...balancerEnv
     })
     running.push(balancer)
     const ops = await opsUrl(balancer)
