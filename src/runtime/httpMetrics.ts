@@ -26,21 +26,29 @@ const duration = Metric.histogram("http_server_request_duration_seconds", {
 /** The middleware; `services` are the context the metrics are recorded in (their registry). */
 export const httpMetrics = (services: Context.Context<never>): MiddlewareHandler => {
   const now = () => Effect.runSyncWith(services)(Clock.currentTimeMillis)
+  // One tagged pair per method, route and status, made once: tagging builds the series key.
+  const series = new Map<string, { readonly count: typeof requests; readonly seconds: typeof duration }>()
+  const seriesOf = (method: string, route: string, status: string) => {
+    const key = `${method} ${route} ${status}`
+    let found = series.get(key)
+    if (found === undefined) {
+      series.set(key, found = {
+        count: Metric.withAttributes(requests, { http_request_method: method, http_route: route, http_response_status_code: status }),
+        seconds: Metric.withAttributes(duration, { http_request_method: method, http_route: route })
+      })
+    }
+    return found
+  }
   return async (c, next) => {
     const started = now()
     try {
       await next()
     } finally {
       const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath
-      const method = c.req.method
-      const status = c.res.status
+      const { count, seconds } = seriesOf(c.req.method, route, String(c.res.status))
       Effect.runSyncWith(services)(Effect.all([
-        Metric.update(Metric.withAttributes(requests, {
-          http_request_method: method,
-          http_route: route,
-          http_response_status_code: String(status)
-        }), 1),
-        Metric.update(Metric.withAttributes(duration, { http_request_method: method, http_route: route }), (now() - started) / 1000)
+        Metric.update(count, 1),
+        Metric.update(seconds, (now() - started) / 1000)
       ], { discard: true }))
     }
   }
