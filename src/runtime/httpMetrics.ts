@@ -4,7 +4,8 @@
  * `http_server_request_duration_seconds{http_request_method, http_route}`.
  *
  * The route is Hono's matched pattern (`/orders/:id`), never the path, so ids cannot grow the
- * series without bound; a request no route matched is counted under `unmatched`. Every answer
+ * series without bound; a request no route matched is counted under `unmatched`, and a method
+ * outside HTTP's usual ones under `_OTHER` (as the conventions say), for the same reason. Every answer
  * is counted, the ones a handler returns before any Effect runs (415, 413) included, which is
  * why this is middleware around the app and not a wrapper of the handlers' effects.
  */
@@ -14,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { MiddlewareHandler } from "hono"
 
-const requests = Metric.counter("http_server_requests", {
+export const requests = Metric.counter("http_server_requests", {
   description: "HTTP requests answered, by method, route and status",
   incremental: true
 })
@@ -22,6 +23,8 @@ const duration = Metric.histogram("http_server_request_duration_seconds", {
   description: "From the request's arrival to its answer, by method and route",
   boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
 })
+
+const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"])
 
 /** The middleware; `services` are the context the metrics are recorded in (their registry). */
 export const httpMetrics = (services: Context.Context<never>): MiddlewareHandler => {
@@ -45,7 +48,8 @@ export const httpMetrics = (services: Context.Context<never>): MiddlewareHandler
       await next()
     } finally {
       const route = c.req.routePath === "/*" || c.req.routePath === "*" ? "unmatched" : c.req.routePath
-      const { count, seconds } = seriesOf(c.req.method, route, String(c.res.status))
+      const method = knownMethods.has(c.req.method) ? c.req.method : "_OTHER"
+      const { count, seconds } = seriesOf(method, route, String(c.res.status))
       Effect.runSyncWith(services)(Effect.all([
         Metric.update(count, 1),
         Metric.update(seconds, (now() - started) / 1000)
