@@ -123,7 +123,7 @@ const subscriberOf = (options: KafkaOptions, link: Link): Effect.Effect<Subscrib
   Effect.map(
     makeTopics(link.client, { partitions: options.topicPartitions ?? 3, replicationFactor: options.replicationFactor ?? -1 }),
     (topics) =>
-      Subscriber.of(makeSubscriber(link.client, topics, link.producer, {
+      Subscriber.of(makeSubscriber(link.client, topics, link.producer, link.healthy, {
         prefetch: options.prefetch ?? defaultPrefetch,
         sessionTimeout: options.sessionTimeout ?? "30 seconds",
         heartbeatInterval: options.heartbeatInterval ?? "3 seconds",

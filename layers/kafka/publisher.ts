@@ -30,8 +30,6 @@ import { formatDuration } from "../../src/runtime/format.ts"
 export interface Producer {
   /** Resolves once the broker acknowledged every record with acks=all. */
   readonly send: (topic: string, records: ReadonlyArray<KafkaRecord>) => Effect.Effect<void, PublisherError>
-  /** Connected to the cluster, as the producer's own connect/disconnect events say. */
-  readonly connected: Effect.Effect<boolean>
 }
 
 export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Effect<Producer, BrokerError, Scope.Scope> =>
@@ -46,13 +44,7 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
         // kafkajs's default, named so it does not print its partitioner-change notice.
         createPartitioner: client.kafkajs.Partitioners.DefaultPartitioner
       })
-      const current = { producer, scope, connected: false }
-      producer.on(producer.events.CONNECT, () => {
-        current.connected = true
-      })
-      producer.on(producer.events.DISCONNECT, () => {
-        current.connected = false
-      })
+      const current = { producer, scope }
       yield* client.connect("producer.connect", producer).pipe(
         Scope.provide(scope),
         Effect.onError(() => Scope.close(scope, Exit.void))
@@ -110,7 +102,7 @@ export const makeProducer = (client: Client, timeout: Duration.Input): Effect.Ef
         )
       })
 
-    return { send, connected: Effect.sync(() => current.connected) }
+    return { send }
   })
 
 const allPermits = 1_000_000

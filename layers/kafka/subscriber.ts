@@ -98,7 +98,18 @@ const isGroupChange = (error: unknown): boolean =>
 
 const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
 
-export const makeSubscriber = (client: Client, topics: Topics, producer: Producer, options: SubscriberOptions): SubscriberShape => {
+/**
+ * `healthy` is the cluster probe the layer shares with its publisher: the producer's own
+ * connected flag follows only its sends, so an idle consumer would look healthy against a cluster
+ * that went away.
+ */
+export const makeSubscriber = (
+  client: Client,
+  topics: Topics,
+  producer: Producer,
+  healthy: Effect.Effect<boolean>,
+  options: SubscriberOptions
+): SubscriberShape => {
   const declare = (subscription: Subscription) =>
     subscription.exclusive === true
       ? Effect.fail(new SubscriberError({ operation: "declare", subject: subscription.group, cause: "Kafka has no exclusive groups" }))
@@ -355,5 +366,5 @@ export const makeSubscriber = (client: Client, topics: Topics, producer: Produce
       return result
     })
 
-  return { declare, subscribe, healthy: producer.connected }
+  return { declare, subscribe, healthy }
 }

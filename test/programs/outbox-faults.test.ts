@@ -12,9 +12,15 @@
  *    consumer's handling, exported by the three programs to one OTLP receiver.
  */
 import { afterAll, describe, expect, test } from "bun:test"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { Kafka as KafkaClient, logLevel } from "kafkajs"
 import postgres from "postgres"
+import * as Kafka from "../../layers/kafka/index.ts"
+import { Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { createTopic, deleteTopic } from "../outbox/kafka.ts"
 import { freshDatabases } from "../support/databases.ts"
 import { type KafkaBroker, probeKafkaJars, startKafkaBroker } from "../support/kafkaBroker.ts"
@@ -241,8 +247,17 @@ if (
       const topic = freshName("outbox_down")
       const { databaseUrl, sql } = await prepareOutbox("faults_down")
       let relay: RunningProgram | undefined
+      // An idle subscriber on the same broker: its readiness must follow the cluster, not the
+      // sends it never makes.
+      const subscriberScope = Effect.runSync(Scope.make())
       try {
         await createTopic(broker.brokers, topic)
+        const subscriber = Context.get(
+          await Effect.runPromise(Layer.buildWithScope(Kafka.subscriberLayer({ brokers: broker.brokers, logLevel: "nothing" }), subscriberScope)),
+          Subscriber
+        )
+        const subscriberHealthy = () => Effect.runPromise(subscriber.healthy)
+        expect(await subscriberHealthy()).toBe(true)
         relay = startProgram("outbox-relay.ts", relayEnv(databaseUrl, broker.brokers, topic, {
           KAFKA_FAILURE_THRESHOLD: "2",
           KAFKA_SUCCESS_THRESHOLD: "1",
@@ -276,6 +291,7 @@ if (
         const down = await readiness(ops)
         expect(down.status).toBe(503)
         expect(down.checks).toEqual({ database: true, kafka: false, breaker: false })
+        expect(await subscriberHealthy()).toBe(false)
         // A probe after the reset timeout fails too (Kafka is still down) and opens it again.
         await waitUntil("a failed probe re-opening the breaker", async () =>
           (await metric(ops, "txstream_circuit_breaker_trips_total", { breaker: "kafka" })) >= 2, 30_000)
@@ -287,6 +303,7 @@ if (
         // Kafka comes back on the same port and data; readiness sees it before the breaker closes.
         await broker.restart()
         await waitUntil("readiness seeing Kafka again", async () => (await readiness(ops)).checks.kafka === true, 10_000)
+        await waitUntil("the idle subscriber seeing Kafka again", subscriberHealthy, 10_000)
         const back = Date.now()
         await waitUntil("every event published", async () => (await statusCounts(sql)).published === 25, 60_000)
         expect(await statusCounts(sql)).toEqual({ pending: 0, published: 25, failed: 0 })
@@ -313,6 +330,7 @@ if (
           relay.kill("SIGKILL")
           await relay.exited
         }
+        await Effect.runPromise(Scope.close(subscriberScope, Exit.void))
         await sql.end()
         await broker.close()
       }
