@@ -15,7 +15,8 @@
  *   gone (removed by hand), the retry fails and the original stays, instead of being acked for
  *   a copy the exchange dropped.
  * - `deadLetter` publishes a copy to `deadLetterTopic(group)` with the reason and source topic,
- *   waits for the confirm, then acks the original.
+ *   waits for the confirm, then acks the original; `mandatory` too, so a dead-letter queue
+ *   unbound by hand fails the dead letter instead of dropping the message.
  * - The first settlement wins; a retry or dead letter that fails leaves the delivery unsettled.
  *
  * Connection loss: the consumer waits for the reconnect, declares and consumes again on a new
@@ -349,9 +350,14 @@ class RabbitDelivery implements Delivery {
     })
   }
 
-  // An exclusive group has no dead-letter queue: the message is dropped (acked).
+  // An exclusive group has no dead-letter queue: the message is dropped (acked). The copy is
+  // mandatory for the same reason as a retry's.
   readonly deadLetter = (reason: string): Effect.Effect<void, SubscriberError> =>
-    Effect.suspend(() => this.exclusive ? this.ack : this.republish("deadLetter", toAmqp(deadLetterTopic(this.group), deadLetterMessage(this.message, reason, this.topic))))
+    Effect.suspend(() => {
+      if (this.exclusive) return this.ack
+      const copy = toAmqp(deadLetterTopic(this.group), deadLetterMessage(this.message, reason, this.topic))
+      return this.republish("deadLetter", { ...copy, options: { ...copy.options, mandatory: true } })
+    })
 
   /** Buffered, never handed out: back to the queue as it is. */
   requeue(): void {

@@ -2,7 +2,8 @@
  * RabbitMQ retries against clients that publish straight to a queue through the default exchange
  * (as request/reply clients do): what such a client writes in the toolkit's retry headers is not
  * believed, while the toolkit's own retry copies, sent through `retryExchange`, still count
- * attempts and keep the origin, reply-to and correlation-id.
+ * attempts and keep the origin, reply-to and correlation-id; and copies (retries, dead letters)
+ * that no queue takes fail instead of being dropped.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import * as amqp from "amqplib"
@@ -14,7 +15,7 @@ import { OriginalKey, OriginalTopic } from "../../layers/rabbitmq/codec.ts"
 import { retryExchange } from "../../layers/rabbitmq/topology.ts"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
 import { Publisher, type PublisherError } from "../../src/capabilities/Publisher.ts"
-import { directTopic, type Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
+import { deadLetterTopic, directTopic, type Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { declare, publish, subscribe, takeN, takeWithin } from "../support/broker.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
@@ -171,6 +172,34 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
         return got
       })
       expect(left).toEqual(["q-4 original"])
+    }, 30_000)
+
+    test("a dead letter whose queue lost its binding fails, and the original stays in the queue instead of being lost", async () => {
+      const worker = fresh("unbound_dead")
+      const dead = deadLetterTopic(worker.group)
+      const failure = await runBroker(Effect.gen(function*() {
+        yield* declare(worker)
+        const consumer = yield* subscribe(worker)
+        yield* Effect.promise(() =>
+          withClient(async (channel) => {
+            await channel.unbindQueue(dead, dead, "#")
+            channel.sendToQueue(worker.group, Buffer.from("poison"), { messageId: "q-5" })
+          })
+        )
+        const [delivery] = yield* takeN(consumer, 1)
+        return yield* Effect.flip(delivery!.deadLetter("not JSON"))
+      }))
+      expect(failure.message).toContain(`no queue took it from "${dead}"`)
+      const left = await withClient(async (channel) => {
+        const got: Array<string> = []
+        for (const queue of [worker.group, dead]) {
+          for (let msg = await channel.get(queue, { noAck: true }); msg !== false; msg = await channel.get(queue, { noAck: true })) {
+            got.push(`${queue === dead ? "dead" : "queue"} ${msg.properties.messageId}`)
+          }
+        }
+        return got
+      })
+      expect(left).toEqual(["queue q-5"])
     }, 30_000)
 
     test("the Publisher refuses the retry exchange: the toolkit's own producers cannot forge a retry either", async () => {
