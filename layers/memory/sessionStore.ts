@@ -188,11 +188,17 @@ export class SessionStore {
     if (session === lockLost) return lockLost
     if (setState !== undefined) session.state = setState.state === undefined ? undefined : setState.state.slice()
     if (messageLockTokens.size > 0) {
+      // The messages completed are usually the session's first ones: the scan stops once all are found.
+      const messages = session.messages
       let kept = 0
-      for (const m of session.messages) {
-        if (m.lockToken === undefined || !messageLockTokens.has(m.lockToken)) session.messages[kept++] = m
+      let removed = 0
+      let i = 0
+      for (; i < messages.length && removed < messageLockTokens.size; i++) {
+        const m = messages[i]!
+        if (m.lockToken !== undefined && messageLockTokens.has(m.lockToken)) removed++
+        else messages[kept++] = m
       }
-      session.messages.length = kept
+      if (removed > 0) messages.splice(kept, i - kept)
     }
     this.forgetIfEmpty(q, session)
   }
