@@ -180,9 +180,16 @@ export const pickAndLockSession = `
   where s.queue = $1 and s.session_id = picked.session_id
   returning s.session_id`
 
-/** $1 queue, $2 session. Creates the row of a named session to lock. */
+/**
+ * $1 queue, $2 session. Creates the row of a named session to lock, and locks it (or the row
+ * already there) until the accepting transaction ends. DO UPDATE rather than DO NOTHING, as in
+ * `lockSessionsForSend`: DO NOTHING takes no lock, so a release could forget (delete) the row
+ * before the accept locked it, and the grant would then update no row: an accept that
+ * succeeded without a lock, its holder's first call failing with the lock lost.
+ */
 export const ensureSession = `
-  insert into session_queue_sessions (queue, session_id) values ($1, $2) on conflict (queue, session_id) do nothing`
+  insert into session_queue_sessions (queue, session_id) values ($1, $2)
+  on conflict (queue, session_id) do update set accepted_at = session_queue_sessions.accepted_at`
 
 /** $1 queue, $2 session. Its lease, locked until the accepting transaction ends. */
 export const sessionLease = `
