@@ -151,7 +151,7 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     /**
      * Handles one message. A handled one is not completed here: `handled` records it among the
      * batch's pending completions (`flush` completes them with the latest state in one call).
-     * The handler is called when the effect is built, so build it only to run it at once.
+     * The handler is called when the effect is built: build it where it runs.
      */
     const handleOne = (
       session: LockedSession,
@@ -229,8 +229,9 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
         const clock = yield* Effect.clockWith(Effect.succeed)
         for (let i = 0; i < got.length; i++) {
           const message = got[i]!
+          // Suspended, so the handler is called inside the uninterruptible region.
           const settled = yield* Effect.uninterruptible(
-            handleOne(session, message, clock.currentTimeMillisUnsafe(), flush, handled, traced)
+            Effect.suspend(() => handleOne(session, message, clock.currentTimeMillisUnsafe(), flush, handled, traced))
           )
           if (settled === "refused") {
             yield* flush
