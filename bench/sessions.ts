@@ -4,7 +4,7 @@
  *
  *   bun run bench/sessions.ts [--sessions 100] [--messages 200] [--memory-messages 1000]
  *                             [--concurrency 20] [--batch 100] [--pool 25] [--rounds 5]
- *                             [--backends postgres,memory]
+ *                             [--backends postgres,memory] [--warmup 1]
  *
  * Each round fills fresh queues with `sessions` × `messages` session messages (sent seq by seq
  * across the sessions, as live traffic interleaves them), then drains them:
@@ -17,8 +17,12 @@
  *   transaction), no sessions, no order, on the same pool.
  * - memory, the session worker as above over the memory queue (`memory-messages` per session).
  * - memory baseline: one plain loop over the same messages in arrays, with the same order check.
- * One warm-up of each (10 messages per session, not counted) comes before the rounds, so the first
- * round does not pay for the JIT. Baseline and worker alternate which goes first from round to
+ * `warmup` uncounted rounds of each, of the same size, come first, so the counted rounds do not
+ * pay for the JIT: the optimizing compiler was still at work on the worker's path well after a
+ * warm-up of 10 messages per session (the bare loops are little code and were ready sooner).
+ * Each round line also shows the process's CPU time per message of the worker's run (all
+ * threads, JIT and GC included; on PostgreSQL the client side only): on a shared machine it
+ * moves less than the rate. Baseline and worker alternate which goes first from round to
  * round; the medians, the ratio of
  * the medians and the median of the per-round ratios are printed (see `summary.ts`), then one
  * JSON line.
@@ -60,6 +64,7 @@ const batch = arg("batch", 100)
 const pool = arg("pool", 25)
 const rounds = arg("rounds", 5)
 const backends = text("backends", "postgres,memory").split(",")
+const warmups = arg("warmup", 1)
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const tag = Date.now().toString(36)
 const schema = `bench_sessions_${tag}`
@@ -211,6 +216,18 @@ const report = (label: string, baselineLabel: string, pairs: ReadonlyArray<Pair>
   return summary
 }
 
+/** The process CPU time per message (µs) of each worker run `measured` took. */
+const workerCpu: Array<number> = []
+const measured = <A, E, R>(total: number, run: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const before = process.cpuUsage()
+    return Effect.tap(run, () =>
+      Effect.sync(() => {
+        const used = process.cpuUsage(before)
+        workerCpu.push((used.user + used.system) / total)
+      }))
+  })
+
 const alternate = async (round: number, first: () => Promise<number>, second: () => Promise<number>): Promise<[number, number]> => {
   if (round % 2 === 1) {
     const a = await first()
@@ -239,9 +256,11 @@ if (backends.includes("postgres")) {
   const total = sessions * perSession
   const pairs: Array<Pair> = []
   try {
-    await run(Effect.andThen(fill("warm-w", 10), fill("warm-b", 10)))
-    await run(workerRun("warm-w", sessions * 10))
-    await run(bareLoop("warm-b", sessions * 10))
+    for (let w = 1; w <= warmups; w++) {
+      await run(Effect.andThen(fill(`warm-w${w}`, perSession), fill(`warm-b${w}`, perSession)))
+      await run(workerRun(`warm-w${w}`, total))
+      await run(bareLoop(`warm-b${w}`, total))
+    }
     for (let round = 1; round <= rounds; round++) {
       const workerQueue = `w${round}`
       const bareQueue = `b${round}`
@@ -250,12 +269,15 @@ if (backends.includes("postgres")) {
       // first does not pay for them (a superuser's CHECKPOINT; skipped where not allowed).
       await run(Effect.flatMap(SqlDatabase, (db) => db.query("vacuum analyze session_queue_messages")).pipe(Effect.ignore))
       await run(Effect.flatMap(SqlDatabase, (db) => db.query("checkpoint")).pipe(Effect.ignore))
-      const [worker, baseline] = await alternate(round, () => run(workerRun(workerQueue, total)), () => run(bareLoop(bareQueue, total)))
+      const [worker, baseline] = await alternate(
+        round,
+        () => run(measured(total, workerRun(workerQueue, total))),
+        () => run(bareLoop(bareQueue, total))
+      )
       pairs.push({ worker, baseline })
       console.log(
-        `round ${round}: PostgreSQL session worker ${Math.round(worker)} msg/s | bare SKIP LOCKED + DELETE loop ${Math.round(baseline)} msg/s | ratio ${
-          (worker / baseline).toFixed(2)
-        }`
+        `round ${round}: PostgreSQL session worker ${Math.round(worker)} msg/s (client CPU ${workerCpu.at(-1)!.toFixed(1)} µs/msg) | ` +
+          `bare SKIP LOCKED + DELETE loop ${Math.round(baseline)} msg/s | ratio ${(worker / baseline).toFixed(2)}`
       )
     }
     results.postgres = report("PostgreSQL session worker (order checked)", "bare SKIP LOCKED + DELETE loop", pairs)
@@ -273,17 +295,19 @@ if (backends.includes("memory")) {
   // A fresh memory queue per run, so one round's leftovers cannot slow the next.
   const run = <A, E>(effect: Effect.Effect<A, E, SessionQueue | Scope.Scope>) =>
     Effect.runPromise(Effect.scoped(effect).pipe(Effect.provide(MemorySessionQueue.layer())) as Effect.Effect<A, E>)
-  await run(Effect.andThen(fill("m", 10), workerRun("m", sessions * 10)))
-  await Effect.runPromise(bareMemory(10))
+  for (let w = 1; w <= warmups; w++) {
+    await run(Effect.andThen(fill("m", memoryPerSession), workerRun("m", total)))
+    await Effect.runPromise(bareMemory(memoryPerSession))
+  }
   for (let round = 1; round <= rounds; round++) {
     const [worker, baseline] = await alternate(
       round,
-      () => run(Effect.andThen(fill("m", memoryPerSession), workerRun("m", total))),
+      () => run(Effect.andThen(fill("m", memoryPerSession), measured(total, workerRun("m", total)))),
       () => Effect.runPromise(bareMemory(memoryPerSession))
     )
     pairs.push({ worker, baseline })
     console.log(
-      `round ${round}: memory session worker ${Math.round(worker)} msg/s | bare in-memory loop ${Math.round(baseline)} msg/s | ratio ${
+      `round ${round}: memory session worker ${Math.round(worker)} msg/s (CPU ${workerCpu.at(-1)!.toFixed(2)} µs/msg) | bare in-memory loop ${Math.round(baseline)} msg/s | ratio ${
         (worker / baseline).toFixed(4)
       }`
     )

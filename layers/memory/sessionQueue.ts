@@ -13,7 +13,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { normalize } from "../../src/capabilities/Message.ts"
+import { type Message, normalize } from "../../src/capabilities/Message.ts"
 import {
   defaultLockDuration,
   defaultMaxDeliveryCount,
@@ -36,6 +36,30 @@ export class MemorySessionQueue extends Context.Service<MemorySessionQueue, {
   /** Ends the session's lock at once; false when nobody held it. */
   readonly expireLock: (queue: string, sessionId: string) => Effect.Effect<boolean>
 }>()("queueworks/MemorySessionQueue") {}
+
+/**
+ * A message handed out, carrying the store's lock token of that delivery (unseen by callers), so
+ * settling it finds the delivery without a lookup table per holder. The store settles only a
+ * delivery that is still out under that token in a session the caller holds: a message from
+ * another holder, an earlier delivery or one settled already changes nothing.
+ */
+class Delivered implements SessionMessage {
+  readonly #token: string
+  constructor(
+    readonly message: Message,
+    readonly sequenceNumber: number,
+    readonly attempt: number,
+    readonly enqueuedAt: number,
+    token: string
+  ) {
+    this.#token = token
+  }
+  static tokenOf(message: SessionMessage): string | undefined {
+    return #token in message ? message.#token : undefined
+  }
+}
+
+const deliveryToken = Delivered.tokenOf
 
 export const make = (options: MemorySessionQueueOptions = {}) =>
   Effect.sync(() => {
@@ -83,15 +107,12 @@ export const make = (options: MemorySessionQueueOptions = {}) =>
 
     const lockedSession = (queue: string, grant: Grant): LockedSession => {
       const { sessionId, lockToken } = grant
-      // Lock tokens of the messages this holder was handed, by sequence number.
-      const tokens = new Map<number, string>()
       const settle = (message: SessionMessage, settlement: Settlement) =>
         held(queue, sessionId, (now) => {
-          const token = tokens.get(message.sequenceNumber)
+          const token = deliveryToken(message)
           if (token === undefined) return undefined
           const result = store.settle(queue, sessionId, lockToken, token, settlement, now)
           if (result === lockLost) return lockLost
-          tokens.delete(message.sequenceNumber)
           changed()
           return undefined
         })
@@ -117,17 +138,14 @@ export const make = (options: MemorySessionQueueOptions = {}) =>
               }
             )
             if (got === lockLost) return yield* Effect.fail(lockLostError(queue, sessionId))
-            return got.map((m): SessionMessage => {
-              tokens.set(m.sequenceNumber, m.lockToken!)
-              return { message: m.message, sequenceNumber: m.sequenceNumber, attempt: m.attempts, enqueuedAt: m.enqueuedAt }
-            })
+            return got.map((m): SessionMessage => new Delivered(m.message, m.sequenceNumber, m.attempts, m.enqueuedAt, m.lockToken!))
           }),
         complete: (message) => settle(message, { _tag: "complete" }),
         completeAll: (messages, options) =>
           held(queue, sessionId, (now) => {
             const settling = new Set<string>()
             for (const message of messages) {
-              const token = tokens.get(message.sequenceNumber)
+              const token = deliveryToken(message)
               if (token !== undefined) settling.add(token)
             }
             const result = store.completeAll(
@@ -139,7 +157,6 @@ export const make = (options: MemorySessionQueueOptions = {}) =>
               now
             )
             if (result === lockLost) return lockLost
-            for (const message of messages) tokens.delete(message.sequenceNumber)
             if (settling.size > 0) changed()
             return undefined
           }),

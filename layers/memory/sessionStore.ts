@@ -66,7 +66,11 @@ export type Settlement =
 export interface StoreOptions {
   readonly lockDurationMs: number
   readonly maxDeliveryCount: number
-  /** Lock tokens; GUIDs by default because Service Bus carries them as 16-byte delivery tags. */
+  /**
+   * Lock tokens. By default a counter, unique within the store, which is all the memory queue
+   * needs (a UUID per message handed out showed in the session bench profile); the Service Bus
+   * test server gives GUIDs, since it carries them as 16-byte delivery tags.
+   */
   readonly newToken?: () => string
 }
 
@@ -76,11 +80,8 @@ export class SessionStore {
   private readonly newToken: () => string
 
   constructor(readonly options: StoreOptions) {
-    // Unique within the store, which is all a token needs here; a UUID per message handed out
-    // showed in the session bench profile.
-    const prefix = crypto.randomUUID()
     let issued = 0
-    this.newToken = options.newToken ?? (() => `${prefix}:${++issued}`)
+    this.newToken = options.newToken ?? (() => String(++issued))
   }
 
   send(queue: string, messages: ReadonlyArray<Message>, now: number): ReadonlyArray<number> {
@@ -187,11 +188,17 @@ export class SessionStore {
     if (session === lockLost) return lockLost
     if (setState !== undefined) session.state = setState.state === undefined ? undefined : setState.state.slice()
     if (messageLockTokens.size > 0) {
+      // The messages completed are usually the session's first ones: the scan stops once all are found.
+      const messages = session.messages
       let kept = 0
-      for (const m of session.messages) {
-        if (m.lockToken === undefined || !messageLockTokens.has(m.lockToken)) session.messages[kept++] = m
+      let removed = 0
+      let i = 0
+      for (; i < messages.length && removed < messageLockTokens.size; i++) {
+        const m = messages[i]!
+        if (m.lockToken !== undefined && messageLockTokens.has(m.lockToken)) removed++
+        else messages[kept++] = m
       }
-      session.messages.length = kept
+      if (removed > 0) messages.splice(kept, i - kept)
     }
     this.forgetIfEmpty(q, session)
   }

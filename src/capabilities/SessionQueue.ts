@@ -21,7 +21,9 @@
  *   optional description) readable there by `deadLettered`.
  * - Once the lock is lost (expired, taken by the server), every operation on the session fails
  *   with `SessionLockLostError` and settles nothing: its unsettled messages go to the next
- *   receiver that accepts the session.
+ *   receiver that accepts the session. (PostgreSQL answers `lockedUntil` and `getState` from the
+ *   holder's own copy until the lease's end by the holder's clock: there a lease ends only by
+ *   running out, and a lock taken away before that shows at the next call that receives or writes.)
  * - Session state is a byte string kept with the session (e.g. the last processed sequence
  *   number), read and written only by the lock holder.
  * - `completeAll` completes messages and, when asked, sets the session state as one step: on

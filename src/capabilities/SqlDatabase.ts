@@ -76,12 +76,22 @@ export class SqlError extends Data.TaggedError("SqlError")<{
   }
 }
 
+// One array decoder per row schema, made at its first use: `queryAs` decodes with the same
+// schema on every call, and building `Schema.Array(schema)` and its decoder each time cost as
+// much as decoding the rows.
+const decoders = new WeakMap<Schema.Constraint, (rows: unknown, options: { readonly errors: "all" }) => Effect.Effect<ReadonlyArray<unknown>, Schema.SchemaError, unknown>>()
+const arrayDecoder = <S extends Schema.Constraint>(schema: S) => {
+  let decode = decoders.get(schema)
+  if (decode === undefined) decoders.set(schema, decode = Schema.decodeUnknownEffect(Schema.Array(schema)) as typeof decode & {})
+  return decode as (rows: unknown, options: { readonly errors: "all" }) => Effect.Effect<ReadonlyArray<S["Type"]>, Schema.SchemaError, S["DecodingServices"]>
+}
+
 /**
  * Decodes rows with `schema`, failing with an SqlError "decode rows" (see `queryAs`). For rows
  * that come from elsewhere than `queryAs`, e.g. a `query` whose text is built in steps.
  */
 export const decodeRows = <S extends Schema.Constraint>(schema: S) => {
-  const decode = Schema.decodeUnknownEffect(Schema.Array(schema))
+  const decode = arrayDecoder(schema)
   return <E, R>(rows: Effect.Effect<ReadonlyArray<unknown>, E, R>): Effect.Effect<ReadonlyArray<S["Type"]>, E | SqlError, R | S["DecodingServices"]> =>
     Effect.flatMap(rows, (rows) =>
       decode(rows, { errors: "all" }).pipe(Effect.mapError((cause) => new SqlError({ operation: "decode rows", cause }))))

@@ -19,12 +19,13 @@
  * the registry of whoever uses the breaker; give each breaker its own name.
  */
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import type { Middleware } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
@@ -156,12 +157,9 @@ const makeWith = (options: CircuitBreakerOptions, initial: Context.Context<never
   gauge.updateUnsafe(stateValue.closed, initial)
   trips.updateUnsafe(0, initial)
 
-  const withNow = <A, E>(f: (now: number, context: Context.Context<never>) => Exit.Exit<A, E>): Effect.Effect<A, E> =>
-    Effect.clockWith((clock: Clock.Clock) =>
-      Effect.contextWith((context: Context.Context<never>) => Effect.suspend(() => f(clock.currentTimeMillisUnsafe(), context)))
-    )
+  const nowOf = (fiber: Fiber.Fiber<unknown, unknown>) => fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
 
-  const admit: Effect.Effect<Ticket, CircuitOpenError> = withNow<Ticket, CircuitOpenError>((now, context) => {
+  const admit = (now: number, context: Context.Context<never>): Exit.Exit<Ticket, CircuitOpenError> => {
     switch (current(now, context)) {
       case "closed":
         return Exit.succeed({ generation, probe: false })
@@ -172,35 +170,45 @@ const makeWith = (options: CircuitBreakerOptions, initial: Context.Context<never
         probing = true
         return Exit.succeed({ generation, probe: true })
     }
-  })
+  }
 
-  const record = (ticket: Ticket, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-    withNow((now, context) => {
-      if (ticket.generation !== generation) return Exit.void
-      if (Exit.isFailure(exit) && !Cause.hasFails(exit.cause) && !Cause.hasDies(exit.cause)) {
-        // Interrupted (a shutdown, an outer deadline): says nothing about the downstream.
-        if (ticket.probe) probing = false
-        return Exit.void
-      }
-      const failed = Exit.isFailure(exit) && (Cause.hasDies(exit.cause) || countsAsFailure(exit.cause, isFailure))
-      if (state === "closed") {
-        if (!failed) failures = 0
-        else if (++failures >= failureThreshold) moveTo("open", now, context)
-      } else if (state === "half-open" && ticket.probe) {
-        if (failed) moveTo("open", now, context)
-        else if (++successes >= successThreshold) moveTo("closed", now, context)
-        else probing = false
-      }
-      return Exit.void
-    })
+  const record = (ticket: Ticket, exit: Exit.Exit<unknown, unknown>, now: number, context: Context.Context<never>): void => {
+    if (ticket.generation !== generation) return
+    if (Exit.isFailure(exit) && !Cause.hasFails(exit.cause) && !Cause.hasDies(exit.cause)) {
+      // Interrupted (a shutdown, an outer deadline): says nothing about the downstream.
+      if (ticket.probe) probing = false
+      return
+    }
+    const failed = Exit.isFailure(exit) && (Cause.hasDies(exit.cause) || countsAsFailure(exit.cause, isFailure))
+    if (state === "closed") {
+      if (!failed) failures = 0
+      else if (++failures >= failureThreshold) moveTo("open", now, context)
+    } else if (state === "half-open" && ticket.probe) {
+      if (failed) moveTo("open", now, context)
+      else if (++successes >= successThreshold) moveTo("closed", now, context)
+      else probing = false
+    }
+  }
 
   return {
     name,
-    protect: (effect) =>
+    // Admitting and recording each read the fiber's clock and context in the step they run in:
+    // `protect` wraps every call to a downstream (every message of a worker), so it is kept to a
+    // few steps of the fiber.
+    protect: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(admit, (ticket) => Effect.onExit(restore(effect), (exit) => record(ticket, exit)))
+        Effect.withFiber((fiber): Effect.Effect<A, E | CircuitOpenError, R> => {
+          const admitted = admit(nowOf(fiber), fiber.context)
+          if (admitted._tag === "Failure") return Exit.failCause(admitted.cause)
+          const ticket = admitted.value
+          return Effect.onExit(restore(effect), (exit) =>
+            Effect.withFiber((after) => {
+              record(ticket, exit, nowOf(after), after.context)
+              return Effect.void
+            }))
+        })
       ),
-    state: withNow((now, context) => Exit.succeed(current(now, context)))
+    state: Effect.withFiber((fiber) => Exit.succeed(current(nowOf(fiber), fiber.context)))
   }
 }
 

@@ -62,4 +62,18 @@ export const lastSeqOf = (state: Option.Option<Uint8Array>): number => {
   }
 }
 
-export const encodeLastSeq = (lastSeq: number): Uint8Array => encoder.encode(JSON.stringify({ lastSeq }))
+const lastSeqPrefix = encoder.encode(`{"lastSeq":`)
+
+/**
+ * `{"lastSeq": n}` as bytes. The handler answers it for every message it processes, so a safe
+ * integer's digits are written by hand rather than through `JSON.stringify` and `TextEncoder`.
+ */
+export const encodeLastSeq = (lastSeq: number): Uint8Array => {
+  if (!Number.isSafeInteger(lastSeq)) return encoder.encode(JSON.stringify({ lastSeq }))
+  const digits = String(lastSeq)
+  const out = new Uint8Array(lastSeqPrefix.length + digits.length + 1)
+  out.set(lastSeqPrefix)
+  for (let i = 0; i < digits.length; i++) out[lastSeqPrefix.length + i] = digits.charCodeAt(i)
+  out[out.length - 1] = 0x7d // }
+  return out
+}

@@ -17,8 +17,16 @@ export type Outcome = "completed" | "abandoned" | "dead_lettered"
 
 export const activeSessions = Metric.gauge("session_active_sessions", { description: "Sessions this worker holds" })
 
-const messages = Metric.counter("session_messages", { description: "Session messages settled, by outcome", incremental: true })
-export const messagesBy = (outcome: Outcome) => Metric.withAttributes(messages, { outcome })
+// One series per outcome, made once with its attribute built in: `Metric.withAttributes` at each
+// update rebuilds the series key every time, and the worker counts every batch it settles.
+const messages = (outcome: Outcome) =>
+  Metric.counter("session_messages", { description: "Session messages settled, by outcome", incremental: true, attributes: { outcome } })
+const byOutcome: Record<Outcome, Metric.Counter<number>> = {
+  completed: messages("completed"),
+  abandoned: messages("abandoned"),
+  dead_lettered: messages("dead_lettered")
+}
+export const messagesBy = (outcome: Outcome) => byOutcome[outcome]
 
 export const processingSeconds = Metric.histogram("session_message_processing_duration_seconds", {
   description: "Handling and settling one session message",
@@ -40,4 +48,5 @@ export const lockRenewals = Metric.counter("session_lock_renewals", { descriptio
 export const locksLost = Metric.counter("session_lock_lost", { description: "Session locks lost while held", incremental: true })
 
 const depth = Metric.gauge("session_queue_depth", { description: "Messages in the session queue, by state" })
+/** Tag once per queue and keep it (the worker does): each call makes a new series handle. */
 export const queueDepth = (queue: string, state: "active" | "dead_lettered") => Metric.withAttributes(depth, { queue, state })

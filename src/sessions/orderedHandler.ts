@@ -19,7 +19,7 @@ import type { LockedSession, SessionError, SessionMessage } from "../capabilitie
 import type { CircuitBreaker, CircuitOpenError } from "../resilience/circuitBreaker.ts"
 import { encodeLastSeq, lastSeqOf, parseBody, type SessionBody } from "./messages.ts"
 import * as Metrics from "./metrics.ts"
-import { MalformedMessage, type SessionHandler } from "./worker.ts"
+import { type Handled, MalformedMessage, type SessionHandler } from "./worker.ts"
 
 export interface OrderedHandlerOptions<E, R> {
   /** What processing a message means: the call the breaker protects. */
@@ -53,26 +53,38 @@ export const orderedHandler = <E, R>(
       progress.gapExplained = false
     })
 
+  /** One message of a session whose progress is known; the worker's per-message path, so no generator. */
+  const process = (
+    message: SessionMessage,
+    session: LockedSession,
+    body: SessionBody,
+    progress: Progress
+  ): Effect.Effect<void | Handled, E | CircuitOpenError | SessionError, R> => {
+    if (body.seq === progress.lastSeq) return Metric.update(Metrics.duplicates, 1)
+    const call = Effect.map(options.breaker.protect(options.downstream(body, message)), () => {
+      progress.lastSeq = body.seq
+      progress.gapExplained = false
+      return { state: encodeLastSeq(body.seq) }
+    })
+    if (body.seq === progress.lastSeq + 1 || (progress.gapExplained && body.seq > progress.lastSeq)) return call
+    return Effect.andThen(
+      Metric.update(Metrics.outOfOrder, 1).pipe(
+        Effect.andThen(Effect.logError(`session message out of sequence: seq ${body.seq} after ${progress.lastSeq}`)),
+        Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id })
+      ),
+      call
+    )
+  }
+
   return {
     handle: (message, session) =>
-      Effect.gen(function*() {
+      Effect.suspend((): Effect.Effect<void | Handled, E | CircuitOpenError | SessionError | MalformedMessage, R> => {
         const body = parseBody(message.message)
-        if ("malformed" in body) return yield* new MalformedMessage({ reason: body.malformed })
-        const progress = yield* progressOf(session)
-        if (body.seq === progress.lastSeq) {
-          yield* Metric.update(Metrics.duplicates, 1)
-          return
-        }
-        if (body.seq !== progress.lastSeq + 1 && !(progress.gapExplained && body.seq > progress.lastSeq)) {
-          yield* Metric.update(Metrics.outOfOrder, 1)
-          yield* Effect.logError(`session message out of sequence: seq ${body.seq} after ${progress.lastSeq}`).pipe(
-            Effect.annotateLogs({ sessionId: session.sessionId, messageId: message.message.id })
-          )
-        }
-        yield* options.breaker.protect(options.downstream(body, message))
-        progress.lastSeq = body.seq
-        progress.gapExplained = false
-        return { state: encodeLastSeq(body.seq) }
+        if ("malformed" in body) return Effect.fail(new MalformedMessage({ reason: body.malformed }))
+        const known = held.get(session)
+        return known !== undefined
+          ? process(message, session, body, known)
+          : Effect.flatMap(progressOf(session), (progress) => process(message, session, body, progress))
       }),
     deadLettered: (message, session) =>
       Effect.gen(function*() {

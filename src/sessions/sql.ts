@@ -21,8 +21,9 @@
  * - `send` locks the rows of the sessions it writes (upsert) before inserting messages, so two
  *   senders to one session take turns and a session's sequence numbers are in commit order: a
  *   receiver never sees message 11 of a session while message 10 is still uncommitted.
- * - Leases that ended are reclaimed (`reclaim`) before sessions are handed out: unsettled
- *   messages go back, or to the dead-letter queue once out of deliveries.
+ * - A lease that ended is reclaimed (`reclaim`) before its session is handed out again (a
+ *   session is picked only while no token is on it): unsettled messages go back, or to the
+ *   dead-letter queue once out of deliveries.
  *
  * Time: `$now` parameters are the caller's `Clock`, as in the outbox relay, so lock expiry is
  * testable with `TestClock`; processes sharing a queue need clocks that agree to well within a
@@ -144,7 +145,7 @@ const handBack = (sessions: string, max: string) => `dead as (
  * $1 queue, $2 now, $3 max delivery count, $4 one session id or null for every session. Ends
  * every lease of the queue (or of that session) that ran out: its handed-out messages go back,
  * or to the dead-letter queue when they were delivered $3 times. Sessions in someone's statement
- * right now are skipped; the next reclaim gets them.
+ * right now are skipped; the next reclaim gets them. The ids of the sessions freed.
  */
 export const reclaim = `
   with expired as (
@@ -155,7 +156,8 @@ export const reclaim = `
   ),
   ${handBack("expired", "$3::int4")}
   update session_queue_sessions s set lock_token = null, locked_until = null from expired e
-  where s.queue = e.queue and s.session_id = e.session_id`
+  where s.queue = e.queue and s.session_id = e.session_id
+  returning s.session_id`
 
 /**
  * $1 queue. The free session with messages whose turn it is (never taken, else taken longest
@@ -171,22 +173,29 @@ export const pickSession = `
 
 /**
  * $1 queue, $2 new token, $3 locked until, $4 now. Locks the free session with messages whose
- * turn it is (as `pickSession`) for a new holder, in one statement; its id, or no row.
+ * turn it is (as `pickSession`) for a new holder, in one statement; its id and state, or no row.
  */
 export const pickAndLockSession = `
   with picked as (${pickSession})
   update session_queue_sessions s set lock_token = $2::uuid, locked_until = $3::timestamptz, accepted_at = $4::timestamptz
   from picked
   where s.queue = $1 and s.session_id = picked.session_id
-  returning s.session_id`
+  returning s.session_id, s.state`
 
-/** $1 queue, $2 session. Creates the row of a named session to lock. */
+/**
+ * $1 queue, $2 session. Creates the row of a named session to lock, and locks it (or the row
+ * already there) until the accepting transaction ends. DO UPDATE rather than DO NOTHING, as in
+ * `lockSessionsForSend`: DO NOTHING takes no lock, so a release could forget (delete) the row
+ * before the accept locked it, and the grant would then update no row: an accept that
+ * succeeded without a lock, its holder's first call failing with the lock lost.
+ */
 export const ensureSession = `
-  insert into session_queue_sessions (queue, session_id) values ($1, $2) on conflict (queue, session_id) do nothing`
+  insert into session_queue_sessions (queue, session_id) values ($1, $2)
+  on conflict (queue, session_id) do update set accepted_at = session_queue_sessions.accepted_at`
 
-/** $1 queue, $2 session. Its lease, locked until the accepting transaction ends. */
+/** $1 queue, $2 session. Its lease and state, locked until the accepting transaction ends. */
 export const sessionLease = `
-  select lock_token::text as lock_token, locked_until from session_queue_sessions
+  select lock_token::text as lock_token, locked_until, state from session_queue_sessions
   where queue = $1 and session_id = $2
   for no key update`
 

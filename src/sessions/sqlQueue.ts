@@ -8,6 +8,10 @@
  *   `acceptNext` (here or in another process) reclaims them: the messages the dead holder was
  *   handed go back with their delivery counted, so the new holder starts at the first one not
  *   settled.
+ * - The holder's session state is read with the grant and kept with its own writes, so
+ *   `getState` asks the database only once the lease has run out by the holder's clock.
+ * - Ended leases are reclaimed by an acceptor that finds no free session, and at least every
+ *   half lock duration (or `pollInterval`, if shorter) by each layer that accepts sessions.
  * - `maxDeliveryCount` is this layer's (the queue has none of its own): processes sharing a
  *   queue should agree on it.
  * - Waiting (`acceptNext`, `receive`) listens on `session_queue` (LISTEN/NOTIFY): a send or a
@@ -43,7 +47,7 @@ import {
   SessionQueueError,
   type SessionQueueShape
 } from "../capabilities/SessionQueue.ts"
-import { SqlDatabase, type SqlError } from "../capabilities/SqlDatabase.ts"
+import { SqlDatabase, SqlError } from "../capabilities/SqlDatabase.ts"
 import { migrate } from "../sql/migrations.ts"
 import * as Sql from "./sql.ts"
 
@@ -56,20 +60,42 @@ export interface SqlSessionQueueOptions {
   readonly migrate?: boolean
 }
 
-const ReceivedRow = Schema.Struct({
-  held: Schema.Number,
-  sequence_number: Schema.NullOr(Schema.BigInt),
-  message_id: Schema.NullOr(Schema.String),
-  headers: Schema.Unknown,
-  body: Schema.NullOr(Schema.Uint8Array),
-  enqueued_at: Schema.NullOr(Schema.Date),
-  attempts: Schema.NullOr(Schema.Number)
-})
+/** A row of `Sql.receive`: `held`, then the message's columns, all null when none came. */
+interface ReceivedRow {
+  readonly held: number
+  readonly sequence_number: bigint | null
+  readonly message_id: string | null
+  readonly headers: unknown
+  readonly body: Uint8Array | null
+  readonly enqueued_at: Date | null
+  readonly attempts: number | null
+}
+
+// Checked by hand rather than decoded with a Schema: a row comes back for every message handed
+// out, and the decoder cost as much as the rest of the receive on the client.
+const isReceivedRow = (row: Record<string, unknown>): boolean =>
+  typeof row.held === "number" &&
+  (row.sequence_number === null ||
+    typeof row.sequence_number === "bigint" && typeof row.message_id === "string" && row.body instanceof Uint8Array &&
+      row.enqueued_at instanceof Date && typeof row.attempts === "number")
+
+const receivedRows = (rows: ReadonlyArray<Record<string, unknown>>): Effect.Effect<ReadonlyArray<ReceivedRow>, SqlError> => {
+  for (let i = 0; i < rows.length; i++) {
+    if (!isReceivedRow(rows[i]!)) {
+      return Effect.fail(new SqlError({ operation: "decode rows", cause: `row ${i} of receive is not a received message: ${Object.keys(rows[i]!).join(", ")}` }))
+    }
+  }
+  return Effect.succeed(rows as unknown as ReadonlyArray<ReceivedRow>)
+}
 const HeldRow = Schema.Struct({ held: Schema.Number })
 const UntilRow = Schema.Struct({ locked_until: Schema.Date })
 const NextLeaseRow = Schema.Struct({ until: Schema.NullOr(Schema.Date) })
-const LeaseRow = Schema.Struct({ lock_token: Schema.NullOr(Schema.String), locked_until: Schema.NullOr(Schema.Date) })
-const PickedRow = Schema.Struct({ session_id: Schema.String })
+const LeaseRow = Schema.Struct({
+  lock_token: Schema.NullOr(Schema.String),
+  locked_until: Schema.NullOr(Schema.Date),
+  state: Schema.NullOr(Schema.Uint8Array)
+})
+const PickedRow = Schema.Struct({ session_id: Schema.String, state: Schema.NullOr(Schema.Uint8Array) })
 const StateRow = Schema.Struct({ state: Schema.NullOr(Schema.Uint8Array) })
 const ReleasedRow = Schema.Struct({ left: Schema.Number, stateless: Schema.Boolean })
 const DepthRow = Schema.Struct({ active: Schema.Number, dead_lettered: Schema.Number })
@@ -247,8 +273,10 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
 
     const lockLost = (queue: string, sessionId: string) => new SessionLockLostError({ queue, sessionId })
 
-    const lockedSession = (queue: string, sessionId: string, token: string, grantedUntil: number): LockedSession => {
+    const lockedSession = (queue: string, sessionId: string, token: string, grantedUntil: number, grantedState: Uint8Array | null): LockedSession => {
       let until = grantedUntil
+      // The holder's copy of the session state: read with the grant, then what it wrote itself.
+      let state = Option.fromNullishOr(grantedState)
       const heldParams = (now: number) => [queue, sessionId, token, new Date(now)]
       const settle = (operation: string, statement: string, message: SessionMessage, extra: ReadonlyArray<unknown>) =>
         Effect.gen(function*() {
@@ -258,7 +286,8 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
           if (row === undefined || row.held === 0) return yield* Effect.fail(lockLost(queue, sessionId))
         })
       const receiveOnce = (max: number, now: number) =>
-        db.queryAs(ReceivedRow, Sql.receive, [...heldParams(now), max]).pipe(
+        db.query(Sql.receive, [...heldParams(now), max]).pipe(
+          Effect.flatMap(receivedRows),
           // Not interruptible: an interrupted receive still runs on the server, and a release
           // racing it (the scope closing on shutdown) would take its snapshot before the
           // receive commits and leave the messages it hands out marked handed out to nobody.
@@ -314,6 +343,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
               setting ? options.state ?? null : null
             ]).pipe(Effect.mapError(fail("complete", queue)))
             if (row === undefined || row.held === 0) return yield* Effect.fail(lockLost(queue, sessionId))
+            if (setting) state = Option.fromNullishOr(options.state?.slice())
           }),
         abandon: (message) => settle("abandon", Sql.abandon, message, [maxDeliveries]),
         deadLetter: (message, { description, reason }) =>
@@ -327,25 +357,32 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
           until = rows[0]!.locked_until.getTime()
           return until
         }),
+        // From the holder's copy while the lease has not run out: only the holder writes the state,
+        // and reading it cost a round trip per session (as for `lockedUntil`, a lock taken away
+        // early shows at the next call that writes or receives).
         getState: Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
+          if (until > now) return Option.map(state, (bytes) => bytes.slice())
           const rows = yield* db.queryAs(StateRow, Sql.getState, heldParams(now)).pipe(Effect.mapError(fail("get session state", queue)))
           if (rows.length === 0) return yield* Effect.fail(lockLost(queue, sessionId))
           return Option.fromNullishOr(rows[0]!.state)
         }),
-        setState: (state) =>
+        setState: (next) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            const rows = yield* db.query(Sql.setState, [...heldParams(now), state ?? null]).pipe(
+            const rows = yield* db.query(Sql.setState, [...heldParams(now), next ?? null]).pipe(
               Effect.mapError(fail("set session state", queue))
             )
             if (rows.length === 0) return yield* Effect.fail(lockLost(queue, sessionId))
+            state = Option.fromNullishOr(next?.slice())
           }),
         // Not one transaction: the release checks the token by itself and a notification is
         // only a hint, so each commits alone (a transaction costs two more round trips per
         // session). Forgetting an empty session does take one: its row is locked first, so the
         // emptiness check cannot miss messages a sender committed while it waited.
         release: Effect.gen(function*() {
+          // Given up: calls after this ask the database, which answers that the lock is lost.
+          until = 0
           const [row] = yield* db.queryAs(ReleasedRow, Sql.release, [queue, sessionId, token, maxDeliveries])
           if (row === undefined) return
           if (row.left > 0) yield* db.query(Sql.notify, [noteFor(queue, [sessionId])])
@@ -362,26 +399,45 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
     }
 
     /** Locks `sessionId` (already locked by `tx` for the transaction) for a new holder. */
-    const grant = (tx: { readonly query: SqlDatabase["Service"]["query"] }, queue: string, sessionId: string, now: number) =>
+    const grant = (
+      tx: { readonly query: SqlDatabase["Service"]["query"] },
+      queue: string,
+      sessionId: string,
+      now: number,
+      state: Uint8Array | null
+    ) =>
       Effect.gen(function*() {
         const token = crypto.randomUUID()
         const until = now + lockMs
         yield* tx.query(Sql.lockSession, [queue, sessionId, token, new Date(until), new Date(now)])
-        return { sessionId, token, until }
+        return { sessionId, token, until, state }
       })
 
     interface Granted {
       readonly sessionId: string
       readonly token: string
       readonly until: number
+      readonly state: Uint8Array | null
     }
 
     const holding = (queue: string, granted: Granted) =>
       Effect.gen(function*() {
-        const session = lockedSession(queue, granted.sessionId, granted.token, granted.until)
+        const session = lockedSession(queue, granted.sessionId, granted.token, granted.until, granted.state)
         yield* Effect.addFinalizer(() => session.release)
         return session
       })
+
+    // When this layer last reclaimed the leases of each queue that ran out (Clock time).
+    const reclaimedAt = new Map<string, number>()
+    const reclaimEvery = Math.min(pollMs, lockMs / 2)
+    /** Ends the queue's leases that ran out; how many it ended. */
+    const reclaim = (queue: string, now: number) =>
+      db.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null]).pipe(
+        Effect.map((rows) => {
+          reclaimedAt.set(queue, now)
+          return rows.length
+        })
+      )
 
     const service: SessionQueueShape = {
       send: (queue, messages) => {
@@ -407,15 +463,24 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
       acceptNext: (queue, { timeout }) =>
         Effect.gen(function*() {
           const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
-          // Two statements, no transaction: the reclaim commits on its own, and the pick locks
-          // and grants in one statement (a transaction would add two round trips per accept).
-          const session = yield* waitFor(queue, undefined, (now) =>
-            (Effect.gen(function*() {
-              yield* db.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, null])
+          const pick = (now: number) =>
+            Effect.gen(function*() {
               const token = crypto.randomUUID()
               const until = now + lockMs
               const [picked] = yield* db.queryAs(PickedRow, Sql.pickAndLockSession, [queue, token, new Date(until), new Date(now)])
-              if (picked !== undefined) return { done: { sessionId: picked.session_id, token, until } }
+              return picked === undefined ? undefined : { sessionId: picked.session_id, token, until, state: picked.state }
+            })
+          // No transaction: the reclaim commits on its own, and the pick locks and grants in one
+          // statement (a transaction would add two round trips per accept). Leases that ran out
+          // are reclaimed when no session is free, and at least every `reclaimEvery` while
+          // sessions are: a reclaim before every pick cost a statement per accept.
+          const session = yield* waitFor(queue, undefined, (now) =>
+            (Effect.gen(function*() {
+              const due = now - (reclaimedAt.get(queue) ?? -Infinity) >= reclaimEvery
+              if (due) yield* reclaim(queue, now)
+              let granted = yield* pick(now)
+              if (granted === undefined && !due && (yield* reclaim(queue, now)) > 0) granted = yield* pick(now)
+              if (granted !== undefined) return { done: granted }
               if (now >= deadline) return { done: undefined }
               const [next] = yield* db.queryAs(NextLeaseRow, Sql.nextLeaseEnd, [queue, new Date(now)])
               return { wakeAt: Math.min(deadline, next?.until?.getTime() ?? deadline) }
@@ -441,7 +506,7 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
               const [lease] = yield* tx.queryAs(LeaseRow, Sql.sessionLease, [queue, sessionId])
               if (lease?.lock_token != null && lease.locked_until !== null && lease.locked_until.getTime() > now) return undefined
               yield* tx.query(Sql.reclaim, [queue, new Date(now), maxDeliveries, sessionId])
-              return yield* grant(tx, queue, sessionId, now)
+              return yield* grant(tx, queue, sessionId, now, lease?.state ?? null)
             })
           ).pipe(
             Effect.mapError(fail("accept session", queue)),

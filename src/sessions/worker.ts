@@ -101,21 +101,27 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     const reachable = yield* Ref.make(true)
     const setActive = (delta: number) => Ref.updateAndGet(active, (n) => n + delta).pipe(Effect.flatMap((n) => Metric.update(Metrics.activeSessions, n)))
 
+    // Tagged once (see metrics.ts): every settled batch is counted.
+    const completedTotal = Metrics.messagesBy("completed")
+    const completed: Effect.Effect<Settled> = Effect.succeed("completed")
+
     /**
-     * Handles one message. A handled one is not completed here: it joins the batch's pending
-     * completions (`flush` completes them with the latest state in one call). Any other
-     * settlement first flushes the pending ones, so settlements and state keep the session's order.
+     * Settles a message the handler failed on. Any settlement first flushes the batch's pending
+     * completions, so settlements and state keep the session's order.
      */
-    const handleOne = (session: LockedSession, message: SessionMessage, flush: Effect.Effect<void, SessionError>, traced: boolean) =>
+    const settleFailure = (
+      session: LockedSession,
+      message: SessionMessage,
+      started: number,
+      cause: Cause.Cause<E | MalformedMessage>,
+      flush: Effect.Effect<void, SessionError>
+    ): Effect.Effect<Settled, SessionError, R> =>
       Effect.gen(function*() {
-        const started = yield* Clock.currentTimeMillis
-        const exit = yield* Effect.exit(handler.handle(message, session))
-        if (exit._tag === "Success") return { settled: "completed", started, handled: exit.value } as const
         let settled: Exclude<Settled, "completed">
-        const failure = Cause.findErrorOption(exit.cause)
+        const failure = Cause.findErrorOption(cause)
         const error = Option.getOrUndefined(failure)
         if (error instanceof SessionLockLostError) return yield* Effect.fail(error)
-        if (error instanceof CircuitOpenError) return { settled: "refused" } as const
+        if (error instanceof CircuitOpenError) return "refused"
         yield* flush
         if (error instanceof MalformedMessage) {
           yield* session.deadLetter(message, { reason: malformedBody, description: error.reason })
@@ -124,7 +130,7 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
           )
           settled = "dead_lettered"
         } else {
-          const description = describeCause(Option.isSome(failure) ? failure.value : Cause.squash(exit.cause))
+          const description = describeCause(Option.isSome(failure) ? failure.value : Cause.squash(cause))
           if (message.attempt >= config.maxDelivery) {
             yield* session.deadLetter(message, { reason: maxDeliveryCountExceeded, description })
             yield* Effect.logWarning(`session message dead-lettered after ${message.attempt} deliveries`).pipe(
@@ -139,28 +145,47 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
         if (settled === "dead_lettered" && handler.deadLettered !== undefined) yield* handler.deadLettered(message, session)
         yield* Metric.update(Metrics.messagesBy(settled), 1)
         yield* Metric.update(Metrics.processingSeconds, ((yield* Clock.currentTimeMillis) - started) / 1000)
-        return { settled } as const
-      }).pipe(
-        // The sender's span is the parent when the message carries its traceparent. Under
-        // Effect's own tracer (no tracing backend) the span would record nothing and cost a
-        // third of the handling of a message, so none is made (as `consumeBatches` does).
-        (handled) => {
-          if (!traced) return handled
-          const parent = parseTraceparent(message.message.headers[Headers.traceparent])
-          const annotated = Effect.tap(handled, ({ settled }) => Effect.annotateCurrentSpan("messaging.session.outcome", settled))
-          return Effect.withSpan(annotated, "session message", {
-            kind: "consumer",
-            attributes: {
-              "messaging.destination.name": config.queue,
-              "messaging.message.id": message.message.id,
-              "messaging.session.id": session.sessionId,
-              "messaging.delivery.attempt": message.attempt
-            },
-            ...(parent === undefined ? {} : { parent }),
-            captureStackTrace: false
-          })
-        }
-      )
+        return settled
+      })
+
+    /**
+     * Handles one message. A handled one is not completed here: `handled` records it among the
+     * batch's pending completions (`flush` completes them with the latest state in one call).
+     * The handler is called when the effect is built: build it where it runs.
+     */
+    const handleOne = (
+      session: LockedSession,
+      message: SessionMessage,
+      started: number,
+      flush: Effect.Effect<void, SessionError>,
+      handled: (message: SessionMessage, started: number, result: void | Handled) => void,
+      traced: boolean
+    ): Effect.Effect<Settled, SessionError, R> => {
+      const settle = Effect.matchCauseEffect(handler.handle(message, session), {
+        onSuccess: (result) => {
+          handled(message, started, result)
+          return completed
+        },
+        onFailure: (cause) => settleFailure(session, message, started, cause, flush)
+      })
+      // The sender's span is the parent when the message carries its traceparent. Under
+      // Effect's own tracer (no tracing backend) the span would record nothing and cost a
+      // third of the handling of a message, so none is made (as `consumeBatches` does).
+      if (!traced) return settle
+      const parent = parseTraceparent(message.message.headers[Headers.traceparent])
+      const annotated = Effect.tap(settle, (settled) => Effect.annotateCurrentSpan("messaging.session.outcome", settled))
+      return Effect.withSpan(annotated, "session message", {
+        kind: "consumer",
+        attributes: {
+          "messaging.destination.name": config.queue,
+          "messaging.message.id": message.message.id,
+          "messaging.session.id": session.sessionId,
+          "messaging.delivery.attempt": message.attempt
+        },
+        ...(parent === undefined ? {} : { parent }),
+        captureStackTrace: false
+      })
+    }
 
     /**
      * Handles a received batch in order and settles it: the handled messages with one
@@ -174,40 +199,45 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
       session: LockedSession,
       got: ReadonlyArray<SessionMessage>
     ): Effect.Effect<"done" | "abandoned" | "refused", SessionError, R> => {
-      let pending: Array<{ readonly message: SessionMessage; readonly started: number }> = []
+      let pending: Array<SessionMessage> = []
+      let startedAt: Array<number> = []
       let state: { readonly state: Uint8Array | undefined } | undefined
+      const handled = (message: SessionMessage, started: number, result: void | Handled) => {
+        pending.push(message)
+        startedAt.push(started)
+        if (result !== undefined) state = { state: result.state }
+      }
       const flush = Effect.suspend(() => {
         if (pending.length === 0 && state === undefined) return Effect.void
         const done = pending
+        const started = startedAt
         const options = state
         pending = []
+        startedAt = []
         state = undefined
-        return Effect.gen(function*() {
-          yield* session.completeAll(done.map((p) => p.message), options)
-          const now = yield* Clock.currentTimeMillis
-          yield* Metric.update(Metrics.messagesBy("completed"), done.length)
-          for (const { started } of done) yield* Metric.update(Metrics.processingSeconds, (now - started) / 1000)
-        })
+        return Effect.flatMap(session.completeAll(done, options), () =>
+          // The batch's metrics in one synchronous step, not an effect per message.
+          Effect.withFiber((fiber) => {
+            const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+            completedTotal.updateUnsafe(done.length, fiber.context)
+            for (const at of started) Metrics.processingSeconds.updateUnsafe((now - at) / 1000, fiber.context)
+            return Effect.void
+          }))
       }).pipe(Effect.uninterruptible)
       return Effect.gen(function*() {
         const traced = (yield* Effect.tracer) !== Tracer.nativeTracer
+        const clock = yield* Effect.clockWith(Effect.succeed)
         for (let i = 0; i < got.length; i++) {
           const message = got[i]!
-          const result = yield* handleOne(session, message, flush, traced).pipe(
-            Effect.tap((result) =>
-              Effect.sync(() => {
-                if (result.settled !== "completed") return
-                pending.push({ message, started: result.started })
-                if (result.handled !== undefined) state = { state: result.handled.state }
-              })
-            ),
-            Effect.uninterruptible
+          // Suspended, so the handler is called inside the uninterruptible region.
+          const settled = yield* Effect.uninterruptible(
+            Effect.suspend(() => handleOne(session, message, clock.currentTimeMillisUnsafe(), flush, handled, traced))
           )
-          if (result.settled === "refused") {
+          if (settled === "refused") {
             yield* flush
             return "refused" as const
           }
-          if (result.settled === "abandoned") {
+          if (settled === "abandoned") {
             yield* Effect.forEach(got.slice(i + 1), (later) => session.abandon(later), { discard: true }).pipe(Effect.uninterruptible)
             return "abandoned" as const
           }
@@ -291,12 +321,14 @@ export const makeWorker = <E, R>(options: SessionWorkerOptions<E, R>) =>
     /** Reads the queue depth into `session_queue_depth` every `depthInterval`. */
     const watchDepth = Effect.gen(function*() {
       const q = yield* SessionQueue
+      const activeDepth = Metrics.queueDepth(config.queue, "active")
+      const deadLetteredDepth = Metrics.queueDepth(config.queue, "dead_lettered")
       let warned = false
       while (true) {
         const depth = yield* Effect.exit(q.depth(config.queue))
         if (depth._tag === "Success") {
-          yield* Metric.update(Metrics.queueDepth(config.queue, "active"), depth.value.active)
-          yield* Metric.update(Metrics.queueDepth(config.queue, "dead_lettered"), depth.value.deadLettered)
+          yield* Metric.update(activeDepth, depth.value.active)
+          yield* Metric.update(deadLetteredDepth, depth.value.deadLettered)
           warned = false
         } else if (!warned) {
           // Once per outage: an emulator without the depth API would otherwise warn every interval.

@@ -8,6 +8,7 @@
 import { afterAll, expect, test } from "bun:test"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -101,4 +102,34 @@ if (await requireServer("PostgreSQL", probePostgres(url))) {
       for (const m of got) yield* next.complete(m)
       expect(yield* live.depth(queue)).toEqual({ active: 0, deadLettered: 0 })
     }))), 60_000)
+
+  test("PostgreSQL backend: a named accept racing the release that forgets the empty session gets a lock it holds, never one on a row the release deleted", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const a = Context.get(yield* Layer.build(SqlSessionQueue.layer().pipe(Layer.provide(database()))), SessionQueue)
+      const b = Context.get(yield* Layer.build(SqlSessionQueue.layer().pipe(Layer.provide(database()))), SessionQueue)
+      const queue = freshName("sq")
+      // A holds an empty session without state, so its release deletes the session's row. B
+      // accepts the same session while that release runs: whenever B's accept succeeds, B must
+      // hold the lock (its first call succeeds). The interleaving is left to the two pools, so
+      // the case repeats; a release whose delete lands between B's creating and locking the row
+      // showed in about a quarter of the rounds.
+      let granted = 0
+      for (let round = 0; round < 60; round++) {
+        const sessionId = `s${round}`
+        const holding = yield* Scope.make()
+        yield* a.accept(queue, sessionId).pipe(Scope.provide(holding))
+        const [, accepted] = yield* Effect.all([
+          Scope.close(holding, Exit.void),
+          // Retried while A still holds it: the point is the accept that comes right after the release.
+          Effect.scoped(Effect.gen(function*() {
+            const session = yield* b.accept(queue, sessionId)
+            yield* session.setState(new TextEncoder().encode("mine"))
+            return Option.map(yield* session.getState, (state) => new TextDecoder().decode(state))
+          })).pipe(Effect.retry({ while: (error) => error._tag === "SessionLockedError", times: 200 }))
+        ], { concurrency: "unbounded" })
+        expect(accepted).toEqual(Option.some("mine"))
+        granted++
+      }
+      expect(granted).toBe(60)
+    }))), 120_000)
 }

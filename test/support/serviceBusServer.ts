@@ -128,7 +128,8 @@ interface PendingAccept {
 
 export const startServiceBusTestServer = async (options: ServiceBusTestServerOptions = {}): Promise<ServiceBusTestServer> => {
   const lockDurationMs = options.lockDurationMs ?? 60_000
-  const store = new SessionStore({ lockDurationMs, maxDeliveryCount: options.maxDeliveryCount ?? 10 })
+  // GUID lock tokens: a message's token goes to the SDK as its 16-byte delivery tag.
+  const store = new SessionStore({ lockDurationMs, maxDeliveryCount: options.maxDeliveryCount ?? 10, newToken: () => crypto.randomUUID() })
   const held = new Set<Held>()
   let pending: Array<PendingAccept> = []
   /** Links on which replies to `$cbs` and `$management` requests go, by name and target address. */
