@@ -20,7 +20,7 @@ import type { SqliteDatabaseShape } from "../capabilities/SqliteDatabase.ts"
 import { directTopic } from "../capabilities/Subscriber.ts"
 import type { Handler } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
-import { answer } from "./answer.ts"
+import { makeAnswer } from "./answer.ts"
 import { encodeReply, errorReply, type SalesReply } from "./request.ts"
 
 /** When the client stops waiting, in epoch milliseconds. */
@@ -59,6 +59,7 @@ const parseDeadline = (text: string | undefined): number | undefined | "malforme
 export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue: string): SalesWorker => {
   const count = (outcome: string) => Metric.update(Metric.withAttributes(requests, { worker: workerId, outcome }), 1)
   const timing = Metric.withAttributes(querySeconds, { worker: workerId })
+  const answer = makeAnswer(db)
   let inFlight = 0
   let answered = 0
 
@@ -89,7 +90,7 @@ export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue
       inFlight++
       const body = deadline === "malformed"
         ? errorReply({ code: "bad_request", message: `${deadlineHeader} is not epoch milliseconds` })
-        : yield* answer(db, received.message.body).pipe(Effect.onInterrupt(() => Effect.sync(() => inFlight--)))
+        : yield* answer(received.message.body).pipe(Effect.onInterrupt(() => Effect.sync(() => inFlight--)))
       yield* reply(replyTo, correlationId, body).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
       answered++
       yield* count(body.ok ? "ok" : body.error.code)
