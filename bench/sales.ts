@@ -1,14 +1,17 @@
 /**
  * Sales query service capacity on RabbitMQ, through the balancer and direct, in one run.
  *
- *   bun run bench/sales.ts [any sales-bench flag: --sweep-start 100 --sweep-step 100 --duration 5s
- *                           --p99-bound 25ms --concurrency 15 --report-dir <dir>]
+ *   bun run bench/sales.ts [--delivery persistent|transient] [any sales-bench flag: --sweep-start 100
+ *                           --sweep-step 100 --duration 5s --p99-bound 25ms --concurrency 15 --report-dir <dir>]
  *
  * Seeds a database (the original's sizes), starts three sales workers and the balancer as the
  * image runs them (`programs/`, fresh queue names), then runs `sales-bench --sweep` twice with
  * the same flags: through the balancer (`sales_requests`-style request queue) and `--direct`
  * (round robin over the worker queues). Both sweeps print as they go; the last lines compare the
  * highest rates that held. With `--report-dir`, each sweep's HTML report is written there.
+ * `--delivery transient` runs every program with RABBITMQ_DIRECT_DELIVERY=transient (requests and
+ * replies not written to disk); the default is the programs' own, persistent.
+ * `bench/salesCeiling.ts` measures the same hops in plain amqplib: the broker's ceiling.
  * Everything it declared is deleted at the end.
  */
 import * as amqp from "amqplib"
@@ -18,10 +21,17 @@ import { join } from "node:path"
 
 const root = join(import.meta.dir, "..")
 const url = process.env.RABBITMQ_URL ?? "amqp://guest:guest@127.0.0.1:5672"
-const argv = process.argv.slice(2)
-const reportDirAt = argv.indexOf("--report-dir")
-const reportDir = reportDirAt >= 0 ? argv[reportDirAt + 1] : undefined
-const passed = reportDirAt >= 0 ? [...argv.slice(0, reportDirAt), ...argv.slice(reportDirAt + 2)] : argv
+/** Takes `--name value` out of the flags passed on to sales-bench. */
+const own = (args: Array<string>, name: string): string | undefined => {
+  const at = args.indexOf(name)
+  if (at < 0) return undefined
+  const [, value] = args.splice(at, 2)
+  return value
+}
+const passed = process.argv.slice(2)
+const reportDir = own(passed, "--report-dir")
+const delivery = own(passed, "--delivery") ?? "persistent"
+if (delivery !== "persistent" && delivery !== "transient") throw new Error(`--delivery: persistent or transient, got ${delivery}`)
 const tag = Date.now().toString(36)
 const queues = [1, 2, 3].map((i) => `bench_sales_worker_${i}_${tag}`)
 const requestQueue = `bench_sales_requests_${tag}`
@@ -34,7 +44,7 @@ const db = join(dir, "sales.db")
 const spawn = (program: string, env: Record<string, string>, args: ReadonlyArray<string> = [], inherit = false) =>
   Bun.spawn([process.execPath, "run", join(root, "programs", program), ...args], {
     cwd: root,
-    env: { ...process.env, RABBITMQ_URL: url, METRICS_PORT: "0", LOG_FORMAT: "json", ...env },
+    env: { ...process.env, RABBITMQ_URL: url, RABBITMQ_DIRECT_DELIVERY: delivery, METRICS_PORT: "0", LOG_FORMAT: "json", ...env },
     stdout: inherit ? "inherit" : "pipe",
     stderr: inherit ? "inherit" : "pipe"
   })
@@ -94,7 +104,7 @@ try {
     ...children.slice(0, 3).map((child) => waitFor(child, /sales worker .* answering/)),
     waitFor(children[3]!, /sales balancer:/)
   ])
-  console.log(`machine: ${navigator.hardwareConcurrency} CPUs; three workers and the balancer on RabbitMQ ${url.replace(/\/\/[^@]*@/, "//")}`)
+  console.log(`machine: ${navigator.hardwareConcurrency} CPUs; three workers and the balancer on RabbitMQ ${url.replace(/\/\/[^@]*@/, "//")}, ${delivery} requests and replies`)
   const balanced = await sweep("through the balancer", [])
   const direct = await sweep("direct", ["--direct"])
   console.log(`\nhighest rate within the p99 bound: through the balancer ${balanced} req/s, direct ${direct} req/s` +

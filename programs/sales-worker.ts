@@ -4,7 +4,8 @@
  * read-only) to its reply-to with its correlation id, and acks once the reply is confirmed.
  * Several run side by side, each with its WORKER_ID and queue; the balancer or a client sends to
  * the queue through the default exchange. Every HEARTBEAT_INTERVAL [2s] it publishes a heartbeat
- * with its load to HEARTBEAT_TOPIC [sales.heartbeats], and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL.
+ * with its load to HEARTBEAT_TOPIC [sales.heartbeats], and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL;
+ * RABBITMQ_DIRECT_DELIVERY [persistent], or transient to keep its replies off the disk.
  *
  *   bun run programs/sales-worker.ts
  */
