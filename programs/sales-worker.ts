@@ -17,7 +17,7 @@ import { runMain } from "../layers/platform/runMain.ts"
 import * as Sqlite from "../layers/sqlite/index.ts"
 import { SqliteDatabase } from "../src/capabilities/SqliteDatabase.ts"
 import { directTopic } from "../src/capabilities/Subscriber.ts"
-import { consume } from "../src/messaging/consume.ts"
+import { consumeBatches } from "../src/messaging/consume.ts"
 import { load } from "../src/runtime/config.ts"
 import { publishHeartbeats } from "../src/sales/heartbeat.ts"
 import { makeSalesWorker } from "../src/sales/worker.ts"
@@ -35,8 +35,9 @@ const program = Effect.gen(function*() {
       config.heartbeatInterval
     ))
     yield* Effect.log(`sales worker ${config.workerId} answering from ${config.dbPath} on queue ${config.queue} (prefetch ${config.prefetch})`)
-    return yield* consume({ topic: directTopic, group: config.queue, prefetch: config.prefetch }, worker.handler, {
-      concurrency: config.prefetch
+    // The requests at hand are answered together and their replies published at once.
+    return yield* consumeBatches({ topic: directTopic, group: config.queue, prefetch: config.prefetch }, worker.batchHandler, {
+      maxBatch: config.prefetch
     })
   }))
   yield* asWorker(run).pipe(
