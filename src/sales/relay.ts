@@ -221,14 +221,21 @@ export const runRelay = (
           outcomes.push(Outcome.ack)
         }
         if (forwards.length === 0) return outcomes
-        const sent = yield* Effect.result(publisher.publish(directTopic, forwards.map((f) => forwardMessage(f.id, f.worker, f.entry))))
-        if (sent._tag === "Failure") {
-          // None of them is assumed forwarded: each is routed afresh when it comes back.
+        // None of them is assumed forwarded when the publish fails or is cut short (the handler's
+        // time ran out, shutdown): they are forgotten here, and each is routed afresh when its
+        // request comes back; a reply to one that did get through is still relayed.
+        const forget = Effect.sync(() => {
           for (const f of forwards) {
             held.delete(f.id)
             balancer.cancel(f.id)
-            outcomes[f.index] = notSent(sent.failure)
           }
+        })
+        const sent = yield* Effect.result(publisher.publish(directTopic, forwards.map((f) => forwardMessage(f.id, f.worker, f.entry)))).pipe(
+          Effect.onInterrupt(() => forget)
+        )
+        if (sent._tag === "Failure") {
+          yield* forget
+          for (const f of forwards) outcomes[f.index] = notSent(sent.failure)
           return outcomes
         }
         for (const f of forwards) yield* Metric.update(Metric.withAttributes(routed, { worker: f.worker }), 1)
