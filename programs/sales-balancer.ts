@@ -4,7 +4,8 @@
  * from WORKER_QUEUES [mom-worker-1,mom-worker-2,mom-worker-3] and from their heartbeats; replies
  * come back through REPLY_QUEUE [sales_balancer_replies] and are relayed to the client, so
  * outstanding counts fall on real replies. A worker whose heartbeats stop is taken out and its
- * unanswered requests re-sent. Broker: BROKER [rabbitmq], RABBITMQ_URL.
+ * unanswered requests re-sent. Broker: BROKER [rabbitmq], RABBITMQ_URL; RABBITMQ_DIRECT_DELIVERY
+ * [persistent], or transient to keep the requests and replies it forwards off the disk.
  *
  *   bun run programs/sales-balancer.ts
  */

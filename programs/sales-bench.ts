@@ -6,7 +6,8 @@
  * [sales_requests] (the balancer), or with --direct round robin to WORKER_QUEUES. --sweep steps
  * the rate up until p99 passes --p99-bound [25ms]. --json prints one JSON document (progress
  * goes to stderr); --report FILE.html writes the latency-by-percentile chart. Broker: BROKER
- * [rabbitmq], RABBITMQ_URL. See src/sales/benchConfig.ts for every setting.
+ * [rabbitmq], RABBITMQ_URL; RABBITMQ_DIRECT_DELIVERY [persistent] or transient for its requests. See
+ * src/sales/benchConfig.ts for every setting.
  *
  *   bun run programs/sales-bench.ts [--target-rate 5000] [--duration 10s] [--direct] [--sweep] [--json] [--report out.html]
  */

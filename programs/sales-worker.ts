@@ -4,7 +4,8 @@
  * read-only) to its reply-to with its correlation id, and acks once the reply is confirmed.
  * Several run side by side, each with its WORKER_ID and queue; the balancer or a client sends to
  * the queue through the default exchange. Every HEARTBEAT_INTERVAL [2s] it publishes a heartbeat
- * with its load to HEARTBEAT_TOPIC [sales.heartbeats], and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL.
+ * with its load to HEARTBEAT_TOPIC [sales.heartbeats], and a last one when it leaves. Broker: BROKER [rabbitmq], RABBITMQ_URL;
+ * RABBITMQ_DIRECT_DELIVERY [persistent], or transient to keep its replies off the disk.
  *
  *   bun run programs/sales-worker.ts
  */
@@ -16,7 +17,7 @@ import { runMain } from "../layers/platform/runMain.ts"
 import * as Sqlite from "../layers/sqlite/index.ts"
 import { SqliteDatabase } from "../src/capabilities/SqliteDatabase.ts"
 import { directTopic } from "../src/capabilities/Subscriber.ts"
-import { consume } from "../src/messaging/consume.ts"
+import { consumeBatches } from "../src/messaging/consume.ts"
 import { load } from "../src/runtime/config.ts"
 import { publishHeartbeats } from "../src/sales/heartbeat.ts"
 import { makeSalesWorker } from "../src/sales/worker.ts"
@@ -34,8 +35,9 @@ const program = Effect.gen(function*() {
       config.heartbeatInterval
     ))
     yield* Effect.log(`sales worker ${config.workerId} answering from ${config.dbPath} on queue ${config.queue} (prefetch ${config.prefetch})`)
-    return yield* consume({ topic: directTopic, group: config.queue, prefetch: config.prefetch }, worker.handler, {
-      concurrency: config.prefetch
+    // The requests at hand are answered together and their replies published at once.
+    return yield* consumeBatches({ topic: directTopic, group: config.queue, prefetch: config.prefetch }, worker.batchHandler, {
+      maxBatch: config.prefetch
     })
   }))
   yield* asWorker(run).pipe(

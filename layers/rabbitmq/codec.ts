@@ -1,6 +1,7 @@
 /**
  * Message <-> AMQP: id is `messageId`, key the routing key, headers the AMQP headers (read back
- * as strings), body the content; every message is persistent.
+ * as strings), body the content. Every message is persistent, but for request/reply traffic on
+ * the default exchange when the layer is told `directDelivery: "transient"` (see `./index.ts`).
  *
  * A retry is republished to the group's queue through the toolkit's retry exchange
  * (`retryExchange`, bound to every group's queue by its name), so the original exchange and
@@ -34,11 +35,18 @@ export interface Outgoing {
   readonly options: amqp.Options.Publish
 }
 
-/** Publish options for a message's headers: the request/reply ones as properties, the rest as headers. */
-export const publishOptions = (messageId: string, headers: Readonly<Record<string, string>>): amqp.Options.Publish => {
+/**
+ * Publish options for a message's headers: the request/reply ones as properties, the rest as
+ * headers; persistent (written to disk on a durable queue) unless told otherwise.
+ */
+export const publishOptions = (
+  messageId: string,
+  headers: Readonly<Record<string, string>>,
+  persistent = true
+): amqp.Options.Publish => {
   const { [Headers.replyTo]: replyTo, [Headers.correlationId]: correlationId, ...rest } = headers
   return {
-    persistent: true,
+    persistent,
     messageId,
     headers: rest,
     ...(replyTo === undefined ? {} : { replyTo }),
@@ -46,11 +54,11 @@ export const publishOptions = (messageId: string, headers: Readonly<Record<strin
   }
 }
 
-export const toAmqp = (exchange: string, message: Message): Outgoing => ({
+export const toAmqp = (exchange: string, message: Message, persistent = true): Outgoing => ({
   exchange,
   routingKey: message.key,
   content: asBuffer(message.body),
-  options: publishOptions(message.id, message.headers)
+  options: publishOptions(message.id, message.headers, persistent)
 })
 
 export interface Incoming {

@@ -30,9 +30,9 @@ import type { BrokerError } from "../../src/capabilities/BrokerError.ts"
 import { Publisher, type PublisherShape } from "../../src/capabilities/Publisher.ts"
 import { defaultPrefetch, Subscriber, type SubscriberShape } from "../../src/capabilities/Subscriber.ts"
 import * as Connection from "./connection.ts"
-import { type Confirms, makeConfirms, send } from "./publisher.ts"
+import { type Confirms, type DirectDelivery, makeConfirms, send } from "./publisher.ts"
 import { makeSubscriber } from "./subscriber.ts"
-import { positiveInt, url } from "../../src/runtime/config.ts"
+import { oneOf, positiveInt, url } from "../../src/runtime/config.ts"
 import { configuredLayers } from "../configured.ts"
 
 export interface RabbitMqOptions {
@@ -53,6 +53,15 @@ export interface RabbitMqOptions {
   readonly ackFlushInterval?: Duration.Input
   /** Between reconnect attempts; default exponential from 100 ms, capped at 5 s, jittered. */
   readonly reconnectSchedule?: Schedule.Schedule<unknown, BrokerError>
+  /**
+   * How what this layer publishes to `directTopic` (the default exchange: requests and replies
+   * sent straight to a queue) is stored; default "persistent", like every other message.
+   * "transient" keeps those messages in memory only: no disk write per message on a durable
+   * queue (a persistent confirm waits for one), at the price that a broker restart loses the ones
+   * still queued. For request/reply traffic whose client times out anyway, a lost request is a
+   * timeout it handles already. Topics, retries and dead letters stay persistent either way.
+   */
+  readonly directDelivery?: DirectDelivery
 }
 
 export type Options = RabbitMqOptions
@@ -60,6 +69,7 @@ export type Options = RabbitMqOptions
 interface Link {
   readonly connection: Connection.Connection
   readonly confirms: Confirms
+  readonly directDelivery: DirectDelivery
 }
 
 // Every variant needs the connection and the confirm channel: the subscriber's retries and dead
@@ -73,12 +83,12 @@ const connect = (options: RabbitMqOptions): Effect.Effect<Link, BrokerError, Sco
       ...(options.reconnectSchedule === undefined ? {} : { reconnectSchedule: options.reconnectSchedule })
     })
     const confirms = yield* makeConfirms(connection, options.publishTimeout ?? "30 seconds")
-    return { connection, confirms }
+    return { connection, confirms, directDelivery: options.directDelivery ?? "persistent" }
   })
 
 const connectTimeoutOf = (options: RabbitMqOptions): Duration.Input => options.connectTimeout ?? "10 seconds"
 
-const publisherOf = (link: Link): PublisherShape => Publisher.make("rabbitmq", send(link.confirms), link.connection.healthy)
+const publisherOf = (link: Link): PublisherShape => Publisher.make("rabbitmq", send(link.confirms, link.directDelivery), link.connection.healthy)
 
 const subscriberOf = (options: RabbitMqOptions, link: Link): SubscriberShape =>
   Subscriber.of(makeSubscriber(link.connection, link.confirms, {
@@ -100,14 +110,18 @@ export const publisherLayer = (options: RabbitMqOptions): Layer.Layer<Publisher,
 export const subscriberLayer = (options: RabbitMqOptions): Layer.Layer<Subscriber, BrokerError> =>
   Layer.effect(Subscriber, Effect.map(connect(options), (link) => subscriberOf(options, link)))
 
-/** `RABBITMQ_URL` [amqp://guest:guest@localhost:5672] and `RABBITMQ_PREFETCH` [100]. */
+/**
+ * `RABBITMQ_URL` [amqp://guest:guest@localhost:5672], `RABBITMQ_PREFETCH` [100] and
+ * `RABBITMQ_DIRECT_DELIVERY` [persistent] (or transient: see `directDelivery`).
+ */
 export const config: Config.Config<RabbitMqOptions> = Config.all({
   // Checked at start, so a wrong scheme stops the program (exit 2) instead of a reconnect loop.
   url: url("RABBITMQ_URL", ["amqp", "amqps"]).pipe(
     Config.withDefault("amqp://guest:guest@localhost:5672"),
     Config.map((text) => Redacted.make(text))
   ),
-  prefetch: positiveInt("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch))
+  prefetch: positiveInt("RABBITMQ_PREFETCH").pipe(Config.withDefault(defaultPrefetch)),
+  directDelivery: oneOf("RABBITMQ_DIRECT_DELIVERY", ["persistent", "transient"] as const).pipe(Config.withDefault("persistent" as const))
 })
 
 /** `layerConfig`, `publisherLayerConfig`, `subscriberLayerConfig`: the layers above, from `config`. */

@@ -25,6 +25,7 @@ import * as Semaphore from "effect/Semaphore"
 import type * as Scope from "effect/Scope"
 import type { Message } from "../../src/capabilities/Message.ts"
 import { PublisherError } from "../../src/capabilities/Publisher.ts"
+import { directTopic } from "../../src/capabilities/Subscriber.ts"
 import { type Outgoing, toAmqp } from "./codec.ts"
 import { closeTimeout, type Connection, describe, type Live, watchChannel } from "./connection.ts"
 import { assertTopic, retryExchange } from "./topology.ts"
@@ -244,15 +245,20 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
     })
   })
 
+/** How messages published to the default exchange (`directTopic`, request/reply) are stored. */
+export type DirectDelivery = "persistent" | "transient"
+
 /**
  * The Publisher's raw send for `Publisher.make`. The retry exchange is refused: what arrives
- * through it is taken for a retry copy, attempt and origin included.
+ * through it is taken for a retry copy, attempt and origin included. Every publish waits for its
+ * confirm, transient ones too: the broker confirms those once a queue took them (no disk write),
+ * so a confirmed reply still means a reply in its queue.
  */
-export const send = (confirms: Confirms) =>
+export const send = (confirms: Confirms, directDelivery: DirectDelivery = "persistent") =>
 (topic: string, messages: ReadonlyArray<Message>): Effect.Effect<void, PublisherError> =>
   topic === retryExchange
     ? Effect.fail(new PublisherError({ operation: "publish", topic, cause: "reserved for the toolkit's retry copies", reason: "refused" }))
-    : confirms.publish(topic, messages.map((message) => toAmqp(topic, message))).pipe(
+    : confirms.publish(topic, messages.map((message) => toAmqp(topic, message, topic !== directTopic || directDelivery === "persistent"))).pipe(
       Effect.mapError((error) =>
         new PublisherError({ operation: "publish", topic, cause: error.cause, reason: error.refused === true ? "refused" : "unavailable" })
       )

@@ -19,10 +19,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
-import { Headers, type Message } from "../capabilities/Message.ts"
+import { Headers, type Message, type OutgoingMessage } from "../capabilities/Message.ts"
 import { Publisher, type PublisherError } from "../capabilities/Publisher.ts"
 import { directTopic, Subscriber, type SubscriberError } from "../capabilities/Subscriber.ts"
-import { consume } from "../messaging/consume.ts"
+import { consume, consumeBatches } from "../messaging/consume.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { type Balancer, type Handback } from "./balancer.ts"
 import { parseHeartbeat } from "./heartbeat.ts"
@@ -116,26 +116,30 @@ export const runRelay = (
     const held = new Map<string, Held>()
     const publisher = yield* Publisher
 
-    const toClient = (client: Client, body: string | Uint8Array, extra: Record<string, string> = {}) =>
-      publisher.publish(directTopic, [{
-        key: client.replyTo,
-        headers: client.correlationId === undefined ? extra : { ...extra, [Headers.correlationId]: client.correlationId },
-        body
-      }])
+    const clientMessage = (client: Client, body: string | Uint8Array, extra: Record<string, string> = {}): OutgoingMessage => ({
+      key: client.replyTo,
+      headers: client.correlationId === undefined ? extra : { ...extra, [Headers.correlationId]: client.correlationId },
+      body
+    })
+
+    const toClient = (client: Client, body: string | Uint8Array) => publisher.publish(directTopic, [clientMessage(client, body)])
 
     const unavailable = (client: Client) =>
       toClient(client, encodeReply(errorReply({ code: "unavailable", message: "no healthy sales worker" }))).pipe(
         Effect.andThen(Metric.update(Metric.withAttributes(dropped, { reason: "unavailable" }), 1))
       )
 
-    const forward = (id: string, worker: string, entry: Held): Effect.Effect<void, PublisherError> => {
+    const forwardMessage = (id: string, worker: string, entry: Held): OutgoingMessage => {
       const { [Headers.replyTo]: _r, [Headers.correlationId]: _c, ...headers } = entry.message.headers
-      return publisher.publish(directTopic, [{
+      return {
         key: worker,
         headers: { ...headers, [Headers.replyTo]: options.replyQueue, [Headers.correlationId]: packCorrelation(id, entry.client)! },
         body: entry.message.body
-      }])
+      }
     }
+
+    const forward = (id: string, worker: string, entry: Held): Effect.Effect<void, PublisherError> =>
+      publisher.publish(directTopic, [forwardMessage(id, worker, entry)])
 
     const handBack = (back: Handback) =>
       Effect.gen(function*() {
@@ -171,59 +175,105 @@ export const runRelay = (
         ), { discard: true })
     )
 
-    const onRequest = consume({ topic: directTopic, group: options.requestQueue, prefetch: options.prefetch }, (received) =>
-      Effect.gen(function*() {
-        const message = received.message
-        const replyTo = message.headers[Headers.replyTo]
-        if (replyTo === undefined || replyTo === "") return Outcome.deadLetter("a sales request without reply-to")
-        const client: Client = { replyTo, correlationId: message.headers[Headers.correlationId] }
-        const id = crypto.randomUUID().replaceAll("-", "")
-        if (packCorrelation(id, client) === undefined) {
-          yield* toClient(client, encodeReply(errorReply({ code: "bad_request", message: "reply-to and correlation-id are too long to relay" })))
-          return Outcome.ack
-        }
-        const now = yield* Clock.currentTimeMillis
-        const deadline = deadlineOf(message)
-        // Its client stopped waiting while it sat in the queue: no worker's time is spent on it.
-        if (deadline !== undefined && deadline <= now) {
-          yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
-          return Outcome.ack
-        }
-        const worker = balancer.route(id, now, deadline)
-        if (worker === undefined) {
-          yield* unavailable(client)
-          return Outcome.ack
-        }
-        const entry = { message, client }
-        held.set(id, entry)
-        yield* forward(id, worker, entry).pipe(Effect.tapError(() =>
-          Effect.sync(() => {
-            held.delete(id)
-            balancer.cancel(id)
-          })
-        ))
-        yield* Metric.update(Metric.withAttributes(routed, { worker }), 1)
-        yield* Metric.update(Metric.withAttributes(outstandingGauge, { worker }), balancer.snapshot().find((w) => w.queue === worker)?.outstanding ?? 0)
-        return Outcome.ack
-      }), { concurrency: options.prefetch })
+    // Requests and replies are handled in batches of what has arrived (one at a time when the
+    // load is light): one publish of all the batch's forwards, or of all its relayed replies,
+    // waits for one set of confirms, where a publish per message paid the runner's and the
+    // publisher's per-call cost twice for every request.
+    const notSent = (error: PublisherError) => Outcome.retry(`not sent: ${error.message}`)
 
-    const onReply = consume({ topic: directTopic, group: options.replyQueue, prefetch: options.prefetch }, (received) =>
+    const onRequest = consumeBatches({ topic: directTopic, group: options.requestQueue, prefetch: options.prefetch }, (batch) =>
       Effect.gen(function*() {
-        const unpacked = unpackCorrelation(received.message.headers[Headers.correlationId] ?? "")
-        if (unpacked === undefined) return Outcome.deadLetter("a reply whose correlation id the balancer did not make")
-        const from = received.message.headers[workerHeader]
+        const outcomes: Array<Outcome.Outcome> = []
+        const forwards: Array<{ readonly index: number; readonly id: string; readonly worker: string; readonly entry: Held }> = []
         const now = yield* Clock.currentTimeMillis
-        const request = balancer.replied(unpacked.id, from, now)
-        held.delete(unpacked.id)
-        yield* toClient(unpacked.client, received.message.body)
-        const worker = from ?? request?.worker
-        if (worker !== undefined) yield* Metric.update(Metric.withAttributes(replies, { worker }), 1)
-        if (request !== undefined) {
-          yield* Metric.update(Metric.withAttributes(latency, { worker: worker! }), (now - request.sentAt) / 1000)
-          yield* Metric.update(Metric.withAttributes(outstandingGauge, { worker: request.worker }), balancer.snapshot().find((w) => w.queue === request.worker)?.outstanding ?? 0)
+        for (const received of batch) {
+          const message = received.message
+          const replyTo = message.headers[Headers.replyTo]
+          if (replyTo === undefined || replyTo === "") {
+            outcomes.push(Outcome.deadLetter("a sales request without reply-to"))
+            continue
+          }
+          const client: Client = { replyTo, correlationId: message.headers[Headers.correlationId] }
+          const id = crypto.randomUUID().replaceAll("-", "")
+          if (packCorrelation(id, client) === undefined) {
+            const sent = yield* Effect.result(
+              toClient(client, encodeReply(errorReply({ code: "bad_request", message: "reply-to and correlation-id are too long to relay" })))
+            )
+            outcomes.push(sent._tag === "Success" ? Outcome.ack : notSent(sent.failure))
+            continue
+          }
+          const deadline = deadlineOf(message)
+          // Its client stopped waiting while it sat in the queue: no worker's time is spent on it.
+          if (deadline !== undefined && deadline <= now) {
+            yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+            outcomes.push(Outcome.ack)
+            continue
+          }
+          const worker = balancer.route(id, now, deadline)
+          if (worker === undefined) {
+            const sent = yield* Effect.result(unavailable(client))
+            outcomes.push(sent._tag === "Success" ? Outcome.ack : notSent(sent.failure))
+            continue
+          }
+          const entry = { message, client }
+          held.set(id, entry)
+          forwards.push({ index: outcomes.length, id, worker, entry })
+          outcomes.push(Outcome.ack)
         }
-        return Outcome.ack
-      }), { concurrency: options.prefetch })
+        if (forwards.length === 0) return outcomes
+        // None of them is assumed forwarded when the publish fails or is cut short (the handler's
+        // time ran out, shutdown): they are forgotten here, and each is routed afresh when its
+        // request comes back; a reply to one that did get through is still relayed.
+        const forget = Effect.sync(() => {
+          for (const f of forwards) {
+            held.delete(f.id)
+            balancer.cancel(f.id)
+          }
+        })
+        const sent = yield* Effect.result(publisher.publish(directTopic, forwards.map((f) => forwardMessage(f.id, f.worker, f.entry)))).pipe(
+          Effect.onInterrupt(() => forget)
+        )
+        if (sent._tag === "Failure") {
+          yield* forget
+          for (const f of forwards) outcomes[f.index] = notSent(sent.failure)
+          return outcomes
+        }
+        for (const f of forwards) yield* Metric.update(Metric.withAttributes(routed, { worker: f.worker }), 1)
+        yield* gauges
+        return outcomes
+      }))
+
+    const onReply = consumeBatches({ topic: directTopic, group: options.replyQueue, prefetch: options.prefetch }, (batch) =>
+      Effect.gen(function*() {
+        const outcomes: Array<Outcome.Outcome> = []
+        const relayed: Array<{ readonly index: number; readonly message: OutgoingMessage }> = []
+        const now = yield* Clock.currentTimeMillis
+        for (const received of batch) {
+          const headers = received.message.headers
+          const unpacked = unpackCorrelation(headers[Headers.correlationId] ?? "")
+          if (unpacked === undefined) {
+            outcomes.push(Outcome.deadLetter("a reply whose correlation id the balancer did not make"))
+            continue
+          }
+          const from = headers[workerHeader]
+          const request = balancer.replied(unpacked.id, from, now)
+          held.delete(unpacked.id)
+          // The worker's trace goes on to the client, as it would through a single relay.
+          const trace = headers[Headers.traceparent]
+          relayed.push({ index: outcomes.length, message: clientMessage(unpacked.client, received.message.body, trace === undefined ? {} : { [Headers.traceparent]: trace }) })
+          outcomes.push(Outcome.ack)
+          const worker = from ?? request?.worker
+          if (worker !== undefined) yield* Metric.update(Metric.withAttributes(replies, { worker }), 1)
+          if (request !== undefined) yield* Metric.update(Metric.withAttributes(latency, { worker: worker! }), (now - request.sentAt) / 1000)
+        }
+        if (relayed.length > 0) {
+          const sent = yield* Effect.result(publisher.publish(directTopic, relayed.map((r) => r.message)))
+          // Sent again on the retry: clients drop a second reply to the same correlation id.
+          if (sent._tag === "Failure") for (const r of relayed) outcomes[r.index] = Outcome.retry(`relay failed: ${sent.failure.message}`)
+        }
+        yield* gauges
+        return outcomes
+      }))
 
     const onHeartbeat = consume({ topic: options.heartbeatTopic, group: options.heartbeatQueue, prefetch: 50 }, (received) =>
       Effect.gen(function*() {

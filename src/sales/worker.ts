@@ -9,18 +9,19 @@
  *   unanswered and counted: its client gave up, the work would be wasted.
  * - A request without `reply-to` has nowhere to go: dead-lettered, so it is kept for inspection.
  * - A reply that cannot be published fails the handler: the runner retries the request, and
- *   dead-letters it after its attempts run out.
+ *   dead-letters it after its attempts run out (the batch handler returns retries for them).
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import { Headers } from "../capabilities/Message.ts"
+import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
 import { Publisher, type PublisherError } from "../capabilities/Publisher.ts"
 import type { SqliteDatabaseShape } from "../capabilities/SqliteDatabase.ts"
 import { directTopic } from "../capabilities/Subscriber.ts"
-import type { Handler } from "../messaging/Handler.ts"
+import type { Received } from "../capabilities/Delivery.ts"
+import type { BatchHandler, Handler } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
-import { answer } from "./answer.ts"
+import { makeAnswer } from "./answer.ts"
 import { encodeReply, errorReply, type SalesReply } from "./request.ts"
 
 /** When the client stops waiting, in epoch milliseconds. */
@@ -45,7 +46,14 @@ export interface WorkerLoad {
 }
 
 export interface SalesWorker {
+  /** One request at a time: a reply that cannot be published fails the call. */
   readonly handler: Handler<PublisherError, Publisher>
+  /**
+   * The requests at hand together, their replies in one publish (for `consumeBatches`): under
+   * load the runner's and the publisher's cost per call is paid once per batch, not per request.
+   * A publish that fails retries the batch's answered requests, as a failing `handler` would.
+   */
+  readonly batchHandler: BatchHandler<never, Publisher>
   /** What the heartbeat reports. */
   readonly load: Effect.Effect<WorkerLoad>
 }
@@ -59,44 +67,74 @@ const parseDeadline = (text: string | undefined): number | undefined | "malforme
 export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue: string): SalesWorker => {
   const count = (outcome: string) => Metric.update(Metric.withAttributes(requests, { worker: workerId, outcome }), 1)
   const timing = Metric.withAttributes(querySeconds, { worker: workerId })
+  const answer = makeAnswer(db)
   let inFlight = 0
   let answered = 0
 
-  const reply = (replyTo: string, correlationId: string | undefined, body: SalesReply) =>
-    Publisher.use((publisher) =>
-      publisher.publish(directTopic, [{
-        key: replyTo,
-        headers: correlationId === undefined ? { [workerHeader]: queue } : { [Headers.correlationId]: correlationId, [workerHeader]: queue },
-        body: encodeReply(body)
-      }])
-    )
+  const replyMessage = (replyTo: string, correlationId: string | undefined, body: SalesReply): OutgoingMessage => ({
+    key: replyTo,
+    headers: correlationId === undefined ? { [workerHeader]: queue } : { [Headers.correlationId]: correlationId, [workerHeader]: queue },
+    body: encodeReply(body)
+  })
 
-  const handler: Handler<PublisherError, Publisher> = (received) =>
+  /** A request's reply to send, or its outcome when it gets none. */
+  const step = (received: Received, now: number) =>
     Effect.gen(function*() {
       const headers = received.message.headers
       const replyTo = headers[Headers.replyTo]
       if (replyTo === undefined || replyTo === "") {
         yield* count("no_reply_to")
-        return Outcome.deadLetter("a sales request without reply-to: nowhere to send the answer")
+        return { outcome: Outcome.deadLetter("a sales request without reply-to: nowhere to send the answer") }
       }
-      const correlationId = headers[Headers.correlationId]
-      const started = yield* Clock.currentTimeMillis
       const deadline = parseDeadline(headers[deadlineHeader])
-      if (typeof deadline === "number" && deadline < started) {
+      if (typeof deadline === "number" && deadline < now) {
         yield* count("expired")
-        return Outcome.ack
+        return { outcome: Outcome.ack }
       }
-      inFlight++
       const body = deadline === "malformed"
         ? errorReply({ code: "bad_request", message: `${deadlineHeader} is not epoch milliseconds` })
-        : yield* answer(db, received.message.body).pipe(Effect.onInterrupt(() => Effect.sync(() => inFlight--)))
-      yield* reply(replyTo, correlationId, body).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
-      answered++
-      yield* count(body.ok ? "ok" : body.error.code)
-      const finished = yield* Clock.currentTimeMillis
-      yield* Metric.update(timing, (finished - started) / 1000)
-      return Outcome.ack
+        : yield* answer(received.message.body)
+      return { reply: replyMessage(replyTo, headers[Headers.correlationId], body), code: body.ok ? "ok" : body.error.code }
     })
 
-  return { handler, load: Effect.sync(() => ({ inFlight, answered })) }
+  /** Outcomes in the batch's order; `failed` when the replies could not be published (their outcomes are retries). */
+  const answerAll = (batch: ReadonlyArray<Received>) =>
+    Effect.gen(function*() {
+      const started = yield* Clock.currentTimeMillis
+      const steps = yield* Effect.forEach(batch, (received) => step(received, started))
+      const replies: Array<OutgoingMessage> = []
+      const codes: Array<string> = []
+      for (const s of steps) {
+        if ("outcome" in s) continue
+        replies.push(s.reply)
+        codes.push(s.code)
+      }
+      const settle = (replied: Outcome.Outcome) => steps.map((s) => "outcome" in s ? s.outcome : replied)
+      if (replies.length === 0) return { outcomes: settle(Outcome.ack), failed: undefined }
+      const sent = yield* Effect.result(Publisher.use((publisher) => publisher.publish(directTopic, replies)))
+      if (sent._tag === "Failure") {
+        const retry = Outcome.retry(`the reply was not published: ${sent.failure.message}`)
+        return { outcomes: settle(retry), failed: sent.failure }
+      }
+      answered += replies.length
+      for (const code of codes) yield* count(code)
+      const finished = yield* Clock.currentTimeMillis
+      for (let i = 0; i < replies.length; i++) yield* Metric.update(timing, (finished - started) / 1000)
+      return { outcomes: settle(Outcome.ack), failed: undefined }
+    })
+
+  const counted = (batch: ReadonlyArray<Received>) =>
+    Effect.suspend(() => {
+      inFlight += batch.length
+      return answerAll(batch).pipe(Effect.ensuring(Effect.sync(() => {
+        inFlight -= batch.length
+      })))
+    })
+
+  const handler: Handler<PublisherError, Publisher> = (received) =>
+    Effect.flatMap(counted([received]), ({ failed, outcomes }) => failed === undefined ? Effect.succeed(outcomes[0]!) : Effect.fail(failed))
+
+  const batchHandler: BatchHandler<never, Publisher> = (batch) => Effect.map(counted(batch), ({ outcomes }) => outcomes)
+
+  return { handler, batchHandler, load: Effect.sync(() => ({ inFlight, answered })) }
 }

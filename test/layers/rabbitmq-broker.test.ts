@@ -126,5 +126,31 @@ if (await requireServer("RabbitMQ", probeRabbitmq(url))) {
         await connection.close()
       }
     }, 30_000)
+
+    test("directDelivery transient: what goes to the default exchange is non-persistent, topics stay persistent; the default keeps both persistent", async () => {
+      const direct = { topic: directTopic, group: freshName("rpc_delivery") }
+      const topic = { topic: freshName("delivery_topic"), group: freshName("delivery_group") }
+      created.push(direct, topic)
+      const connection = await amqp.connect(url)
+      try {
+        const channel = await connection.createChannel()
+        const modes = (delivery: "persistent" | "transient" | undefined) =>
+          Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+            yield* declare(direct)
+            yield* declare(topic)
+            yield* publish(directTopic, [{ key: direct.group, body: "request" }])
+            yield* publish(topic.topic, [{ key: "k", body: "event" }])
+          })).pipe(Effect.provide(RabbitMq.layer({ url, ...(delivery === undefined ? {} : { directDelivery: delivery }) }))))
+            .then(async () => {
+              const got = await Promise.all([direct.group, topic.group].map((queue) => channel.get(queue, { noAck: true })))
+              return got.map((msg) => msg === false ? "none" : msg.properties.deliveryMode)
+            })
+        // AMQP delivery mode: 1 non-persistent, 2 persistent.
+        expect(await modes("transient")).toEqual([1, 2])
+        expect(await modes(undefined)).toEqual([2, 2])
+      } finally {
+        await connection.close()
+      }
+    }, 30_000)
   })
 }

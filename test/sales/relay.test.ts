@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as MemoryBroker from "../../layers/memory/broker.ts"
 import * as Sqlite from "../../layers/sqlite/index.ts"
 import { bodyText, Headers } from "../../src/capabilities/Message.ts"
-import { Publisher } from "../../src/capabilities/Publisher.ts"
+import { Publisher, PublisherError } from "../../src/capabilities/Publisher.ts"
 import { directTopic, Subscriber } from "../../src/capabilities/Subscriber.ts"
 import { consume } from "../../src/messaging/consume.ts"
 import { answer } from "../../src/sales/answer.ts"
@@ -101,5 +101,35 @@ describe("relay on the memory broker", () => {
       const [next] = yield* takeN(replies, 1)
       expect(next!.message.headers[Headers.correlationId]).toBe("on-time")
       expect(balancer.snapshot().reduce((n, w) => n + w.routed, 0)).toBe(11)
+    })).pipe(Effect.provide(MemoryBroker.layer))), 30_000)
+
+  test("a batch of forwards the broker did not take: none stays outstanding, each is routed again and reaches the worker once", () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const balancer = new Balancer(["w1"])
+      const memory = yield* Publisher
+      // The first publish of forwards to w1 fails; everything else reaches the memory broker.
+      let failures = 0
+      const flaky = Publisher.make("flaky", (topic, messages) =>
+        messages.some((m) => m.key === "w1") && failures++ === 0
+          ? Effect.fail(new PublisherError({ operation: "publish", topic, cause: "broker unreachable" }))
+          : memory.publish(topic, messages))
+      const w1 = yield* Subscriber.use((s) => s.subscribe({ topic: directTopic, group: "w1", prefetch: 100 }))
+      yield* Subscriber.use((s) => s.declare({ topic: directTopic, group: "flaky_requests" }))
+      yield* Effect.forkScoped(runRelay(balancer, {
+        requestQueue: "flaky_requests", replyQueue: "flaky-replies", heartbeatTopic, heartbeatQueue: "flaky.heartbeats",
+        prefetch: 100, tick: "1 hour", statsEvery: "1 hour", consumerCheck: "1 hour"
+      }).pipe(Effect.provideService(Publisher, flaky)))
+      yield* memory.publish(directTopic, [0, 1, 2].map((i) => ({
+        key: "flaky_requests",
+        headers: { [Headers.replyTo]: "client", [Headers.correlationId]: `c-${i}` },
+        body: "{}"
+      })))
+      const forwarded = yield* takeN(w1, 3)
+      expect(failures).toBeGreaterThanOrEqual(2)
+      const ids = forwarded.map((d) => unpackCorrelation(d.message.headers[Headers.correlationId]!)!.client.correlationId)
+      expect(ids.sort()).toEqual(["c-0", "c-1", "c-2"])
+      // The failed attempt was forgotten: three routed and outstanding, not six.
+      expect(balancer.snapshot().map((w) => [w.routed, w.outstanding])).toEqual([[3, 3]])
+      for (const d of forwarded) yield* d.ack
     })).pipe(Effect.provide(MemoryBroker.layer))), 30_000)
 })

@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import type { SqliteDatabaseShape } from "../../src/capabilities/SqliteDatabase.ts"
 import * as Sqlite from "../../layers/sqlite/index.ts"
 import { answer } from "../../src/sales/answer.ts"
+import { groupsSql, productIndex } from "../../src/sales/query.ts"
 import { parseRequest, type SalesReply, type SalesRequest } from "../../src/sales/request.ts"
 import { categories, defaultSeedOptions, regions, seedSales, type SeedOptions } from "../../src/sales/seed.ts"
 
@@ -89,10 +90,15 @@ describe("seeder", () => {
       )
       expect(counts).toEqual({ regions: 5, products: 100, sales: 10_000 })
       expect(yield* db.query("PRAGMA journal_mode")).toEqual([{ journal_mode: "wal" }])
-      const plan = yield* db.query<{ detail: string }>(
-        "EXPLAIN QUERY PLAN SELECT count(*) FROM sales s WHERE s.region_id = ? AND s.sale_date BETWEEN ? AND ?", [1, "2024-01-01", "2024-02-01"]
-      )
-      expect(plan.map((p) => p.detail).join(" ")).toContain("sales_region_date")
+      // Each product's sales are one range of the covering index: no table reads, no sort for the grouping.
+      for (const category of [false, true]) {
+        const plan = yield* db.query<{ detail: string }>(
+          `EXPLAIN QUERY PLAN ${groupsSql(category, true)}`, [1, "2024-01-01", "2024-02-01", ...(category ? ["Books"] : [])]
+        )
+        const details = plan.map((p) => p.detail).join(" | ")
+        expect(details).toContain(`USING COVERING INDEX ${productIndex} (region_id=? AND product_id=? AND sale_date>? AND sale_date<?)`)
+        expect(details).not.toContain("TEMP B-TREE")
+      }
     })), 60_000)
 })
 
