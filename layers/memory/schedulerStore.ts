@@ -11,7 +11,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { type Occurrence, type Run, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
+import { type ClaimResult, type Lease, type Occurrence, type Run, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
 
 const occurrenceKey = (occurrence: Occurrence, attempt: number) =>
   `${occurrence.job}\u0000${occurrence.scheduledAt.getTime()}\u0000${occurrence.trigger}\u0000${attempt}`
@@ -82,24 +82,26 @@ export const make = (options: Options = {}) => Effect.sync(() => {
   const runningOf = (job: string, now: Date) =>
     select(running).find((run) => run.job === job && run.leaseUntil !== null && run.leaseUntil > now)
 
+  const claim = (occurrence: Occurrence, lease: Lease, options: { readonly overlap: "skip" | "allow" }): ClaimResult => {
+    if (byKey.has(occurrenceKey(occurrence, 1))) return { _tag: "Taken" } as const
+    const base = { ...occurrence, attempt: 1, instance: lease.instance, startedAt: lease.now, errorStack: null, retryAt: null }
+    const other = options.overlap === "skip" ? runningOf(occurrence.job, lease.now) : undefined
+    if (other !== undefined) {
+      insert({
+        ...base,
+        endedAt: lease.now,
+        leaseUntil: null,
+        outcome: "skipped",
+        error: `overlap: run ${other.id} of ${other.scheduledAt.toISOString()} still running on ${other.instance}`
+      })
+      return { _tag: "Overlap", running: other } as const
+    }
+    return { _tag: "Claimed", run: insert({ ...base, endedAt: null, leaseUntil: lease.until, outcome: "running", error: null }) } as const
+  }
+
   return SchedulerStore.of({
-    claim: (occurrence, lease, options) =>
-      Effect.sync(() => {
-        if (byKey.has(occurrenceKey(occurrence, 1))) return { _tag: "Taken" } as const
-        const base = { ...occurrence, attempt: 1, instance: lease.instance, startedAt: lease.now, errorStack: null, retryAt: null }
-        const other = options.overlap === "skip" ? runningOf(occurrence.job, lease.now) : undefined
-        if (other !== undefined) {
-          insert({
-            ...base,
-            endedAt: lease.now,
-            leaseUntil: null,
-            outcome: "skipped",
-            error: `overlap: run ${other.id} of ${other.scheduledAt.toISOString()} still running on ${other.instance}`
-          })
-          return { _tag: "Overlap", running: other } as const
-        }
-        return { _tag: "Claimed", run: insert({ ...base, endedAt: null, leaseUntil: lease.until, outcome: "running", error: null }) } as const
-      }),
+    claim: (occurrence, lease, options) => Effect.sync(() => claim(occurrence, lease, options)),
+    claimAll: (claims, lease) => Effect.sync(() => claims.map(({ occurrence, overlap }) => claim(occurrence, lease, { overlap }))),
     skip: (occurrence, by) =>
       Effect.sync(() => {
         if (byKey.has(occurrenceKey(occurrence, 1))) return false

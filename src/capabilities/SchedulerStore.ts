@@ -102,6 +102,15 @@ export interface SchedulerStoreShape {
     lease: Lease,
     options: { readonly overlap: "skip" | "allow" }
   ) => Effect.Effect<ClaimResult, SchedulerStoreError>
+  /**
+   * Claims the first attempts of several occurrences (of distinct jobs) in one call, answering
+   * for each, in order, what `claim` would: the scheduler's occurrences that fall due together
+   * cost one round of the store instead of one each.
+   */
+  readonly claimAll: (
+    claims: ReadonlyArray<{ readonly occurrence: Occurrence; readonly overlap: "skip" | "allow" }>,
+    lease: Lease
+  ) => Effect.Effect<ReadonlyArray<ClaimResult>, SchedulerStoreError>
   /** Records the occurrence as skipped with `reason`, unless someone claimed it: true if recorded. */
   readonly skip: (
     occurrence: Occurrence,
