@@ -27,16 +27,22 @@ export const make = (options: Options = {}) => Effect.sync(() => {
   const runs = new Map<string, Run>()
   const byKey = new Map<string, string>()
   // Indexes for the hot paths, so a claim costs the same with a week of history as with none:
-  // the runs of each job, the running runs, and the runs owed a retry.
+  // the runs of each job, the running runs (also per job, for the overlap check of each
+  // claim), and the runs owed a retry.
   const byJob = new Map<string, Set<string>>()
   const running = new Set<string>()
+  const runningByJob = new Map<string, Set<string>>()
   const owed = new Set<string>()
   const pausedJobs = new Set<string>()
   let nextId = 1
 
   const index = (run: Run) => {
-    if (run.outcome === "running") running.add(run.id)
-    else running.delete(run.id)
+    if (run.outcome === "running") {
+      running.add(run.id)
+      let ids = runningByJob.get(run.job)
+      if (ids === undefined) runningByJob.set(run.job, ids = new Set())
+      ids.add(run.id)
+    } else unindexRunning(run)
     if (run.retryAt !== null) owed.add(run.id)
     else owed.delete(run.id)
   }
@@ -67,11 +73,17 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     index(next)
     return next
   }
+  const unindexRunning = (run: Run) => {
+    if (!running.delete(run.id)) return
+    const ids = runningByJob.get(run.job)
+    ids?.delete(run.id)
+    if (ids?.size === 0) runningByJob.delete(run.job)
+  }
   const remove = (run: Run) => {
     runs.delete(run.id)
     byKey.delete(occurrenceKey(run, run.attempt))
     byJob.get(run.job)?.delete(run.id)
-    running.delete(run.id)
+    unindexRunning(run)
     owed.delete(run.id)
   }
   const select = (ids: Iterable<string>) => {
@@ -79,8 +91,15 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     for (const id of ids) out.push(runs.get(id)!)
     return out
   }
-  const runningOf = (job: string, now: Date) =>
-    select(running).find((run) => run.job === job && run.leaseUntil !== null && run.leaseUntil > now)
+  // The earliest started, as the SQL store answers.
+  const runningOf = (job: string, now: Date) => {
+    let found: Run | undefined
+    for (const id of runningByJob.get(job) ?? []) {
+      const run = runs.get(id)!
+      if (run.leaseUntil !== null && run.leaseUntil > now && (found === undefined || run.startedAt < found.startedAt)) found = run
+    }
+    return found
+  }
 
   const claim = (occurrence: Occurrence, lease: Lease, options: { readonly overlap: "skip" | "allow" }): ClaimResult => {
     if (byKey.has(occurrenceKey(occurrence, 1))) return { _tag: "Taken" } as const
