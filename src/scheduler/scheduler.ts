@@ -283,13 +283,14 @@ export const makeScheduler = <R>(
         if (result._tag === "Overlap") {
           yield* release
           const reason = `overlap: the run of ${result.running.scheduledAt.toISOString()} is still running on ${result.running.instance}`
-          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
+          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`).pipe(annotate(job, occurrence))
           return yield* skipped(job, "overlap", reason)
         }
+        // The attempt and the retries annotate their own logs with the run.
         const fiber = yield* startAttempt(job, result.run)
-        if (job.retry !== undefined) yield* asWaiter(followRetries(job, fiber, result.run))
+        if (job.retry !== undefined) yield* asWaiter(followRetries(job, fiber, result.run).pipe(annotate(job, occurrence)))
         return { _tag: "Started", run: result.run } as TriggerResult
-      }).pipe(annotate(job, occurrence))
+      })
 
     /**
      * Claims occurrences (of distinct jobs) that fell due together, in one store call, and
