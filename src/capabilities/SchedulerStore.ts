@@ -5,6 +5,8 @@
  * Contract (`test/contract/schedulerStore.ts` checks it on memory, PGlite and PostgreSQL):
  * - An occurrence (job, scheduled time, trigger) is claimed at most once: of any number of
  *   replicas calling `claim` for it, exactly one gets `Claimed`; the others get `Taken`.
+ *   `claimAll` claims a batch (of distinct jobs) at once with the same answers, and races
+ *   safely with other batches and single claims.
  * - A claim holds a lease (instance id, expiry). `renew` extends the leases of an instance's
  *   running runs in one call and answers which are still its own (a run taken over is not);
  *   `complete` records the outcome and only ever completes the caller's own running run.

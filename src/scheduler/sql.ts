@@ -8,6 +8,8 @@
  * whose insert lands first runs it. A claim's few statements (is it taken? is the job still
  * running elsewhere?) run under a per-job transaction-scoped advisory lock, so two occurrences
  * of one job claimed at once by two replicas still see each other for the overlap check.
+ * A batch (the occurrences due at one instant) takes its jobs' locks in key order and runs the
+ * same steps once for all of them: a handful of statements for 200 jobs instead of 200 times.
  *
  * Leases instead of held row locks (unlike the outbox relay): a job may run for minutes, and a
  * lock would hold a connection per running job for that long. A replica that dies stops

@@ -77,12 +77,25 @@ export const make = Effect.gen(function*() {
     ).pipe(Effect.mapError(failed("claim")))
   // The steps of `claim`, each one statement for the whole batch: about as many round trips
   // for the 200 jobs due at one second as for one of them.
+  // Each advisory lock takes a slot of the server's shared lock table (max_locks_per_transaction
+  // × max_connections, 6 400 by default), so a batch of 10 000 jobs due at one minute is claimed
+  // a chunk at a time.
+  const chunk = 256
   const claimAll: SchedulerStoreShape["claimAll"] = (claims, lease) => {
     const jobs = claims.map((c) => c.occurrence.job)
     // A job twice would have to see its own claim for the overlap check: one by one, then.
     if (claims.length < 2 || new Set(jobs).size !== jobs.length) {
       return Effect.forEach(claims, (c) => claim(c.occurrence, lease, { overlap: c.overlap }))
     }
+    if (claims.length > chunk) {
+      const parts: Array<typeof claims> = []
+      for (let i = 0; i < claims.length; i += chunk) parts.push(claims.slice(i, i + chunk))
+      return Effect.map(Effect.forEach(parts, (part) => claimChunk(part, lease)), (results) => results.flat())
+    }
+    return claimChunk(claims, lease)
+  }
+  const claimChunk: SchedulerStoreShape["claimAll"] = (claims, lease) => {
+    const jobs = claims.map((c) => c.occurrence.job)
     const times = claims.map((c) => c.occurrence.scheduledAt.toISOString())
     const triggers = claims.map((c) => c.occurrence.trigger)
     return db.transaction((tx) =>

@@ -226,6 +226,23 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
         })
       ))
 
+    test("a batch of 600 occurrences: each answered in its place", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const store = yield* client()
+          yield* store.claim(occurrence("many-450", 0), lease("a", 0), { overlap: "allow" })
+          const results = yield* store.claimAll(
+            Array.from({ length: 600 }, (_, i) => ({ occurrence: occurrence(`many-${i}`, 0), overlap: "skip" as const })),
+            lease("b", 0)
+          )
+          expect(results.length).toBe(600)
+          results.forEach((r, i) => {
+            expect(r._tag).toBe(i === 450 ? "Taken" : "Claimed")
+            if (r._tag === "Claimed") expect(r.run.job).toBe(`many-${i}`)
+          })
+        })
+      ))
+
     test("clients racing with batches and single claims for the same occurrences: each is claimed by exactly one", () =>
       run((client) =>
         Effect.gen(function*() {
