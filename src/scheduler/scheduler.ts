@@ -301,26 +301,34 @@ export const makeScheduler = <R>(
         const now = yield* Clock.currentTimeMillis
         const results: Array<TriggerResult> = new Array(due.length)
         const claiming: Array<number> = []
+        const refused: Array<number> = []
         for (let i = 0; i < due.length; i++) {
           if (yield* reserve) claiming.push(i)
-          else results[i] = yield* refuse(due[i]![0], due[i]![1], now)
+          else refused.push(i)
         }
-        if (claiming.length === 0) return results
-        const lease = { instance: options.instance, now: new Date(now), until: new Date(now + leaseMillis) }
-        const claims = claiming.length === 1
-          ? Effect.map(store.claim(due[claiming[0]!]![1], lease, { overlap: due[claiming[0]!]![0].overlap }), (result) => [result])
-          : store.claimAll(claiming.map((i) => ({ occurrence: due[i]![1], overlap: due[i]![0].overlap })), lease)
-        const claimed = yield* Effect.result(claims)
-        for (let k = 0; k < claiming.length; k++) {
-          const [job, occurrence] = due[claiming[k]!]!
-          if (claimed._tag === "Success") {
-            results[claiming[k]!] = yield* settle(job, occurrence, claimed.success[k]!)
-            continue
+        if (claiming.length > 0) {
+          const lease = { instance: options.instance, now: new Date(now), until: new Date(now + leaseMillis) }
+          const claims = claiming.length === 1
+            ? Effect.map(store.claim(due[claiming[0]!]![1], lease, { overlap: due[claiming[0]!]![0].overlap }), (result) => [result])
+            : store.claimAll(claiming.map((i) => ({ occurrence: due[i]![1], overlap: due[i]![0].overlap })), lease)
+          const claimed = yield* Effect.result(claims)
+          for (let k = 0; k < claiming.length; k++) {
+            const [job, occurrence] = due[claiming[k]!]!
+            if (claimed._tag === "Success") {
+              results[claiming[k]!] = yield* settle(job, occurrence, claimed.success[k]!)
+              continue
+            }
+            yield* release
+            yield* Effect.logError(`could not claim the occurrence: ${claimed.failure.message}`).pipe(annotate(job, occurrence))
+            results[claiming[k]!] = yield* skipped(job, "store_error", claimed.failure.message)
           }
-          yield* release
-          yield* Effect.logError(`could not claim the occurrence: ${claimed.failure.message}`).pipe(annotate(job, occurrence))
-          results[claiming[k]!] = yield* skipped(job, "store_error", claimed.failure.message)
         }
+        // After the claims, so the runs this process has slots for start without waiting for
+        // the skips; side by side, as each job's own fiber recorded its skip before.
+        yield* Effect.forEach(refused, (i) =>
+          Effect.map(refuse(due[i]![0], due[i]![1], now), (result) => {
+            results[i] = result
+          }), { concurrency: refused.length > 1 ? "unbounded" : 1, discard: true })
         return results
       }))
 
