@@ -5,6 +5,8 @@
  * Contract (`test/contract/schedulerStore.ts` checks it on memory, PGlite and PostgreSQL):
  * - An occurrence (job, scheduled time, trigger) is claimed at most once: of any number of
  *   replicas calling `claim` for it, exactly one gets `Claimed`; the others get `Taken`.
+ *   `claimAll` claims a batch (of distinct jobs) at once with the same answers, and races
+ *   safely with other batches and single claims.
  * - A claim holds a lease (instance id, expiry). `renew` extends the leases of an instance's
  *   running runs in one call and answers which are still its own (a run taken over is not);
  *   `complete` records the outcome and only ever completes the caller's own running run.
@@ -102,6 +104,15 @@ export interface SchedulerStoreShape {
     lease: Lease,
     options: { readonly overlap: "skip" | "allow" }
   ) => Effect.Effect<ClaimResult, SchedulerStoreError>
+  /**
+   * Claims the first attempts of several occurrences (of distinct jobs) in one call, answering
+   * for each, in order, what `claim` would: the scheduler's occurrences that fall due together
+   * cost one round of the store instead of one each.
+   */
+  readonly claimAll: (
+    claims: ReadonlyArray<{ readonly occurrence: Occurrence; readonly overlap: "skip" | "allow" }>,
+    lease: Lease
+  ) => Effect.Effect<ReadonlyArray<ClaimResult>, SchedulerStoreError>
   /** Records the occurrence as skipped with `reason`, unless someone claimed it: true if recorded. */
   readonly skip: (
     occurrence: Occurrence,

@@ -68,11 +68,16 @@ const faultyField = (fields: ReadonlyArray<string>, timeZone: string): ScheduleI
 const withDstRule = (cron: Cron.Cron, text: string, timeZone: string): Cron.Cron =>
   cron.hours.size === 0 ? Cron.parseUnsafe(text, timeZone, { onDstOverlap: "both" }) : cron
 
+// Zones found valid: 10 000 jobs in one zone would otherwise build 10 000 ICU formatters at start.
+const knownZones = new Set<string>()
+
 /** Whether `timeZone` is an IANA zone name this runtime knows ("UTC", "Europe/Berlin"). */
 export const isTimeZone = (timeZone: string): boolean => {
+  if (knownZones.has(timeZone)) return true
   if (timeZone.trim() === "") return false
   try {
     new Intl.DateTimeFormat("en-US", { timeZone })
+    knownZones.add(timeZone)
     return true
   } catch {
     return false

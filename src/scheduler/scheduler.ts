@@ -2,8 +2,9 @@
  * The scheduler (SPEC §3): runs registered jobs at their occurrences, each occurrence once
  * across every replica that shares the store.
  *
- * Per job, a fiber computes the next occurrence (schedule.ts) and sleeps on Effect's Clock until
- * it, so TestClock can run a simulated week in milliseconds. At an occurrence:
+ * The jobs' next occurrences (schedule.ts) wait in one queue, earliest first (dueQueue.ts); one
+ * fiber sleeps on Effect's Clock until the earliest, so TestClock can run a simulated week in
+ * milliseconds. The occurrences due at once are claimed in one store call. At an occurrence:
  * 1. a paused job is skipped (counted, not recorded: a paused `@every 1s` job would flood the
  *    history);
  * 2. if this process already runs `maxConcurrent` attempts, the occurrence is skipped with a
@@ -39,6 +40,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import {
+  type ClaimResult,
   type Completion,
   type Occurrence,
   type Run,
@@ -48,6 +50,7 @@ import {
 } from "../capabilities/SchedulerStore.ts"
 import { exhausted } from "../resilience/backoff.ts"
 import { CurrentRun, runAttempt } from "./attempt.ts"
+import { DueQueue } from "./dueQueue.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
@@ -86,7 +89,7 @@ export interface JobStatus {
   readonly name: string
   readonly schedule: string
   readonly timeZone: string
-  /** The occurrence the job's fiber waits for; null before the scheduler runs and once it stopped. */
+  /** The job's next occurrence; null before the scheduler runs and once it stopped. */
   readonly nextRun: Date | null
   readonly paused: boolean
   readonly recentRuns: ReadonlyArray<Run>
@@ -120,7 +123,7 @@ export const makeScheduler = <R>(
     const store = yield* SchedulerStore
     const context = yield* Effect.context<R>()
     const byName = new Map(jobs.map((job) => [job.name, job]))
-    const lease = millis(options.lease ?? "30 seconds")
+    const leaseMillis = millis(options.lease ?? "30 seconds")
     const sweepInterval = millis(options.sweepInterval ?? "5 seconds")
     const pruneInterval = millis(options.pruneInterval ?? "1 hour")
     const retention = millis(options.retention)
@@ -164,14 +167,14 @@ export const makeScheduler = <R>(
      */
     const renewLeases: Effect.Effect<void> = Effect.gen(function*() {
       while (true) {
-        yield* Effect.sleep(Duration.millis(Math.max(1, Math.floor(lease / 3))))
+        yield* Effect.sleep(Duration.millis(Math.max(1, Math.floor(leaseMillis / 3))))
         const ids = yield* Effect.sync(() => {
           if (attempts.size === 0) renewer = undefined
           return [...attempts.keys()]
         })
         if (ids.length === 0) return
         const now = yield* Clock.currentTimeMillis
-        const ours = yield* store.renew(ids, options.instance, new Date(now + lease)).pipe(
+        const ours = yield* store.renew(ids, options.instance, new Date(now + leaseMillis)).pipe(
           // A store outage is no proof a run was taken: keep them running, try again next time.
           Effect.catch((error) => Effect.as(Effect.logWarning(`could not renew leases: ${error.message}`), new Set(ids)))
         )
@@ -234,7 +237,7 @@ export const makeScheduler = <R>(
         const claimed = yield* store.claimRetry(previous, {
           instance: options.instance,
           now: new Date(now),
-          until: new Date(now + lease)
+          until: new Date(now + leaseMillis)
         }).pipe(Effect.catch((error) => Effect.as(Effect.logWarning(`could not claim a retry: ${error.message}`), Option.none())))
         if (Option.isNone(claimed)) {
           yield* release
@@ -253,34 +256,26 @@ export const makeScheduler = <R>(
         fiber.addObserver(() => waiters.delete(fiber))
       })
 
-    /** Claims an occurrence and starts its first attempt; settles a skip otherwise. */
-    const fire = (job: Job<R>, occurrence: Occurrence): Effect.Effect<TriggerResult> =>
-      Effect.uninterruptible(Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const skipped = (reason: Metrics.SkipReason, text: string) =>
-          Effect.as(Metrics.recordSkip(job.name, reason), { _tag: "Skipped", reason: text } as TriggerResult)
-        if (!(yield* reserve)) {
-          if (stopping) return { _tag: "Skipped", reason: "the scheduler is stopping" } as TriggerResult
-          const reason = `concurrency limit reached: ${options.maxConcurrent} jobs already running (WORKER_MAX_CONCURRENT_JOBS)`
-          const recorded = yield* store.skip(occurrence, { instance: options.instance, now: new Date(now), reason }).pipe(
-            Effect.catch((error) => Effect.as(Effect.logWarning(`could not record the skip: ${error.message}`), true))
-          )
-          // Another replica that claimed it first runs it: nothing was skipped.
-          if (!recorded) return { _tag: "Skipped", reason: "claimed by another replica" } as TriggerResult
-          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
-          return yield* skipped("concurrency_limit", reason)
-        }
-        const claim = yield* Effect.result(store.claim(occurrence, {
-          instance: options.instance,
-          now: new Date(now),
-          until: new Date(now + lease)
-        }, { overlap: job.overlap }))
-        if (claim._tag === "Failure") {
-          yield* release
-          yield* Effect.logError(`could not claim the occurrence: ${claim.failure.message}`)
-          return yield* skipped("store_error", claim.failure.message)
-        }
-        const result = claim.success
+    /** Settles an occurrence this process has no slot for: recorded as skipped, unless another replica claimed it. */
+    const refuse = (job: Job<R>, occurrence: Occurrence, now: number): Effect.Effect<TriggerResult> =>
+      Effect.gen(function*() {
+        if (stopping) return { _tag: "Skipped", reason: "the scheduler is stopping" } as TriggerResult
+        const reason = `concurrency limit reached: ${options.maxConcurrent} jobs already running (WORKER_MAX_CONCURRENT_JOBS)`
+        const recorded = yield* store.skip(occurrence, { instance: options.instance, now: new Date(now), reason }).pipe(
+          Effect.catch((error) => Effect.as(Effect.logWarning(`could not record the skip: ${error.message}`), true))
+        )
+        // Another replica that claimed it first runs it: nothing was skipped.
+        if (!recorded) return { _tag: "Skipped", reason: "claimed by another replica" } as TriggerResult
+        yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
+        return yield* skipped(job, "concurrency_limit", reason)
+      }).pipe(annotate(job, occurrence))
+
+    const skipped = (job: Job<R>, reason: Metrics.SkipReason, text: string) =>
+      Effect.as(Metrics.recordSkip(job.name, reason), { _tag: "Skipped", reason: text } as TriggerResult)
+
+    /** What a claim's answer means here: the first attempt started, or the slot given back. */
+    const settle = (job: Job<R>, occurrence: Occurrence, result: ClaimResult): Effect.Effect<TriggerResult> =>
+      Effect.gen(function*() {
         if (result._tag === "Taken") {
           yield* release
           return { _tag: "Skipped", reason: "claimed by another replica" } as TriggerResult
@@ -288,33 +283,96 @@ export const makeScheduler = <R>(
         if (result._tag === "Overlap") {
           yield* release
           const reason = `overlap: the run of ${result.running.scheduledAt.toISOString()} is still running on ${result.running.instance}`
-          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`)
-          return yield* skipped("overlap", reason)
+          yield* Effect.logWarning(`job ${job.name} skipped: ${reason}`).pipe(annotate(job, occurrence))
+          return yield* skipped(job, "overlap", reason)
         }
+        // The attempt and the retries annotate their own logs with the run.
         const fiber = yield* startAttempt(job, result.run)
-        if (job.retry !== undefined) yield* asWaiter(followRetries(job, fiber, result.run))
+        if (job.retry !== undefined) yield* asWaiter(followRetries(job, fiber, result.run).pipe(annotate(job, occurrence)))
         return { _tag: "Started", run: result.run } as TriggerResult
-      }).pipe(annotate(job, occurrence)))
+      })
 
-    const jobLoop = (job: Job<R>) =>
-      Effect.gen(function*() {
-        let cursor = yield* Clock.currentTimeMillis
-        while (true) {
-          const next = nextOccurrence(job.schedule, cursor)
-          nextRuns.set(job.name, next)
-          const now = yield* Clock.currentTimeMillis
-          if (next > now) yield* Effect.sleep(Duration.millis(next - now))
-          const woke = yield* Clock.currentTimeMillis
+    /**
+     * Claims occurrences (of distinct jobs) that fell due together, in one store call, and
+     * starts their first attempts; settles a skip for each of the others.
+     */
+    const fireAll = (due: ReadonlyArray<readonly [Job<R>, Occurrence]>): Effect.Effect<ReadonlyArray<TriggerResult>> =>
+      Effect.uninterruptible(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const results: Array<TriggerResult> = new Array(due.length)
+        const claiming: Array<number> = []
+        const refused: Array<number> = []
+        for (let i = 0; i < due.length; i++) {
+          if (yield* reserve) claiming.push(i)
+          else refused.push(i)
+        }
+        if (claiming.length > 0) {
+          const lease = { instance: options.instance, now: new Date(now), until: new Date(now + leaseMillis) }
+          const claims = claiming.length === 1
+            ? Effect.map(store.claim(due[claiming[0]!]![1], lease, { overlap: due[claiming[0]!]![0].overlap }), (result) => [result])
+            : store.claimAll(claiming.map((i) => ({ occurrence: due[i]![1], overlap: due[i]![0].overlap })), lease)
+          const claimed = yield* Effect.result(claims)
+          for (let k = 0; k < claiming.length; k++) {
+            const [job, occurrence] = due[claiming[k]!]!
+            if (claimed._tag === "Success") {
+              results[claiming[k]!] = yield* settle(job, occurrence, claimed.success[k]!)
+              continue
+            }
+            yield* release
+            yield* Effect.logError(`could not claim the occurrence: ${claimed.failure.message}`).pipe(annotate(job, occurrence))
+            results[claiming[k]!] = yield* skipped(job, "store_error", claimed.failure.message)
+          }
+        }
+        // After the claims, so the runs this process has slots for start without waiting for
+        // the skips; side by side, as each job's own fiber recorded its skip before.
+        yield* Effect.forEach(refused, (i) =>
+          Effect.map(refuse(due[i]![0], due[i]![1], now), (result) => {
+            results[i] = result
+          }), { concurrency: refused.length > 1 ? "unbounded" : 1, discard: true })
+        return results
+      }))
+
+    /** Claims an occurrence and starts its first attempt; settles a skip otherwise. */
+    const fire = (job: Job<R>, occurrence: Occurrence): Effect.Effect<TriggerResult> =>
+      Effect.map(fireAll([[job, occurrence]]), (results) => results[0]!)
+
+    /**
+     * The one timer of all jobs: sleeps on the Clock until the earliest next occurrence, then
+     * fires every occurrence due by then as one batch (one claim in the store for all of them).
+     */
+    const timer = Effect.gen(function*() {
+      const queue = new DueQueue<Job<R>>()
+      const start = yield* Clock.currentTimeMillis
+      for (const job of jobs) {
+        const next = nextOccurrence(job.schedule, start)
+        nextRuns.set(job.name, next)
+        queue.push(next, job)
+      }
+      while (true) {
+        const at = queue.peek()
+        if (at === undefined) return yield* Effect.never
+        const now = yield* Clock.currentTimeMillis
+        if (at > now) yield* Effect.sleep(Duration.millis(at - now))
+        const woke = yield* Clock.currentTimeMillis
+        const due = queue.takeDue(woke)
+        const batch: Array<readonly [Job<R>, Occurrence]> = []
+        for (const { at: next, value: job } of due) {
           if (paused.has(job.name)) yield* Metrics.recordSkip(job.name, "paused")
-          else yield* fire(job, { job: job.name, scheduledAt: new Date(next), trigger: "schedule" })
-          // Occurrences that passed while this fiber could not run are skipped, not fired in a burst.
+          else batch.push([job, { job: job.name, scheduledAt: new Date(next), trigger: "schedule" }])
+        }
+        if (batch.length > 0) yield* fireAll(batch)
+        for (const { at: next, value: job } of due) {
+          // Occurrences that passed while the scheduler could not run are skipped, not fired in a burst.
           if (nextOccurrence(job.schedule, next) <= woke) {
             yield* Effect.logWarning(`job ${job.name}: occurrences after ${new Date(next).toISOString()} passed while the scheduler stalled; skipped`)
             yield* Metrics.recordSkip(job.name, "stalled")
           }
-          cursor = Math.max(next, woke)
+          const following = nextOccurrence(job.schedule, Math.max(next, woke))
+          nextRuns.set(job.name, following)
+          queue.push(following, job)
         }
-      }).pipe(Effect.ensuring(Effect.sync(() => nextRuns.delete(job.name))))
+      }
+    }).pipe(Effect.ensuring(Effect.sync(() => nextRuns.clear())))
 
     /** Occurrences after `after` up to and including `until`, counted up to a bound (an `@every 1s` job down for a month). */
     const countOccurrences = (job: Job<R>, after: number, until: number) => {
@@ -400,7 +458,7 @@ export const makeScheduler = <R>(
       stopping = false
       paused = new Set(yield* store.paused.pipe(Effect.orElseSucceed(() => new Set<string>())))
       yield* Effect.forEach(jobs, catchUp, { discard: true })
-      yield* Effect.forEach(jobs, (job) => Effect.forkScoped(jobLoop(job)), { discard: true })
+      yield* Effect.forkScoped(timer)
       yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(Duration.millis(sweepInterval))))
       yield* Effect.forkScoped(Effect.repeat(prune, Schedule.spaced(Duration.millis(pruneInterval))))
       yield* Effect.logInfo(`scheduler ${options.instance} started with ${jobs.length} jobs`)

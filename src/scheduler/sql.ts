@@ -8,6 +8,8 @@
  * whose insert lands first runs it. A claim's few statements (is it taken? is the job still
  * running elsewhere?) run under a per-job transaction-scoped advisory lock, so two occurrences
  * of one job claimed at once by two replicas still see each other for the overlap check.
+ * A batch (the occurrences due at one instant) takes its jobs' locks in key order and runs the
+ * same steps once for all of them: a handful of statements for 200 jobs instead of 200 times.
  *
  * Leases instead of held row locks (unlike the outbox relay): a job may run for minutes, and a
  * lock would hold a connection per running job for that long. A replica that dies stops
@@ -67,6 +69,48 @@ export const lockJob = `select pg_advisory_xact_lock(hashtext('queueworks/schedu
 export const occurrenceTaken = `
   select 1 as taken from scheduler_runs
   where job = $1 and scheduled_at = $2::timestamptz and trigger = $3 and attempt = 1`
+
+/**
+ * $1 jobs (text[], distinct). The per-job locks of `lockJob` for a batch of claims, taken in
+ * one order (the keys sorted) so two batches, or a batch and a single claim, cannot deadlock.
+ * The subquery's DISTINCT keeps it from being flattened, so the locks follow its order.
+ */
+export const lockJobs = `
+  select count(pg_advisory_xact_lock(k))::int4 as locked
+  from (select distinct hashtext('queueworks/scheduler/' || job) as k from unnest($1::text[]) as job order by k) as keys`
+
+/** $1 jobs, $2 scheduled_at (text[] of ISO times), $3 triggers. The 1-based positions whose first attempt exists. */
+export const occurrencesTaken = `
+  select t.i::int4 as i
+  from unnest($1::text[], $2::text[]::timestamptz[], $3::text[]) with ordinality as t(job, scheduled_at, trigger, i)
+  where exists (
+    select 1 from scheduler_runs r
+    where r.job = t.job and r.scheduled_at = t.scheduled_at and r.trigger = t.trigger and r.attempt = 1
+  )`
+
+/** $1 jobs (text[]), $2 now. Per job, its earliest run whose lease is still good. */
+export const runningOfJobs = `
+  select distinct on (job) ${runColumns} from scheduler_runs
+  where job = any($1::text[]) and outcome = 'running' and lease_until > $2::timestamptz
+  order by job, started_at`
+
+/**
+ * $1 jobs, $2 scheduled_at (text[] of ISO times), $3 triggers, $4 instance, $5 now,
+ * $6 lease_until. `insertClaim` for many: a row for each occurrence not taken meanwhile.
+ */
+export const insertClaims = `
+  insert into scheduler_runs (job, scheduled_at, trigger, attempt, instance, started_at, lease_until, outcome)
+  select job, scheduled_at, trigger, 1, $4, $5::timestamptz, $6::timestamptz, 'running'
+  from unnest($1::text[], $2::text[]::timestamptz[], $3::text[]) as t(job, scheduled_at, trigger)
+  on conflict (job, scheduled_at, trigger, attempt) do nothing
+  returning ${runColumns}`
+
+/** $1 jobs, $2 scheduled_at (text[] of ISO times), $3 triggers, $4 instance, $5 now, $6 reasons. `insertSkip` for many. */
+export const insertSkips = `
+  insert into scheduler_runs (job, scheduled_at, trigger, attempt, instance, started_at, ended_at, outcome, error)
+  select job, scheduled_at, trigger, 1, $4, $5::timestamptz, $5::timestamptz, 'skipped', reason
+  from unnest($1::text[], $2::text[]::timestamptz[], $3::text[], $6::text[]) as t(job, scheduled_at, trigger, reason)
+  on conflict (job, scheduled_at, trigger, attempt) do nothing`
 
 /** $1 job, $2 now. A run of the job whose lease is still good. */
 export const runningOf = `

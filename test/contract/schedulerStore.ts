@@ -179,6 +179,102 @@ export const schedulerStoreContract = (name: string, open: OpenStore, options: {
         })
       ))
 
+    test("claimAll answers for each occurrence, in order, what claim would: taken, overlap (recorded as skipped), claimed", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const store = yield* client()
+          yield* store.claim(occurrence("done", 10), lease("a", 10), { overlap: "allow" })
+          const long = yield* store.claim(occurrence("long", 0), lease("a", 0, 60), { overlap: "skip" })
+          if (long._tag !== "Claimed") throw new Error("not claimed")
+          yield* store.skip(occurrence("busy", 10), { instance: "a", now: at(10), reason: "concurrency limit" })
+          const results = yield* store.claimAll([
+            { occurrence: occurrence("done", 10), overlap: "allow" },
+            { occurrence: occurrence("long", 10), overlap: "skip" },
+            { occurrence: occurrence("fresh", 10), overlap: "skip" },
+            { occurrence: occurrence("busy", 10), overlap: "allow" },
+            { occurrence: occurrence("manual", 10, "manual"), overlap: "allow" }
+          ], lease("b", 11, 30))
+          expect(results.map((r) => r._tag)).toEqual(["Taken", "Overlap", "Claimed", "Taken", "Claimed"])
+          const overlap = results[1]!
+          if (overlap._tag === "Overlap") expect(overlap.running.id).toBe(long.run.id)
+          const fresh = results[2]!
+          if (fresh._tag !== "Claimed") throw new Error("not claimed")
+          expect(fresh.run).toMatchObject({
+            job: "fresh",
+            scheduledAt: at(10),
+            trigger: "schedule",
+            attempt: 1,
+            instance: "b",
+            startedAt: at(11),
+            endedAt: null,
+            leaseUntil: at(41),
+            outcome: "running"
+          })
+          const manual = results[4]!
+          if (manual._tag === "Claimed") expect(manual.run).toMatchObject({ job: "manual", trigger: "manual", scheduledAt: at(10) })
+          const skipped = (yield* store.recentRuns("long", 10)).find((r) => r.scheduledAt.getTime() === at(10).getTime())!
+          expect(skipped).toMatchObject({ outcome: "skipped", instance: "b", endedAt: at(11) })
+          expect(skipped.error).toContain(long.run.id)
+          expect((yield* store.recentRuns("done", 10)).map((r) => r.instance)).toEqual(["a"])
+          expect((yield* store.recentRuns("busy", 10)).map((r) => r.outcome)).toEqual(["skipped"])
+          // A job twice in one batch: the second sees the first's claim for its overlap check.
+          const twice = yield* store.claimAll([
+            { occurrence: occurrence("twice", 0), overlap: "skip" },
+            { occurrence: occurrence("twice", 1), overlap: "skip" }
+          ], lease("b", 1))
+          expect(twice.map((r) => r._tag)).toEqual(["Claimed", "Overlap"])
+        })
+      ))
+
+    test("a batch of 600 occurrences: each answered in its place", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const store = yield* client()
+          yield* store.claim(occurrence("many-450", 0), lease("a", 0), { overlap: "allow" })
+          const results = yield* store.claimAll(
+            Array.from({ length: 600 }, (_, i) => ({ occurrence: occurrence(`many-${i}`, 0), overlap: "skip" as const })),
+            lease("b", 0)
+          )
+          expect(results.length).toBe(600)
+          results.forEach((r, i) => {
+            expect(r._tag).toBe(i === 450 ? "Taken" : "Claimed")
+            if (r._tag === "Claimed") expect(r.run.job).toBe(`many-${i}`)
+          })
+        })
+      ))
+
+    test("clients racing with batches and single claims for the same occurrences: each is claimed by exactly one", () =>
+      run((client) =>
+        Effect.gen(function*() {
+          const a = yield* client()
+          const b = yield* client()
+          const c = yield* client()
+          for (let round = 0; round < 3; round++) {
+            const batch = Array.from({ length: 30 }, (_, i) => ({ occurrence: occurrence(`batch${i}`, round), overlap: "skip" as const }))
+            // b's batch is in the reverse order: the locks are taken in one order whatever the batch's.
+            const [ra, rb, rc] = yield* Effect.all([
+              a.claimAll(batch, lease("a", round)),
+              b.claimAll([...batch].reverse(), lease("b", round)),
+              c.claim(batch[7]!.occurrence, lease("c", round), { overlap: "skip" })
+            ], { concurrency: "unbounded" })
+            const reversed = [...rb].reverse()
+            batch.forEach((_, i) => {
+              const tags = [ra[i]!._tag, reversed[i]!._tag, ...(i === 7 ? [rc._tag] : [])].sort()
+              expect(tags).toEqual(i === 7 ? ["Claimed", "Taken", "Taken"] : ["Claimed", "Taken"])
+            })
+            for (let i = 0; i < 30; i++) {
+              const runs = yield* a.recentRuns(`batch${i}`, 10)
+              expect(runs.filter((r) => r.scheduledAt.getTime() === at(round).getTime()).length).toBe(1)
+            }
+            // Finish this round's runs so the next round's overlap check finds none running.
+            for (let i = 0; i < 30; i++) {
+              const run = (yield* a.recentRuns(`batch${i}`, 1))[0]!
+              yield* a.complete(run.id, run.instance, { outcome: "succeeded", now: at(round) })
+            }
+          }
+        })
+      ))
+
     test("skip records an unclaimed occurrence as skipped with its reason, once; a claimed one stays claimed", () =>
       run((client) =>
         Effect.gen(function*() {

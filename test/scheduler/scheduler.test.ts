@@ -497,7 +497,8 @@ describe("scheduler replicas on one store", () => {
   test("two schedulers with the same jobs run each occurrence exactly once", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
-      const store = yield* MemoryStore.make()
+      // All 100 runs kept, to read each occurrence back (the default keeps a job's latest 20).
+      const store = yield* MemoryStore.make({ maxRunsPerJob: 100 })
       const ran: Array<string> = []
       const jobs = [{ name: "tick", schedule: "@every 1s", run: stamp(ran) }]
       const a = yield* start(jobs, { instance: "a" }, store)
