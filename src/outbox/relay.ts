@@ -215,6 +215,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             yield* Metric.update(published, sent.length)
           }
           for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
+          if (config.asyncCommit) yield* tx.query(Sql.commitWithoutFlush)
           const handled = sent.length + failedRows.length
           yield* Metric.update(processed, handled)
           yield* observeEach(processingSeconds, (done - started) / 1000, handled)

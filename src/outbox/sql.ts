@@ -100,3 +100,6 @@ export const countByStatus = `select status, count(*)::int4 as count from outbox
  */
 export const nextDue = `
   select min(next_attempt_at) as due from outbox_events where status = 'pending' and next_attempt_at > $1::timestamptz`
+
+/** This transaction's COMMIT answers without waiting for the WAL flush (`RelayConfig.asyncCommit`). */
+export const commitWithoutFlush = `set local synchronous_commit = off`
