@@ -45,7 +45,8 @@ export const EventHeaders = { eventId: "event-id", eventType: "event-type" } as 
 
 /**
  * A row of `Sql.claimBatch`, whose casts fix every column's type: read with `query`, not decoded
- * with a Schema, which cost more per event than the claim statement's whole client side.
+ * with a Schema, which for a claim of 1 000 rows was about a tenth of the relay's own JavaScript
+ * time (profiled).
  */
 interface ClaimedRow {
   readonly row_ref: string
@@ -205,7 +206,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             : yield* Effect.forEach(rows, (row) => Effect.map(attempt(publisher, [row]), (error) => [row, error] as const))
           const done = yield* Clock.currentTimeMillis
           yield* setBusy(-1)
-          // The whole batch taken at once, the usual case, is marked without sorting outcomes.
+          // The whole batch taken at once, the usual case, is marked without an outcome per event.
           const sent = first === undefined ? rows : outcomes.filter(([, error]) => error === undefined).map(([row]) => row)
           const refused = outcomes.flatMap(([, error]) => error instanceof CircuitOpenError ? [error] : [])
           const failedRows = outcomes.filter(([, error]) => error !== undefined && !(error instanceof CircuitOpenError))
