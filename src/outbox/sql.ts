@@ -22,8 +22,9 @@
  *
  * Cost: a claim reads about as many rows as it returns, however many are pending (migration
  * 2004's two partial indexes). It walks pending rows in `position` order
- * (`outbox_events_claim`) and, per candidate, probes its aggregate's unpublished rows for an
- * earlier one (`outbox_events_unpublished`): an anti-join, stopping at `limit` locked rows.
+ * (`outbox_events_claim`) and, per candidate past its aggregate's first event, probes its
+ * aggregate's unpublished rows for an earlier one (`outbox_events_unpublished`), stopping at
+ * `limit` locked rows.
  * The first version picked each aggregate's lowest unpublished row with `distinct on` over every
  * unpublished row, then sorted: with 100 000 pending rows that was a sort of all of them per
  * claim (1.3 s measured), so a backlog made every claim slower just when speed mattered.
@@ -40,6 +41,13 @@
  * Time: `$now` parameters are the relay's `Clock`, so backoff is testable with `TestClock`.
  */
 /**
+ * An aggregate's first event (seq 1; migration 2005 checks seqs start there) has no earlier row
+ * to look for, so it skips the probe: most orders have only their first event, and skipping
+ * also spares the probe of rows other workers hold. Written as `or not exists`, the probe is a
+ * subplan that reads the partial index alone; measured on 50 000 rows, a claim of 1 000 first
+ * events took 1.4 ms instead of 31 ms, and of 1 000 second events 4.5–6.5 ms instead of 23–38 ms
+ * (the same buffers read).
+ *
  * $1 now (timestamptz), $2 batch size. The claimed rows, locked until the transaction ends, at
  * most one per aggregate, oldest first. Every column has a fixed type (text, or int4 for
  * `aggregate_seq` and `attempts`; `traceparent` text or null), so the relay reads them
@@ -53,11 +61,11 @@ export const claimBatch = `
          e.attempts
   from outbox_events e
   where e.status = 'pending' and e.next_attempt_at <= $1::timestamptz
-    and not exists (
+    and (e.aggregate_seq = 1 or not exists (
       select 1 from outbox_events earlier
       where earlier.aggregate_type = e.aggregate_type and earlier.aggregate_id = e.aggregate_id
         and earlier.aggregate_seq < e.aggregate_seq and earlier.status <> 'published'
-    )
+    ))
   order by e.position
   limit $2::int4
   for update of e skip locked`

@@ -43,6 +43,15 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
 
       const bad = yield* Effect.flip(insertEvent("sent"))
       expect(bad.code).toBe("23514")
+      // The claim takes a seq 1 row without looking for earlier ones: none may come before it.
+      const beforeFirst = yield* Effect.flip(SqlDatabase.use((db) =>
+        db.query(
+          `insert into outbox_events (aggregate_type, aggregate_id, aggregate_seq, event_type, payload)
+           values ('order', $1, 0, 'OrderCreated', '{}'::jsonb)`,
+          [crypto.randomUUID()]
+        )
+      ))
+      expect(beforeFirst.code).toBe("23514")
 
       const db = yield* SqlDatabase
       const ready = yield* Deferred.make<void>()
