@@ -4,6 +4,9 @@
  *
  * `KAFKA_EXPONENTIAL_RETRY_ENABLED=false` keeps the retries but waits the original's fixed
  * `WORKER_RETRY_DELAY` [1s] between each, unjittered; `KAFKA_CIRCUIT_BREAKER_ENABLED=false` publishes without a breaker.
+ *
+ * `WORKER_ASYNC_COMMIT` [true] (not the original's) commits a batch's marks without waiting for
+ * PostgreSQL to flush them: see `RelayConfig.asyncCommit`.
  */
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -37,6 +40,15 @@ export interface RelayConfig {
   readonly publishTimeout: Duration.Duration
   /** How often `txstream_events_in_queue` is read from the table. */
   readonly queueGaugeInterval: Duration.Duration
+  /**
+   * Commit a batch's marks with `synchronous_commit = off`: the worker claims again without
+   * waiting for the WAL flush, which on a slow disk took most of its time at a steady load. What
+   * it costs: a PostgreSQL crash can lose the last fraction of a second of marks (never rows,
+   * which the writers commit durably), so those events are published again, as after a relay
+   * crash between Kafka's ack and the commit; delivery stays at-least-once, and a later durable
+   * commit (any insert) flushes the earlier marks with it. `false` waits for each flush.
+   */
+  readonly asyncCommit: boolean
 }
 
 export const relayDefaults: RelayConfig = {
@@ -55,7 +67,8 @@ export const relayDefaults: RelayConfig = {
   successThreshold: outboxBreakerDefaults.KAFKA_SUCCESS_THRESHOLD,
   resetTimeout: outboxBreakerDefaults.KAFKA_RESET_TIMEOUT,
   publishTimeout: Duration.seconds(10),
-  queueGaugeInterval: Duration.seconds(15)
+  queueGaugeInterval: Duration.seconds(15),
+  asyncCommit: true
 }
 
 export const relayConfig: Config.Config<RelayConfig> = Config.all({
@@ -74,5 +87,6 @@ export const relayConfig: Config.Config<RelayConfig> = Config.all({
   successThreshold: positiveInt("KAFKA_SUCCESS_THRESHOLD").pipe(Config.withDefault(relayDefaults.successThreshold)),
   resetTimeout: positiveDuration("KAFKA_RESET_TIMEOUT").pipe(Config.withDefault(relayDefaults.resetTimeout)),
   publishTimeout: positiveDuration("KAFKA_TIMEOUT_DURATION").pipe(Config.withDefault(relayDefaults.publishTimeout)),
-  queueGaugeInterval: positiveDuration("METRICS_QUEUE_INTERVAL").pipe(Config.withDefault(relayDefaults.queueGaugeInterval))
+  queueGaugeInterval: positiveDuration("METRICS_QUEUE_INTERVAL").pipe(Config.withDefault(relayDefaults.queueGaugeInterval)),
+  asyncCommit: flag("WORKER_ASYNC_COMMIT")
 })

@@ -17,6 +17,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -42,17 +43,22 @@ import * as Sql from "./sql.ts"
 /** Header names of the Kafka record (SPEC §2). */
 export const EventHeaders = { eventId: "event-id", eventType: "event-type" } as const
 
-const ClaimedRow = Schema.Struct({
-  id: Schema.String,
-  aggregate_type: Schema.String,
-  aggregate_id: Schema.String,
-  aggregate_seq: Schema.Number,
-  event_type: Schema.String,
-  payload: Schema.String,
-  headers: Schema.Unknown,
-  attempts: Schema.Number
-})
-type ClaimedRow = typeof ClaimedRow.Type
+/**
+ * A row of `Sql.claimBatch`, whose casts fix every column's type: read with `query`, not decoded
+ * with a Schema, which for a claim of 1 000 rows was about a tenth of the relay's own JavaScript
+ * time (profiled).
+ */
+interface ClaimedRow {
+  readonly row_ref: string
+  readonly id: string
+  readonly aggregate_type: string
+  readonly aggregate_id: string
+  readonly aggregate_seq: number
+  readonly event_type: string
+  readonly payload: string
+  readonly traceparent: string | null
+  readonly attempts: number
+}
 
 const NextDue = Schema.Struct({ due: Schema.NullOr(Schema.Date) })
 
@@ -120,24 +126,26 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       const headers: Record<string, string> = Object.create(null)
       headers[EventHeaders.eventId] = row.id
       headers[EventHeaders.eventType] = row.event_type
-      const traceparent = stringHeader(row.headers, Headers.traceparent)
-      if (traceparent !== undefined) headers[Headers.traceparent] = traceparent
+      if (row.traceparent !== null) headers[Headers.traceparent] = row.traceparent
       return { id: row.id, key: row.aggregate_id, headers, body: row.payload }
     }
 
     // The batch's span continues the first event's trace and links the others', so each
     // request's trace shows where its event left the outbox.
     const traced = <A, E, R>(rows: ReadonlyArray<ClaimedRow>, publish: Effect.Effect<A, E, R>) => {
-      const parents = rows.flatMap((row) => {
-        const parent = parseTraceparent(stringHeader(row.headers, Headers.traceparent))
-        return parent === undefined ? [] : [parent]
-      })
-      const [first, ...rest] = parents
+      let first: Tracer.ExternalSpan | undefined
+      const links: Array<Tracer.SpanLink> = []
+      for (const row of rows) {
+        const parent = row.traceparent === null ? undefined : parseTraceparent(row.traceparent)
+        if (parent === undefined) continue
+        if (first === undefined) first = parent
+        else links.push({ span: parent, attributes: {} })
+      }
       return Effect.withSpan(publish, "outbox relay publish", {
         kind: "producer",
         attributes: { "messaging.destination.name": config.topic, "messaging.batch.message_count": rows.length },
         ...(first === undefined ? {} : { parent: first }),
-        links: rest.map((span): Tracer.SpanLink => ({ span, attributes: {} }))
+        links
       })
     }
 
@@ -184,7 +192,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       db.transaction((tx) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          const rows = yield* tx.queryAs(ClaimedRow, Sql.claimBatch, [new Date(started), config.batchSize])
+          const rows = yield* tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
           if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
           yield* setBusy(1)
           const first = yield* attempt(publisher, rows)
@@ -192,24 +200,26 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           // event (too large, say) costs only itself an attempt, never its batch's neighbours.
           // Each aggregate appears once in a batch, so this cannot reorder an aggregate.
           const outcomes: Array<readonly [ClaimedRow, unknown]> = first === undefined
-            ? rows.map((row) => [row, undefined] as const)
+            ? []
             : rows.length === 1 || first instanceof CircuitOpenError
             ? rows.map((row) => [row, first] as const)
             : yield* Effect.forEach(rows, (row) => Effect.map(attempt(publisher, [row]), (error) => [row, error] as const))
           const done = yield* Clock.currentTimeMillis
           yield* setBusy(-1)
-          const sent = outcomes.filter(([, error]) => error === undefined).map(([row]) => row)
+          // The whole batch taken at once, the usual case, is marked without an outcome per event.
+          const sent = first === undefined ? rows : outcomes.filter(([, error]) => error === undefined).map(([row]) => row)
           const refused = outcomes.flatMap(([, error]) => error instanceof CircuitOpenError ? [error] : [])
           const failedRows = outcomes.filter(([, error]) => error !== undefined && !(error instanceof CircuitOpenError))
           // Refused rows stay untouched (pending, due): the breaker's refusal costs no attempt.
           if (sent.length > 0) {
-            yield* tx.query(Sql.markPublished, [sent.map((r) => r.id), new Date(done)])
+            yield* tx.query(Sql.markPublished, [sent.map((r) => r.row_ref), new Date(done)])
             yield* Metric.update(published, sent.length)
           }
           for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
+          if (config.asyncCommit) yield* tx.query(Sql.commitWithoutFlush)
           const handled = sent.length + failedRows.length
           yield* Metric.update(processed, handled)
-          for (let i = 0; i < handled; i++) yield* Metric.update(processingSeconds, (done - started) / 1000)
+          yield* observeEach(processingSeconds, (done - started) / 1000, handled)
           if (refused.length > 0) return { _tag: "Refused", retryAfter: refused[0]!.retryAfter } as BatchResult
           return { _tag: "Claimed", count: rows.length } as BatchResult
         })
@@ -283,8 +293,11 @@ export const refreshQueueGauge = (db: Pick<SqlClient, "queryAs">) =>
 const unavailable = (error: unknown): boolean =>
   error instanceof PublisherError ? error.reason === "unavailable" : Cause.isTimeoutError(error)
 
-const stringHeader = (headers: unknown, name: string): string | undefined => {
-  const value = typeof headers === "object" && headers !== null ? (headers as Record<string, unknown>)[name] : undefined
-  return typeof value === "string" ? value : undefined
-}
+/** `times` observations of `value`, in one step rather than one effect each. */
+const observeEach = (metric: Metric.Metric<number, unknown>, value: number, times: number) =>
+  times === 0 ? Effect.void : Effect.contextWith((context: Context.Context<never>) =>
+    Effect.sync(() => {
+      for (let i = 0; i < times; i++) metric.updateUnsafe(value, context)
+    })
+  )
 

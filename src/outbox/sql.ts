@@ -22,8 +22,9 @@
  *
  * Cost: a claim reads about as many rows as it returns, however many are pending (migration
  * 2004's two partial indexes). It walks pending rows in `position` order
- * (`outbox_events_claim`) and, per candidate, probes its aggregate's unpublished rows for an
- * earlier one (`outbox_events_unpublished`): an anti-join, stopping at `limit` locked rows.
+ * (`outbox_events_claim`) and, per candidate past its aggregate's first event, probes its
+ * aggregate's unpublished rows for an earlier one (`outbox_events_unpublished`), stopping at
+ * `limit` locked rows.
  * The first version picked each aggregate's lowest unpublished row with `distinct on` over every
  * unpublished row, then sorted: with 100 000 pending rows that was a sort of all of them per
  * claim (1.3 s measured), so a backlog made every claim slower just when speed mattered.
@@ -40,27 +41,45 @@
  * Time: `$now` parameters are the relay's `Clock`, so backoff is testable with `TestClock`.
  */
 /**
+ * An aggregate's first event (seq 1; migration 2005 checks seqs start there) has no earlier row
+ * to look for, so it skips the probe: most orders have only their first event, and skipping
+ * also spares the probe of rows other workers hold. Written as `or not exists`, the probe is a
+ * subplan that reads the partial index alone; measured on 50 000 rows, a claim of 1 000 first
+ * events took 1.4 ms instead of 31 ms, and of 1 000 second events 4.5–6.5 ms instead of 23–38 ms
+ * (the same buffers read).
+ *
  * $1 now (timestamptz), $2 batch size. The claimed rows, locked until the transaction ends, at
- * most one per aggregate, oldest first.
+ * most one per aggregate, oldest first. Every column has a fixed type (text, or int4 for
+ * `aggregate_seq` and `attempts`; `traceparent` text or null), so the relay reads them
+ * without decoding. `row_ref` is the locked row version's `ctid`, for `markPublished`; of the
+ * stored headers only a string `traceparent` is sent on.
  */
 export const claimBatch = `
-  select e.id::text as id, e.aggregate_type, e.aggregate_id, e.aggregate_seq::int4 as aggregate_seq,
-         e.event_type, e.payload::text as payload, e.headers, e.attempts
+  select e.ctid::text as row_ref, e.id::text as id, e.aggregate_type, e.aggregate_id, e.aggregate_seq::int4 as aggregate_seq,
+         e.event_type, e.payload::text as payload,
+         case when jsonb_typeof(e.headers -> 'traceparent') = 'string' then e.headers ->> 'traceparent' end as traceparent,
+         e.attempts
   from outbox_events e
   where e.status = 'pending' and e.next_attempt_at <= $1::timestamptz
-    and not exists (
+    and (e.aggregate_seq = 1 or not exists (
       select 1 from outbox_events earlier
       where earlier.aggregate_type = e.aggregate_type and earlier.aggregate_id = e.aggregate_id
         and earlier.aggregate_seq < e.aggregate_seq and earlier.status <> 'published'
-    )
+    ))
   order by e.position
   limit $2::int4
   for update of e skip locked`
 
-/** $1 ids (text[]), $2 now. */
+/**
+ * $1 the claimed rows' `row_ref`s (text[]), $2 now. By `ctid`, not id: a row this transaction
+ * has locked cannot be updated, deleted or moved by anyone else until it ends (VACUUM leaves
+ * live row versions where they are; VACUUM FULL and CLUSTER wait for the lock), so its ctid
+ * still names it, and the update reads each row directly instead of probing the primary key
+ * for it (measured: about a third less time for a batch of 1 000).
+ */
 export const markPublished = `
   update outbox_events set status = 'published', published_at = $2::timestamptz, last_error = null
-  where id = any($1::text[]::uuid[])`
+  where ctid = any($1::text[]::tid[])`
 
 /** $1 ids, $2 next attempt time, $3 error. Counts the failed attempt. */
 export const markRetry = `
@@ -89,3 +108,6 @@ export const countByStatus = `select status, count(*)::int4 as count from outbox
  */
 export const nextDue = `
   select min(next_attempt_at) as due from outbox_events where status = 'pending' and next_attempt_at > $1::timestamptz`
+
+/** This transaction's COMMIT answers without waiting for the WAL flush (`RelayConfig.asyncCommit`). */
+export const commitWithoutFlush = `set local synchronous_commit = off`

@@ -38,11 +38,20 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
   test("up creates the tables, the status check and a trigger that NOTIFYs the relay; down removes them", () =>
     run(Effect.gen(function*() {
       const applied = yield* migrate(Orders.migrations, { ...options, direction: "up" })
-      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events", "outbox-retention", "outbox-claim-indexes"])
+      expect(applied.map((m) => m.name)).toEqual(["orders-tables", "outbox-events", "outbox-retention", "outbox-claim-indexes", "outbox-position-unindexed"])
       expect(yield* existing).toEqual(tables)
 
       const bad = yield* Effect.flip(insertEvent("sent"))
       expect(bad.code).toBe("23514")
+      // The claim takes a seq 1 row without looking for earlier ones: none may come before it.
+      const beforeFirst = yield* Effect.flip(SqlDatabase.use((db) =>
+        db.query(
+          `insert into outbox_events (aggregate_type, aggregate_id, aggregate_seq, event_type, payload)
+           values ('order', $1, 0, 'OrderCreated', '{}'::jsonb)`,
+          [crypto.randomUUID()]
+        )
+      ))
+      expect(beforeFirst.code).toBe("23514")
 
       const db = yield* SqlDatabase
       const ready = yield* Deferred.make<void>()
@@ -75,14 +84,20 @@ export const migrationsSuite = (layer: () => Layer.Layer<SqlDatabase, SqlError>)
       expect(claimIndexes.map((i) => i.indexname)).toEqual(["outbox_events_claim", "outbox_events_unpublished"])
       expect(claimIndexes[0]!.indexdef).toContain("(\"position\") WHERE (status = 'pending'::text)")
       expect(claimIndexes[1]!.indexdef).toContain("WHERE (status <> 'published'::text)")
+      // The claim index is the only one on `position`: a unique one would cost every write.
+      const onPosition = yield* db.query<{ indexname: string }>(
+        `select indexname from pg_indexes
+         where tablename = 'outbox_events' and schemaname = current_schema() and indexdef like '%("position")%' order by 1`
+      )
+      expect(onPosition.map((i) => i.indexname)).toEqual(["outbox_events_claim"])
 
       const [keys] = yield* db.query<{ indexdef: string }>(
         "select indexdef from pg_indexes where indexname = 'idempotency_keys_created' and schemaname = current_schema()"
       )
       expect(keys!.indexdef).toContain("(created_at)")
 
-      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 4 })
-      expect(reverted.map((m) => m.name)).toEqual(["outbox-claim-indexes", "outbox-retention", "outbox-events", "orders-tables"])
+      const reverted = yield* migrate(Orders.migrations, { ...options, direction: "down", steps: 5 })
+      expect(reverted.map((m) => m.name)).toEqual(["outbox-position-unindexed", "outbox-claim-indexes", "outbox-retention", "outbox-events", "orders-tables"])
       expect(yield* existing).toEqual([])
       // In this schema only: other suites sharing the server have the function in theirs.
       const [fn] = yield* db.query<{ n: number }>(

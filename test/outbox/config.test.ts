@@ -16,19 +16,20 @@ describe("outbox relay config", () => {
     const c = result.success
     expect([c.poolSize, c.batchSize, c.maxRetries, c.topic, c.multiplier, c.failureThreshold, c.successThreshold]).toEqual([3, 10, 3, "txstream.events", 2, 5, 3])
     expect([c.pollInterval, c.baseDelay, c.maxDelay, c.resetTimeout, c.publishTimeout].map(Duration.toMillis)).toEqual([5000, 1000, 30000, 30000, 10000])
-    expect([c.exponentialRetry, c.circuitBreaker]).toEqual([true, true])
+    expect([c.exponentialRetry, c.circuitBreaker, c.asyncCommit]).toEqual([true, true, true])
   })
 
   test("the original's names are read; booleans false turn the breaker and the exponential retry off", async () => {
     const result = await read({
       WORKER_POOL_SIZE: "7", WORKER_BATCH_SIZE: "50", WORKER_INTERVAL: "250ms", WORKER_MAX_RETRIES: "0",
       KAFKA_TOPIC_EVENTS: "t", KAFKA_BASE_DELAY: "2s", KAFKA_MULTIPLIER: "1.5",
-      KAFKA_CIRCUIT_BREAKER_ENABLED: "false", KAFKA_EXPONENTIAL_RETRY_ENABLED: "FALSE", WORKER_RETRY_DELAY: "750ms"
+      KAFKA_CIRCUIT_BREAKER_ENABLED: "false", KAFKA_EXPONENTIAL_RETRY_ENABLED: "FALSE", WORKER_RETRY_DELAY: "750ms",
+      WORKER_ASYNC_COMMIT: "0"
     })
     if (result._tag !== "Success") throw new Error("expected a config")
     const c = result.success
     expect([c.poolSize, c.batchSize, Duration.toMillis(c.pollInterval), c.maxRetries, c.topic, c.multiplier]).toEqual([7, 50, 250, 0, "t", 1.5])
-    expect([c.circuitBreaker, c.exponentialRetry]).toEqual([false, false])
+    expect([c.circuitBreaker, c.exponentialRetry, c.asyncCommit]).toEqual([false, false, false])
     // fixed waits of WORKER_RETRY_DELAY, unjittered
     expect(retryPolicy(c)).toMatchObject({ factor: 1, jitter: 0, maxAttempts: 1 })
     expect([retryPolicy(c).base, retryPolicy(c).max].map((d) => Duration.toMillis(Duration.fromInputUnsafe(d)))).toEqual([750, 750])

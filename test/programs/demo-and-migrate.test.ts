@@ -104,7 +104,7 @@ describe.if(postgresUp)("migrate program", () => {
     const up = startProgram("migrate.ts", { DATABASE_URL: url.toString() }, ["up"])
     expect(await up.exited).toBe(0)
     expect(up.stdout()).toContain("counter: applied 1001 counter-tables")
-    expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events, 2003 outbox-retention, 2004 outbox-claim-indexes")
+    expect(up.stdout()).toContain("orders: applied 2001 orders-tables, 2002 outbox-events, 2003 outbox-retention, 2004 outbox-claim-indexes, 2005 outbox-position-unindexed")
     expect(up.stdout()).toContain("order-events: applied 3001 inbox-and-customer-orders")
     expect(up.stdout()).toContain("scheduler: applied 4001 scheduler-runs")
     expect(up.stdout()).toContain("sessions: applied 5001 session-queue-tables")
