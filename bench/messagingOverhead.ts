@@ -1,7 +1,7 @@
 /**
  * The toolkit's CPU cost per publish and per consumed message, against raw amqplib, in one run.
  *
- *   bun run bench/messagingOverhead.ts [--messages 20000] [--rounds 3] [--only memory|rabbitmq]
+ *   bun run bench/messagingOverhead.ts [--messages 20000] [--rounds 3] [--only memory|rabbitmq|rabbitmq-consume]
  *
  * CPU microseconds (user + system of this process) per unit of work, so a loaded machine
  * changes the figures less than it changes wall-clock rates:
@@ -13,6 +13,7 @@
  */
 import * as amqp from "amqplib"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -70,7 +71,7 @@ const toolkitConsume = (
     const fiber = yield* Effect.forkChild(consume({ topic, group, prefetch: 100 }, () =>
       Effect.sync(() => {
         if (++seen === n) Deferred.doneUnsafe(done, Effect.void)
-      })))
+      }), process.env.BENCH_NO_TIMEOUT ? { timeout: Duration.infinity } : {}))
     yield* Deferred.await(done)
     const used = (cpu() - start) / n
     yield* Fiber.interrupt(fiber)
@@ -132,14 +133,16 @@ const results: Record<string, Array<number>> = {}
 const record = (label: string, value: number) => (results[label] ??= []).push(value)
 
 for (let round = 0; round < rounds; round++) {
-  if (only !== "rabbitmq") {
+  if (only === "" || only === "memory") {
     record("memory publish", await toolkitPublish(Memory.layer, `bench_mem_${tag}`, messages * 5))
     record("memory consume", await toolkitConsume(Memory.layer, `bench_mem_c_${tag}_${round}`, `bench_mem_g_${tag}_${round}`, messages * 5, fillWith(`bench_mem_c_${tag}_${round}`, messages * 5)))
   }
   if (only !== "memory") {
-    record("raw amqplib publish+confirm", await rawPublish(`bench_raw_x_${tag}`, messages))
-    record("rabbitmq publish", await toolkitPublish(rabbitLayer, `bench_tk_x_${tag}`, messages))
-    record("raw amqplib consume+ack", await rawConsume(`bench_raw_q_${tag}_${round}`, messages))
+    if (only !== "rabbitmq-consume") {
+      record("raw amqplib publish+confirm", await rawPublish(`bench_raw_x_${tag}`, messages))
+      record("rabbitmq publish", await toolkitPublish(rabbitLayer, `bench_tk_x_${tag}`, messages))
+      record("raw amqplib consume+ack", await rawConsume(`bench_raw_q_${tag}_${round}`, messages))
+    }
     const topic = `bench_tk_c_${tag}_${round}`
     const group = `bench_tk_g_${tag}_${round}`
     record("rabbitmq consume", await toolkitConsume(rabbitLayer, topic, group, messages, fillWith(topic, messages)))

@@ -311,11 +311,19 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
         // Concurrently: one dead letter waiting for its broker's confirm does not hold up the rest.
         return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { concurrency: "unbounded", discard: true }))
       }),
+    // The clock is looked up once and read directly, the series updated in place: per message.
     timed: (effect) =>
-      Effect.uninterruptible(
-        Effect.flatMap(Clock.currentTimeMillis, (started) =>
-          Effect.andThen(effect, Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.update(duration, (now - started) / 1000))))
-      )
+      Effect.uninterruptible(Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const started = clock.currentTimeMillisUnsafe()
+        return Effect.andThen(
+          effect,
+          Effect.withFiber((done) => {
+            duration.updateUnsafe((clock.currentTimeMillisUnsafe() - started) / 1000, done.context)
+            return Effect.void
+          })
+        )
+      }))
   }
 }
 
