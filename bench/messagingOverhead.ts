@@ -103,6 +103,15 @@ const rawPublish = async (exchange: string, n: number) => {
   return used
 }
 
+// Fills through amqplib, so a profile of the consume run shows little of the filling.
+const rawFill = async (exchange: string, n: number) => {
+  const connection = await amqp.connect(url)
+  const channel = await connection.createConfirmChannel()
+  for (let i = 0; i < n; i++) channel.publish(exchange, "k", Buffer.from(body), { persistent: true, messageId: crypto.randomUUID(), headers: {} })
+  await channel.waitForConfirms()
+  await connection.close()
+}
+
 const rawConsume = async (queue: string, n: number) => {
   const connection = await amqp.connect(url)
   const channel = await connection.createConfirmChannel()
@@ -145,7 +154,7 @@ for (let round = 0; round < rounds; round++) {
     }
     const topic = `bench_tk_c_${tag}_${round}`
     const group = `bench_tk_g_${tag}_${round}`
-    record("rabbitmq consume", await toolkitConsume(rabbitLayer, topic, group, messages, fillWith(topic, messages)))
+    record("rabbitmq consume", await toolkitConsume(rabbitLayer, topic, group, messages, Effect.promise(() => rawFill(topic, messages))))
     const connection = await amqp.connect(url)
     const channel = await connection.createChannel()
     await channel.deleteQueue(group)
