@@ -107,7 +107,7 @@ export const consumeFrom = <E, R, ES, RS>(
       return settler.timed(
         parent?.sampled === false
           ? Effect.withParentSpan(handled, parent)
-          : Effect.withSpan(handled, settler.spanName, { ...settler.spanOptions(delivery, parent), captureStackTrace: false })
+          : Effect.withSpan(handled, settler.spanName, settler.spanOptions(delivery, parent))
       )
     }
     return Effect.flatMap(source.take, process)
@@ -178,7 +178,7 @@ const subscribe = (subscription: Subscription) => Subscriber.use((subscriber) =>
 interface Settler<E> {
   readonly spanName: string
   /** `parent`: the producer's span, from the message's `traceparent` header. */
-  readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
+  readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptions
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E>, never, R>
   /** `again` runs the handler on the delivery anew, for a retry that does not count as an attempt. */
   readonly settle: <R = never>(
@@ -273,6 +273,7 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
     spanOptions: (delivery, parent) => ({
       kind: "consumer",
       parent,
+      captureStackTrace: false,
       attributes: {
         "messaging.destination.name": delivery.topic,
         "messaging.consumer.group.name": group,
