@@ -136,7 +136,7 @@ const rawConsume = async (queue: string, n: number) => {
 
 const rabbitLayer = RabbitMQ.layer({ url, prefetch: 100 })
 const line = (label: string, figures: Array<number>) =>
-  console.log(`${label.padEnd(28)} ${figures.map((f) => f.toFixed(1).padStart(7)).join(" ")}  µs CPU (median ${[...figures].sort((a, b) => a - b)[Math.floor(figures.length / 2)]!.toFixed(1)})`)
+  console.log(`${label.padEnd(28)} ${figures.map((f) => f.toFixed(1).padStart(7)).join(" ")}  µs CPU (median ${[...figures].sort((a, b) => a - b)[Math.floor(figures.length / 2)]!.toFixed(1)}, min ${Math.min(...figures).toFixed(1)})`)
 
 const results: Record<string, Array<number>> = {}
 const record = (label: string, value: number) => (results[label] ??= []).push(value)
