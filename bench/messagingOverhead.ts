@@ -1,7 +1,7 @@
 /**
  * The toolkit's CPU cost per publish and per consumed message, against raw amqplib, in one run.
  *
- *   bun run bench/messagingOverhead.ts [--messages 20000] [--rounds 3] [--only memory|rabbitmq|rabbitmq-consume]
+ *   bun run bench/messagingOverhead.ts [--messages 20000] [--rounds 3] [--only memory|rabbitmq|rabbitmq-publish|rabbitmq-consume]
  *
  * CPU microseconds (user + system of this process) per unit of work, so a loaded machine
  * changes the figures less than it changes wall-clock rates:
@@ -150,6 +150,7 @@ for (let round = 0; round < rounds; round++) {
     if (only !== "rabbitmq-consume") {
       record("raw amqplib publish+confirm", await rawPublish(`bench_raw_x_${tag}`, messages))
       record("rabbitmq publish", await toolkitPublish(rabbitLayer, `bench_tk_x_${tag}`, messages))
+      if (only === "rabbitmq-publish") continue
       record("raw amqplib consume+ack", await rawConsume(`bench_raw_q_${tag}_${round}`, messages))
     }
     const topic = `bench_tk_c_${tag}_${round}`
