@@ -10,6 +10,7 @@
  * - consume: a queue holding the messages is drained by `consume` with an empty handler
  *   (prefetch 100); raw: an amqplib consumer acking every message itself.
  * The memory broker's figures are the toolkit's own overhead with no driver under it.
+ * With BENCH_NO_TIMEOUT=1 the runner runs without its handler timeout, to see what that costs.
  */
 import * as amqp from "amqplib"
 import * as Deferred from "effect/Deferred"
