@@ -60,6 +60,19 @@ export class MemoryBroker extends Context.Service<MemoryBroker, {
   readonly inFlight: (group: string) => Effect.Effect<number>
 }>()("queueworks/MemoryBroker") {}
 
+const hasCredit = (consumer: ConsumerState) => !consumer.stopped && consumer.unsettled.size < consumer.prefetch
+
+// The next of the consumers with credit, round-robin; counted, then picked, so that no array is
+// made per message.
+const nextWithCredit = (group: GroupState): ConsumerState | undefined => {
+  let open = 0
+  for (const consumer of group.consumers) if (hasCredit(consumer)) open++
+  if (open === 0) return undefined
+  let pick = group.next++ % open
+  for (const consumer of group.consumers) if (hasCredit(consumer) && pick-- === 0) return consumer
+  return undefined
+}
+
 const make = Effect.sync(() => {
   const groups = new Map<string, GroupState>()
   const pendingOf = new WeakMap<Delivery, Pending>()
@@ -112,9 +125,8 @@ const make = Effect.sync(() => {
   const dispatch = (name: string) => {
     const group = groupOf(name)
     while (group.ready.length > 0) {
-      const open = group.consumers.filter((c) => !c.stopped && c.unsettled.size < c.prefetch)
-      if (open.length === 0) return
-      const consumer = open[group.next++ % open.length]!
+      const consumer = nextWithCredit(group)
+      if (consumer === undefined) return
       const entry = group.ready.shift()!
       const pending: Pending = { entry, settled: false }
       consumer.unsettled.add(pending)
@@ -140,9 +152,12 @@ const make = Effect.sync(() => {
       topic: entry.topic,
       attempt: entry.attempt,
       ack: settle(name, consumer, pending, () => {}),
-      retry: settle(name, consumer, pending, () => {
-        groupOf(name).ready.push({ ...entry, attempt: entry.attempt + 1 })
-      }),
+      // Made when asked for: most deliveries are only acked.
+      get retry() {
+        return settle(name, consumer, pending, () => {
+          groupOf(name).ready.push({ ...entry, attempt: entry.attempt + 1 })
+        })
+      },
       deadLetter: (reason) =>
         settle(name, consumer, pending, () => {
           if (groups.get(name)?.exclusive === true) return

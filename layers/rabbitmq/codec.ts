@@ -44,6 +44,10 @@ export const publishOptions = (
   headers: Readonly<Record<string, string>>,
   persistent = true
 ): amqp.Options.Publish => {
+  // Most messages carry neither: their headers go as they are, without a copy per message.
+  if (headers[Headers.replyTo] === undefined && headers[Headers.correlationId] === undefined) {
+    return { persistent, messageId, headers }
+  }
   const { [Headers.replyTo]: replyTo, [Headers.correlationId]: correlationId, ...rest } = headers
   return {
     persistent,

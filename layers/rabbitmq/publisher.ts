@@ -160,29 +160,55 @@ export const makeConfirms = (
       return blocked === undefined ? within : `${within} (the broker blocks publishers: ${blocked})`
     }
 
+    const limit = Duration.toMillis(Duration.fromInputUnsafe(timeout))
+
+    // Whatever has to wait for a channel, an exchange declaration or a reconnect.
+    const slow = (exchange: string, items: ReadonlyArray<Outgoing>, within: Duration.Input): Effect.Effect<void, ConfirmError> =>
+      attempt(exchange, items).pipe(
+        Effect.retry({ while: (error) => error.retryable }),
+        Effect.timeoutOrElse({
+          duration: within,
+          orElse: () => Effect.fail(new ConfirmError({ retryable: false, cause: timedOut() }))
+        })
+      )
+
+    // The usual case, an open channel and a known exchange, bounded by a timer of its own rather
+    // than a race: a race forks two fibers per publish, which cost more than the publish itself.
+    // Should the connection go under it, the rest of the time goes to the slow path.
     const publish = (exchange: string, items: ReadonlyArray<Outgoing>): Effect.Effect<void, ConfirmError> =>
-      items.length === 0
-        ? Effect.void
-        : attempt(exchange, items).pipe(
-          Effect.retry({ while: (error) => error.retryable }),
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () =>
-              Effect.fail(new ConfirmError({ retryable: false, cause: timedOut() }))
-          })
+      Effect.suspend(() => {
+        if (items.length === 0) return Effect.void
+        const target = session
+        if (
+          target === undefined || target.closing || target.live.lost || !Number.isFinite(limit) ||
+          (exchange !== "" && !target.asserted.has(exchange))
+        ) return slow(exchange, items, timeout)
+        const started = Date.now()
+        return Effect.catch(
+          writeAll(target, items, limit, timedOut),
+          (error) => error.retryable ? slow(exchange, items, Math.max(0, limit - (Date.now() - started))) : Effect.fail(error)
         )
+      })
 
     return { publish }
   })
 
-const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effect<void, ConfirmError> =>
+/** With `limit` (ms), fails unconfirmed after that long, saying why `timedOut` tells. */
+const writeAll = (
+  session: Session,
+  items: ReadonlyArray<Outgoing>,
+  limit?: number,
+  timedOut?: () => string
+): Effect.Effect<void, ConfirmError> =>
   Effect.callback<void, ConfirmError>((resume) => {
     let unconfirmed = items.length
     let next = 0
     let done = false
+    let timer: ReturnType<typeof setTimeout> | undefined
     const finish = (result: Effect.Effect<void, ConfirmError>) => {
       if (done) return
       done = true
+      if (timer !== undefined) clearTimeout(timer)
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
       session.returnWaiters.delete(onReturn)
@@ -236,9 +262,13 @@ const writeAll = (session: Session, items: ReadonlyArray<Outgoing>): Effect.Effe
     }
     session.closeWaiters.add(onClose)
     if (items.some((item) => item.options.mandatory === true)) session.returnWaiters.add(onReturn)
+    if (limit !== undefined) {
+      timer = setTimeout(() => finish(Effect.fail(new ConfirmError({ retryable: false, cause: timedOut?.() ?? "not confirmed in time" }))), limit)
+    }
     write()
     return Effect.sync(() => {
       done = true
+      if (timer !== undefined) clearTimeout(timer)
       session.closeWaiters.delete(onClose)
       session.drainWaiters.delete(write)
       session.returnWaiters.delete(onReturn)

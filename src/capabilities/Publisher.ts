@@ -20,7 +20,10 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { describeCause } from "./describeCause.ts"
 import { Headers, normalize, type Message, type OutgoingMessage } from "./Message.ts"
-import { currentTraceparent } from "../messaging/traceContext.ts"
+import { formatTraceparent } from "../messaging/traceContext.ts"
+
+// A stack trace per publish costs more than the rest of the span.
+const noStackTrace = { captureStackTrace: false } as const
 
 export class PublisherError extends Data.TaggedError("PublisherError")<{
   readonly operation: string
@@ -50,24 +53,29 @@ export class Publisher extends Context.Service<Publisher, PublisherShape>()("que
     send: (topic: string, messages: ReadonlyArray<Message>) => Effect.Effect<void, PublisherError>,
     healthy: Effect.Effect<boolean> = Effect.succeed(true)
   ): PublisherShape {
+    // Runs on every publish: plain combinators, the traceparent taken from the span at hand.
+    const stamp = (messages: ReadonlyArray<OutgoingMessage>, traceparent: string): Array<Message> => {
+      const ready = new Array<Message>(messages.length)
+      for (let i = 0; i < messages.length; i++) {
+        const message = normalize(messages[i]!)
+        ready[i] = message.headers[Headers.traceparent] !== undefined
+          ? message
+          : { ...message, headers: { ...message.headers, [Headers.traceparent]: traceparent } }
+      }
+      return ready
+    }
     return {
       healthy,
       publish: (topic, messages) =>
-        Effect.gen(function*() {
-          const traceparent = yield* currentTraceparent
-          const ready = messages.map((m) => {
-            const message = normalize(m)
-            return traceparent === undefined || message.headers[Headers.traceparent] !== undefined
-              ? message
-              : { ...message, headers: { ...message.headers, [Headers.traceparent]: traceparent } }
-          })
-          yield* send(topic, ready)
-        }).pipe(
-          Effect.withSpan(`publish ${topic}`, {
-            kind: "producer",
-            attributes: { "messaging.system": system, "messaging.destination.name": topic, "messaging.batch.message_count": messages.length }
-          })
-        )
+        Effect.useSpan(`publish ${topic}`, {
+          kind: "producer",
+          attributes: { "messaging.system": system, "messaging.destination.name": topic, "messaging.batch.message_count": messages.length }
+        }, (span) =>
+          Effect.withParentSpan(
+            send(topic, stamp(messages, formatTraceparent(span.traceId, span.spanId, span.sampled))),
+            span,
+            noStackTrace
+          ))
     }
   }
 }

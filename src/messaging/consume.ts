@@ -38,7 +38,8 @@ import { Headers } from "../capabilities/Message.ts"
 import { describeCause } from "../capabilities/describeCause.ts"
 import { Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
 import type { BatchHandler, Handler } from "./Handler.ts"
-import { type HandlerTimeoutError, timeout } from "../resilience/timeout.ts"
+import { HandlerTimeoutError } from "../resilience/timeout.ts"
+import { type Deadlines, makeDeadlines } from "./deadlines.ts"
 import * as Outcome from "./Outcome.ts"
 import { parseTraceparent } from "./traceContext.ts"
 
@@ -95,9 +96,12 @@ export const consumeFrom = <E, R, ES, RS>(
   options: ConsumeOptions = {}
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
   runWorkers<E | HandlerTimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 100, (source, settler) => {
-    // The default stack: the runner's own options, as middleware.
-    const limit = handlerTimeout(options)
-    const bounded = Duration.isFinite(limit) ? timeout(limit)(handler) : handler
+    // The runner's own timeout, as the `timeout` middleware would be, kept by the runner's
+    // watchdog (see `deadlines.ts`) rather than by a race per message.
+    const deadlines = settler.deadlines
+    const bounded = deadlines === undefined ? handler : (delivery: Delivery) =>
+      deadlines.run(handler(delivery), () =>
+        new HandlerTimeoutError({ topic: delivery.topic, messageId: delivery.message.id, timeout: deadlines.limit }))
     const process = (delivery: Delivery): Effect.Effect<void, never, R> => {
       const handled = Effect.flatMap(settler.run(bounded(delivery)), (exit) => settler.settle(delivery, exit, process))
       const parent = parseTraceparent(delivery.message.headers[Headers.traceparent])
@@ -107,7 +111,7 @@ export const consumeFrom = <E, R, ES, RS>(
       return settler.timed(
         parent?.sampled === false
           ? Effect.withParentSpan(handled, parent)
-          : Effect.withSpan(handled, settler.spanName, { ...settler.spanOptions(delivery, parent), captureStackTrace: false })
+          : Effect.withSpan(handled, settler.spanName, settler.spanOptions(delivery, parent))
       )
     }
     return Effect.flatMap(source.take, process)
@@ -178,7 +182,7 @@ const subscribe = (subscription: Subscription) => Subscriber.use((subscriber) =>
 interface Settler<E> {
   readonly spanName: string
   /** `parent`: the producer's span, from the message's `traceparent` header. */
-  readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptionsNoTrace
+  readonly spanOptions: (delivery: Delivery, parent: Tracer.ExternalSpan | undefined) => Tracer.SpanOptions
   readonly run: <A, R>(handler: Effect.Effect<A, E, R>) => Effect.Effect<Exit.Exit<A, E>, never, R>
   /** `again` runs the handler on the delivery anew, for a retry that does not count as an attempt. */
   readonly settle: <R = never>(
@@ -192,6 +196,8 @@ interface Settler<E> {
     outcomes: ReadonlyArray<Outcome.Outcome | void>,
     again: (batch: ReadonlyArray<Delivery>) => Effect.Effect<void, never, R>
   ) => Effect.Effect<void, never, R>
+  /** The handler timeout's watchdog, when there is a timeout; forked in the runner's scope. */
+  readonly deadlines: Deadlines | undefined
   /** Records the duration of `effect` and keeps it from being interrupted: started work is finished. */
   readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
 }
@@ -207,7 +213,11 @@ const runWorkers = <E, R, ES, RS>(
     const source = yield* open
     // Delayed retries wait in fibers of this scope, forked after the source was opened: closing
     // the scope interrupts their waits (they hand their messages back) before the source closes.
-    const settler = makeSettler<E>(name, options, yield* Effect.scope)
+    const scope = yield* Effect.scope
+    const settler = makeSettler<E>(name, options, scope)
+    // Forked before the workers, so it is interrupted only once they finished: a handler still
+    // running during a shutdown stays bounded.
+    if (settler.deadlines !== undefined) yield* Effect.forkIn(settler.deadlines.watchdog, scope)
     const worker = Effect.forever(step(source, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, {
       concurrency: "unbounded",
@@ -268,11 +278,14 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
     )
   }
 
+  const limit = handlerTimeout(options)
   return {
     spanName: `consume ${name.topic}`,
+    deadlines: Duration.isFinite(limit) ? makeDeadlines(limit) : undefined,
     spanOptions: (delivery, parent) => ({
       kind: "consumer",
       parent,
+      captureStackTrace: false,
       attributes: {
         "messaging.destination.name": delivery.topic,
         "messaging.consumer.group.name": group,
@@ -311,11 +324,19 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
         // Concurrently: one dead letter waiting for its broker's confirm does not hold up the rest.
         return others.length === 0 ? ackAll : Effect.andThen(ackAll, Effect.all(others, { concurrency: "unbounded", discard: true }))
       }),
+    // The clock is looked up once and read directly, the series updated in place: per message.
     timed: (effect) =>
-      Effect.uninterruptible(
-        Effect.flatMap(Clock.currentTimeMillis, (started) =>
-          Effect.andThen(effect, Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.update(duration, (now - started) / 1000))))
-      )
+      Effect.uninterruptible(Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const started = clock.currentTimeMillisUnsafe()
+        return Effect.andThen(
+          effect,
+          Effect.withFiber((done) => {
+            duration.updateUnsafe((clock.currentTimeMillisUnsafe() - started) / 1000, done.context)
+            return Effect.void
+          })
+        )
+      }))
   }
 }
 

@@ -192,6 +192,30 @@ describe("consume runner", () => {
       yield* Fiber.interrupt(fiber)
     })))
 
+  test("a shutdown does not lift the timeout: a handler hung during it is interrupted at its deadline, its message retried, and the runner ends", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "hang", key: "k", body: "x" }]))
+      const started = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const fiber = yield* Effect.forkChild(consume(sub, () =>
+        Deferred.succeed(started, undefined).pipe(
+          Effect.andThen(Effect.never),
+          Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+        ), { timeout: "5 seconds" }))
+      yield* Deferred.await(started)
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* Deferred.isDone(interrupted)).toBe(false)
+      expect(stopping.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("1 millis")
+      yield* Deferred.await(interrupted)
+      yield* Fiber.await(stopping)
+      const back = yield* (yield* Subscriber).subscribe(sub).pipe(Effect.flatMap((c) => c.take))
+      expect([back.message.id, back.attempt]).toEqual(["hang", 2])
+    })))
+
   test("consumeFrom runs any DeliverySource: each delivery settled by its outcome, and the source stopped on shutdown", () =>
     run(Effect.gen(function*() {
       // A source that is no broker: a fixed list of rows, as a claimed outbox batch would be.
