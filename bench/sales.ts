@@ -51,8 +51,14 @@ const heartbeatTopic = `bench_sales_heartbeats_${tag}`
 const dir = mkdtempSync(join(tmpdir(), "sales-bench-"))
 const db = join(dir, "sales.db")
 
+const profileDir = own(passed, "--profile-dir")
+/** With `--profile-dir`, the workers and the balancer write CPU profiles there when they stop. */
+const profiled = (program: string) =>
+  profileDir !== undefined && (program === "sales-worker.ts" || program === "sales-balancer.ts")
+    ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]
+    : []
 const spawn = (program: string, env: Record<string, string>, args: ReadonlyArray<string> = [], inherit = false) =>
-  Bun.spawn([process.execPath, "run", join(root, "programs", program), ...args], {
+  Bun.spawn([process.execPath, ...profiled(program), "run", join(root, "programs", program), ...args], {
     cwd: root,
     env: { ...process.env, RABBITMQ_URL: url, RABBITMQ_DIRECT_DELIVERY: delivery, METRICS_PORT: "0", LOG_FORMAT: "json", ...env },
     stdout: inherit ? "inherit" : "pipe",
@@ -100,11 +106,11 @@ const sweep = async (label: string, extra: ReadonlyArray<string>) => {
   return best === null ? 0 : Number(best[1])
 }
 
-/** utime + stime of a process in microseconds; Linux counts them in ticks of 1/100 s. */
-const cpuMicros = (pid: number): number => {
+/** utime and stime of a process in microseconds; Linux counts them in ticks of 1/100 s. */
+const cpuMicros = (pid: number): readonly [number, number] => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10_000
+  return [Number(fields[11]) * 10_000, Number(fields[12]) * 10_000]
 }
 
 /** One run at `rate`; CPU per answered request of each process over its steady part. */
@@ -146,10 +152,17 @@ const cpuRun = async (label: string, rate: string, extra: ReadonlyArray<string>)
   }
   const answered = last.answered - first.answered
   const per = new Map<string, number>()
-  processes.forEach(([name], i) => per.set(name, (per.get(name) ?? 0) + last!.cpu[i]! - first!.cpu[i]!))
+  const system = new Map<string, number>()
+  processes.forEach(([name], i) => {
+    const [user, sys] = [0, 1].map((k) => last!.cpu[i]![k]! - first!.cpu[i]![k]!)
+    per.set(name, (per.get(name) ?? 0) + user! + sys!)
+    system.set(name, (system.get(name) ?? 0) + sys!)
+  })
   console.log(`cpu µs per answered request (${answered} requests): ` +
     [...per].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ") +
     `, total ${Math.round([...per.values()].reduce((a, b) => a + b, 0) / answered)}`)
+  // System time (the kernel's: sockets, and memory returned to the OS) apart, to tell it from our code's.
+  console.log(`  of which system: ${[...system].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ")}`)
 }
 
 const seeded = spawn("sales-seed.ts", { DB_PATH: db }, [], true)
