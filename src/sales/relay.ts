@@ -81,14 +81,22 @@ const latencyBy = seriesBy((worker) =>
   })
 )
 
+// Reply queues and correlation ids are nearly always ASCII, whose UTF-8 bytes are its own
+// characters: `btoa`/`atob` take and give them as they are, with no byte array in between.
+const ascii = /^[\x00-\x7f]*$/
+const utf8 = new TextEncoder()
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 const b64 = (text: string) => {
-  let binary = ""
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
+  let binary = text
+  if (!ascii.test(text)) {
+    binary = ""
+    for (const byte of utf8.encode(text)) binary += String.fromCharCode(byte)
+  }
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "")
 }
 const unb64 = (text: string) => {
   const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"))
-  return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
+  return ascii.test(binary) ? binary : strictUtf8.decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
 }
 
 export interface Client {
