@@ -106,11 +106,11 @@ const sweep = async (label: string, extra: ReadonlyArray<string>) => {
   return best === null ? 0 : Number(best[1])
 }
 
-/** utime and stime of a process in microseconds; Linux counts them in ticks of 1/100 s. */
-const cpuMicros = (pid: number): readonly [number, number] => {
+/** utime and stime of a process in microseconds (Linux counts them in ticks of 1/100 s), and its minor page faults. */
+const cpuMicros = (pid: number): readonly [number, number, number] => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return [Number(fields[11]) * 10_000, Number(fields[12]) * 10_000]
+  return [Number(fields[11]) * 10_000, Number(fields[12]) * 10_000, Number(fields[7])]
 }
 
 /** One run at `rate`; CPU per answered request of each process over its steady part. */
@@ -153,16 +153,20 @@ const cpuRun = async (label: string, rate: string, extra: ReadonlyArray<string>)
   const answered = last.answered - first.answered
   const per = new Map<string, number>()
   const system = new Map<string, number>()
+  const faults = new Map<string, number>()
   processes.forEach(([name], i) => {
-    const [user, sys] = [0, 1].map((k) => last!.cpu[i]![k]! - first!.cpu[i]![k]!)
+    const [user, sys, faulted] = [0, 1, 2].map((k) => last!.cpu[i]![k]! - first!.cpu[i]![k]!)
     per.set(name, (per.get(name) ?? 0) + user! + sys!)
     system.set(name, (system.get(name) ?? 0) + sys!)
+    faults.set(name, (faults.get(name) ?? 0) + faulted!)
   })
   console.log(`cpu µs per answered request (${answered} requests): ` +
     [...per].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ") +
     `, total ${Math.round([...per.values()].reduce((a, b) => a + b, 0) / answered)}`)
   // System time (the kernel's: sockets, and memory returned to the OS) apart, to tell it from our code's.
   console.log(`  of which system: ${[...system].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ")}`)
+  // Memory the allocator gave back to the OS and touches again faults in anew, page by page.
+  console.log(`  minor page faults per request: ${[...faults].map(([name, n]) => `${name} ${(n / answered).toFixed(1)}`).join(", ")}`)
 }
 
 const seeded = spawn("sales-seed.ts", { DB_PATH: db }, [], true)
