@@ -18,8 +18,11 @@
  * With `--cpu RATE`, no sweep: one run at RATE through the balancer and one direct (after a
  * warm-up), each followed by the CPU time per answered request of the client, the balancer, the
  * three workers together and, with `--broker-pid`, the broker's process — counted between the
- * run's first and last progress lines, so start-up and warm-up are left out. Linux only (it
- * reads /proc). Pick a rate the machine holds: past it, the figures count waiting, not work.
+ * run's first and last progress lines, so start-up and warm-up are left out, then the system
+ * (kernel) part of each and its minor page faults per request. Linux only (it reads /proc). Pick
+ * a rate the machine holds: past it, the figures count waiting, not work. With
+ * `--profile-dir DIR`, the workers and the balancer also write CPU profiles there (`bun
+ * --cpu-prof`, with a markdown summary) when they stop.
  * Everything it declared is deleted at the end.
  */
 import * as amqp from "amqplib"
