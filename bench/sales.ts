@@ -18,8 +18,11 @@
  * With `--cpu RATE`, no sweep: one run at RATE through the balancer and one direct (after a
  * warm-up), each followed by the CPU time per answered request of the client, the balancer, the
  * three workers together and, with `--broker-pid`, the broker's process — counted between the
- * run's first and last progress lines, so start-up and warm-up are left out. Linux only (it
- * reads /proc). Pick a rate the machine holds: past it, the figures count waiting, not work.
+ * run's first and last progress lines, so start-up and warm-up are left out, then the system
+ * (kernel) part of each and its minor page faults per request. Linux only (it reads /proc). Pick
+ * a rate the machine holds: past it, the figures count waiting, not work. With
+ * `--profile-dir DIR`, the workers and the balancer also write CPU profiles there (`bun
+ * --cpu-prof`, with a markdown summary) when they stop.
  * Everything it declared is deleted at the end.
  */
 import * as amqp from "amqplib"
@@ -51,8 +54,14 @@ const heartbeatTopic = `bench_sales_heartbeats_${tag}`
 const dir = mkdtempSync(join(tmpdir(), "sales-bench-"))
 const db = join(dir, "sales.db")
 
+const profileDir = own(passed, "--profile-dir")
+/** With `--profile-dir`, the workers and the balancer write CPU profiles there when they stop. */
+const profiled = (program: string) =>
+  profileDir !== undefined && (program === "sales-worker.ts" || program === "sales-balancer.ts")
+    ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]
+    : []
 const spawn = (program: string, env: Record<string, string>, args: ReadonlyArray<string> = [], inherit = false) =>
-  Bun.spawn([process.execPath, "run", join(root, "programs", program), ...args], {
+  Bun.spawn([process.execPath, ...profiled(program), "run", join(root, "programs", program), ...args], {
     cwd: root,
     env: { ...process.env, RABBITMQ_URL: url, RABBITMQ_DIRECT_DELIVERY: delivery, METRICS_PORT: "0", LOG_FORMAT: "json", ...env },
     stdout: inherit ? "inherit" : "pipe",
@@ -100,11 +109,11 @@ const sweep = async (label: string, extra: ReadonlyArray<string>) => {
   return best === null ? 0 : Number(best[1])
 }
 
-/** utime + stime of a process in microseconds; Linux counts them in ticks of 1/100 s. */
-const cpuMicros = (pid: number): number => {
+/** utime and stime of a process in microseconds (Linux counts them in ticks of 1/100 s), and its minor page faults. */
+const cpuMicros = (pid: number): readonly [number, number, number] => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10_000
+  return [Number(fields[11]) * 10_000, Number(fields[12]) * 10_000, Number(fields[7])]
 }
 
 /** One run at `rate`; CPU per answered request of each process over its steady part. */
@@ -146,10 +155,21 @@ const cpuRun = async (label: string, rate: string, extra: ReadonlyArray<string>)
   }
   const answered = last.answered - first.answered
   const per = new Map<string, number>()
-  processes.forEach(([name], i) => per.set(name, (per.get(name) ?? 0) + last!.cpu[i]! - first!.cpu[i]!))
+  const system = new Map<string, number>()
+  const faults = new Map<string, number>()
+  processes.forEach(([name], i) => {
+    const [user, sys, faulted] = [0, 1, 2].map((k) => last!.cpu[i]![k]! - first!.cpu[i]![k]!)
+    per.set(name, (per.get(name) ?? 0) + user! + sys!)
+    system.set(name, (system.get(name) ?? 0) + sys!)
+    faults.set(name, (faults.get(name) ?? 0) + faulted!)
+  })
   console.log(`cpu µs per answered request (${answered} requests): ` +
     [...per].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ") +
     `, total ${Math.round([...per.values()].reduce((a, b) => a + b, 0) / answered)}`)
+  // System time (the kernel's: sockets, and memory returned to the OS) apart, to tell it from our code's.
+  console.log(`  of which system: ${[...system].map(([name, micros]) => `${name} ${Math.round(micros / answered)}`).join(", ")}`)
+  // Memory the allocator gave back to the OS and touches again faults in anew, page by page.
+  console.log(`  minor page faults per request: ${[...faults].map(([name, n]) => `${name} ${(n / answered).toFixed(1)}`).join(", ")}`)
 }
 
 const seeded = spawn("sales-seed.ts", { DB_PATH: db }, [], true)

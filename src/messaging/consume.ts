@@ -133,9 +133,14 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
   options: ConsumeBatchesOptions = {}
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> => {
   const maxBatch = Math.max(1, options.maxBatch ?? 100)
-  const limit = handlerTimeout(options)
-  const bounded = (batch: ReadonlyArray<Delivery>) => Duration.isFinite(limit) ? Effect.timeout(handler(batch), limit) : handler(batch)
   return runWorkers<E | Cause.TimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 2, (source, settler) => {
+    // Kept by the runner's watchdog, as `consume` does: a race per batch forked two fibers for
+    // each, and at a moderate rate a batch is one or two messages.
+    const deadlines = settler.deadlines
+    const bounded = (batch: ReadonlyArray<Delivery>) =>
+      deadlines === undefined
+        ? handler(batch)
+        : deadlines.run(handler(batch), () => new Cause.TimeoutError(`batch handler timed out after ${Duration.format(deadlines.limit)}`))
     const process = (batch: ReadonlyArray<Delivery>): Effect.Effect<void, never, R> =>
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,

@@ -68,7 +68,8 @@ export type QuerySales = (request: SalesRequest) => Effect.Effect<SalesResult, S
 
 /**
  * The query on `db`. Its plan is chosen on the first request (does the database have the
- * per-product index?) and kept: the workers' database is read-only. Fails with the reply's
+ * per-product index?) and kept, as is each region's id once found: the workers' database is
+ * read-only. Fails with the reply's
  * error for an unknown region; an SqliteError is the caller's `internal`.
  */
 export const makeQuerySales = (db: SqliteDatabaseShape): QuerySales => {
@@ -84,16 +85,28 @@ export const makeQuerySales = (db: SqliteDatabaseShape): QuerySales => {
         }
       )
   )
+  // Region ids, kept like the plan: a statement per request less. Only regions found are kept,
+  // so the map holds no more entries than the table has rows.
+  const regions = new Map<string, number>()
+  const regionId = (name: string) =>
+    Effect.suspend(() => {
+      const known = regions.get(name)
+      if (known !== undefined) return Effect.succeed(known)
+      return Effect.flatMap(db.queryAs(Region, regionSql, [name]), ([region]) => {
+        if (region === undefined) {
+          return Effect.fail<SalesError>({ code: "unknown_region", message: `no region named ${JSON.stringify(name)}` })
+        }
+        regions.set(name, region.id)
+        return Effect.succeed(region.id)
+      })
+    })
   return (request) =>
     Effect.gen(function*() {
       const [withoutCategory, withCategory] = yield* plan
-      const [region] = yield* db.queryAs(Region, regionSql, [request.region])
-      if (region === undefined) {
-        return yield* Effect.fail<SalesError>({ code: "unknown_region", message: `no region named ${JSON.stringify(request.region)}` })
-      }
+      const region = yield* regionId(request.region)
       const groups = request.category === undefined
-        ? yield* db.query<Group>(withoutCategory, [region.id, request.from, request.to])
-        : yield* db.query<Group>(withCategory, [region.id, request.from, request.to, request.category])
+        ? yield* db.query<Group>(withoutCategory, [region, request.from, request.to])
+        : yield* db.query<Group>(withCategory, [region, request.from, request.to, request.category])
       let sales = 0
       let cents = 0
       for (const group of groups) {

@@ -27,6 +27,7 @@ import * as Outcome from "../messaging/Outcome.ts"
 import { type Balancer, type Handback } from "./balancer.ts"
 import { parseHeartbeat } from "./heartbeat.ts"
 import { encodeReply, errorReply } from "./request.ts"
+import { seriesBy } from "./series.ts"
 import { deadlineHeader, workerHeader } from "./worker.ts"
 
 export interface RelayOptions {
@@ -46,31 +47,56 @@ export interface RelayOptions {
   readonly consumerCheck: Duration.Input
 }
 
-const routed = Metric.counter("sales_balancer_routed", { description: "Requests forwarded, by worker", incremental: true })
-const rerouted = Metric.counter("sales_balancer_rerouted", {
-  description: "Requests re-sent to another worker after theirs was taken out, by worker",
-  incremental: true
-})
-const replies = Metric.counter("sales_balancer_replies", { description: "Worker replies seen and relayed, by worker", incremental: true })
-const dropped = Metric.counter("sales_balancer_dropped", {
-  description: "Requests not forwarded, by reason (unavailable, expired)",
-  incremental: true
-})
-const outstandingGauge = Metric.gauge("sales_balancer_outstanding", { description: "Requests forwarded and not yet answered, by worker" })
-const healthyGauge = Metric.gauge("sales_balancer_worker_healthy", { description: "1 while a worker gets requests, by worker" })
-const latency = Metric.histogram("sales_balancer_reply_latency_seconds", {
-  description: "From forwarding a request to seeing its reply, by worker",
-  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 })
-})
+const routedBy = seriesBy((worker) =>
+  Metric.counter("sales_balancer_routed", { description: "Requests forwarded, by worker", incremental: true, attributes: { worker } })
+)
+const reroutedBy = seriesBy((worker) =>
+  Metric.counter("sales_balancer_rerouted", {
+    description: "Requests re-sent to another worker after theirs was taken out, by worker",
+    incremental: true,
+    attributes: { worker }
+  })
+)
+const repliesBy = seriesBy((worker) =>
+  Metric.counter("sales_balancer_replies", { description: "Worker replies seen and relayed, by worker", incremental: true, attributes: { worker } })
+)
+const droppedBy = seriesBy((reason) =>
+  Metric.counter("sales_balancer_dropped", {
+    description: "Requests not forwarded, by reason (unavailable, expired)",
+    incremental: true,
+    attributes: { reason }
+  })
+)
+const outstandingBy = seriesBy((worker) =>
+  Metric.gauge("sales_balancer_outstanding", { description: "Requests forwarded and not yet answered, by worker", attributes: { worker } })
+)
+const healthyBy = seriesBy((worker) =>
+  Metric.gauge("sales_balancer_worker_healthy", { description: "1 while a worker gets requests, by worker", attributes: { worker } })
+)
+const latencyBy = seriesBy((worker) =>
+  Metric.histogram("sales_balancer_reply_latency_seconds", {
+    description: "From forwarding a request to seeing its reply, by worker",
+    boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 16 }),
+    attributes: { worker }
+  })
+)
 
+// Reply queues and correlation ids are nearly always ASCII, whose UTF-8 bytes are its own
+// characters: `btoa`/`atob` take and give them as they are, with no byte array in between.
+const ascii = /^[\x00-\x7f]*$/
+const utf8 = new TextEncoder()
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 const b64 = (text: string) => {
-  let binary = ""
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
+  let binary = text
+  if (!ascii.test(text)) {
+    binary = ""
+    for (const byte of utf8.encode(text)) binary += String.fromCharCode(byte)
+  }
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "")
 }
 const unb64 = (text: string) => {
   const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"))
-  return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
+  return ascii.test(binary) ? binary : strictUtf8.decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
 }
 
 export interface Client {
@@ -126,7 +152,7 @@ export const runRelay = (
 
     const unavailable = (client: Client) =>
       toClient(client, encodeReply(errorReply({ code: "unavailable", message: "no healthy sales worker" }))).pipe(
-        Effect.andThen(Metric.update(Metric.withAttributes(dropped, { reason: "unavailable" }), 1))
+        Effect.andThen(Metric.update(droppedBy("unavailable"), 1))
       )
 
     const forwardMessage = (id: string, worker: string, entry: Held): OutgoingMessage => {
@@ -145,7 +171,7 @@ export const runRelay = (
       Effect.gen(function*() {
         for (const request of back.expired) {
           held.delete(request.id)
-          yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+          yield* Metric.update(droppedBy("expired"), 1)
         }
         for (const request of back.reroute) {
           const entry = held.get(request.id)
@@ -157,7 +183,7 @@ export const runRelay = (
             continue
           }
           if (worker === request.worker) continue
-          yield* Metric.update(Metric.withAttributes(rerouted, { worker }), 1)
+          yield* Metric.update(reroutedBy(worker), 1)
           yield* Effect.logInfo(`request re-routed from ${request.worker} to ${worker}`)
           // A forward that fails leaves it outstanding on the new worker: the next hand-back retries it.
           yield* forward(request.id, worker, entry).pipe(
@@ -170,8 +196,8 @@ export const runRelay = (
     const gauges = Effect.suspend(() =>
       Effect.forEach(balancer.snapshot(), (w) =>
         Effect.andThen(
-          Metric.update(Metric.withAttributes(outstandingGauge, { worker: w.queue }), w.outstanding),
-          Metric.update(Metric.withAttributes(healthyGauge, { worker: w.queue }), w.healthy ? 1 : 0)
+          Metric.update(outstandingBy(w.queue), w.outstanding),
+          Metric.update(healthyBy(w.queue), w.healthy ? 1 : 0)
         ), { discard: true })
     )
 
@@ -205,7 +231,7 @@ export const runRelay = (
           const deadline = deadlineOf(message)
           // Its client stopped waiting while it sat in the queue: no worker's time is spent on it.
           if (deadline !== undefined && deadline <= now) {
-            yield* Metric.update(Metric.withAttributes(dropped, { reason: "expired" }), 1)
+            yield* Metric.update(droppedBy("expired"), 1)
             outcomes.push(Outcome.ack)
             continue
           }
@@ -238,7 +264,7 @@ export const runRelay = (
           for (const f of forwards) outcomes[f.index] = notSent(sent.failure)
           return outcomes
         }
-        for (const f of forwards) yield* Metric.update(Metric.withAttributes(routed, { worker: f.worker }), 1)
+        for (const f of forwards) yield* Metric.update(routedBy(f.worker), 1)
         yield* gauges
         return outcomes
       }))
@@ -263,8 +289,8 @@ export const runRelay = (
           relayed.push({ index: outcomes.length, message: clientMessage(unpacked.client, received.message.body, trace === undefined ? {} : { [Headers.traceparent]: trace }) })
           outcomes.push(Outcome.ack)
           const worker = from ?? request?.worker
-          if (worker !== undefined) yield* Metric.update(Metric.withAttributes(replies, { worker }), 1)
-          if (request !== undefined) yield* Metric.update(Metric.withAttributes(latency, { worker: worker! }), (now - request.sentAt) / 1000)
+          if (worker !== undefined) yield* Metric.update(repliesBy(worker), 1)
+          if (request !== undefined) yield* Metric.update(latencyBy(worker!), (now - request.sentAt) / 1000)
         }
         if (relayed.length > 0) {
           const sent = yield* Effect.result(publisher.publish(directTopic, relayed.map((r) => r.message)))

@@ -68,6 +68,22 @@ const describeIssue = (issue: SchemaIssue.Issue) =>
     return path === "" ? leaf.message : `${path}: ${leaf.message}`
   }).join("; ")
 
+const isName = (value: unknown): value is string => typeof value === "string" && value.length > 0 && value.length <= 200
+const isDate = (value: unknown): value is string => typeof value === "string" && isCalendarDate(value)
+
+/**
+ * The request when every field is right, as `SalesRequest` would decode it (unknown fields
+ * left out); undefined otherwise. A worker decodes every request: the Schema, run on each,
+ * cost as much as a fifth of the query, and it is only needed to describe what is wrong.
+ */
+const wellFormed = (json: unknown): SalesRequest | undefined => {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined
+  const { region, category, from, to } = json as Record<string, unknown>
+  if (!isName(region) || !isDate(from) || !isDate(to)) return undefined
+  if (category === undefined && !Object.hasOwn(json, "category")) return { region, from, to }
+  return isName(category) ? { region, category, from, to } : undefined
+}
+
 /** The request in a message body, or the error to reply with. */
 export const parseRequest = (body: Uint8Array): Result.Result<SalesRequest, SalesError> => {
   const bad = (message: string) => Result.fail<SalesError>({ code: "bad_request", message })
@@ -84,9 +100,13 @@ export const parseRequest = (body: Uint8Array): Result.Result<SalesRequest, Sale
   } catch {
     return bad("request body is not JSON")
   }
-  const decoded = decodeRequest(json, { errors: "all" })
-  if (Result.isFailure(decoded)) return bad(describeIssue(decoded.failure.issue))
-  const request = decoded.success
+  let request = wellFormed(json)
+  if (request === undefined) {
+    // Something is wrong with it: the Schema says what, in the reply's words.
+    const decoded = decodeRequest(json, { errors: "all" })
+    if (Result.isFailure(decoded)) return bad(describeIssue(decoded.failure.issue))
+    request = decoded.success
+  }
   if (request.from > request.to) {
     return Result.fail({ code: "invalid_range", message: `from ${request.from} is after to ${request.to}` })
   }

@@ -23,6 +23,7 @@ import type { BatchHandler, Handler } from "../messaging/Handler.ts"
 import * as Outcome from "../messaging/Outcome.ts"
 import { makeAnswer } from "./answer.ts"
 import { encodeReply, errorReply, type SalesReply } from "./request.ts"
+import { seriesBy } from "./series.ts"
 
 /** When the client stops waiting, in epoch milliseconds. */
 export const deadlineHeader = "x-deadline"
@@ -30,14 +31,8 @@ export const deadlineHeader = "x-deadline"
 /** On every reply: the queue of the worker that answered, so a balancer knows whose reply it saw. */
 export const workerHeader = "x-sales-worker"
 
-const requests = Metric.counter("sales_requests", {
-  description: "Sales requests a worker settled, by worker and outcome (ok, an error code, expired, no_reply_to)",
-  incremental: true
-})
-const querySeconds = Metric.histogram("sales_query_duration_seconds", {
-  description: "Time to answer one sales request, query and reply publish included",
-  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 2, count: 16 })
-})
+const requestsDescription = "Sales requests a worker settled, by worker and outcome (ok, an error code, expired, no_reply_to)"
+const queryBoundaries = Metric.exponentialBoundaries({ start: 0.0001, factor: 2, count: 16 })
 
 export interface WorkerLoad {
   /** Requests being answered now. */
@@ -65,8 +60,15 @@ const parseDeadline = (text: string | undefined): number | undefined | "malforme
 }
 
 export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue: string): SalesWorker => {
-  const count = (outcome: string) => Metric.update(Metric.withAttributes(requests, { worker: workerId, outcome }), 1)
-  const timing = Metric.withAttributes(querySeconds, { worker: workerId })
+  const byOutcome = seriesBy((outcome) =>
+    Metric.counter("sales_requests", { description: requestsDescription, incremental: true, attributes: { worker: workerId, outcome } })
+  )
+  const count = (outcome: string) => Metric.update(byOutcome(outcome), 1)
+  const timing = Metric.histogram("sales_query_duration_seconds", {
+    description: "Time to answer one sales request, query and reply publish included",
+    boundaries: queryBoundaries,
+    attributes: { worker: workerId }
+  })
   const answer = makeAnswer(db)
   let inFlight = 0
   let answered = 0

@@ -192,6 +192,30 @@ describe("consume runner", () => {
       yield* Fiber.interrupt(fiber)
     })))
 
+  test("a batch handler that hangs is interrupted at its timeout and its messages retried", () =>
+    runTimed(Effect.gen(function*() {
+      const sub = names()
+      yield* Subscriber.use((s) => s.declare(sub))
+      yield* Publisher.use((p) => p.publish(sub.topic, [{ id: "hang", key: "k", body: "x" }]))
+      const started = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const retried = yield* Deferred.make<number>()
+      const fiber = yield* Effect.forkChild(consumeBatches(sub, (batch) =>
+        batch[0]!.attempt === 1
+          ? Deferred.succeed(started, undefined).pipe(
+            Effect.andThen(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+          : Effect.as(Deferred.succeed(retried, batch[0]!.attempt), batch.map(() => Outcome.ack)), { timeout: "5 seconds" }))
+      yield* Deferred.await(started)
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* Deferred.isDone(interrupted)).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      yield* Deferred.await(interrupted)
+      expect(yield* Deferred.await(retried)).toBe(2)
+      yield* Fiber.interrupt(fiber)
+    })))
+
   test("a shutdown does not lift the timeout: a handler hung during it is interrupted at its deadline, its message retried, and the runner ends", () =>
     runTimed(Effect.gen(function*() {
       const sub = names()

@@ -31,6 +31,14 @@ describe("correlation packing", () => {
     })
   })
 
+  test("packs as base64url of the UTF-8 text, so a balancer reads what an earlier one packed", () => {
+    expect(packCorrelation("abc", { replyTo: "q1", correlationId: "c-1" })).toBe("abc.cTE.Yy0x")
+    expect(packCorrelation("abc", { replyTo: "é", correlationId: undefined })).toBe("abc.w6k.")
+    expect(unpackCorrelation("abc.w6k.Yy0x")).toEqual({ id: "abc", client: { replyTo: "é", correlationId: "c-1" } })
+    // A lone 0xff byte is not UTF-8.
+    expect(unpackCorrelation("abc._w.")).toBeUndefined()
+  })
+
   test("refuses what would exceed AMQP's limit, and reads nothing it did not make", () => {
     expect(packCorrelation("abc", { replyTo: "q", correlationId: "x".repeat(maxCorrelationBytes) })).toBeUndefined()
     for (const junk of ["", "plain", "a.b", "a.%%%.c", ".cQ.", "a.b.c.d"]) expect(unpackCorrelation(junk)).toBeUndefined()

@@ -8,12 +8,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { SqliteDatabaseShape } from "../../src/capabilities/SqliteDatabase.ts"
 import * as Sqlite from "../../layers/sqlite/index.ts"
-import { answer } from "../../src/sales/answer.ts"
+import { answer, makeAnswer } from "../../src/sales/answer.ts"
 import { groupsSql, productIndex } from "../../src/sales/query.ts"
-import { parseRequest, type SalesReply, type SalesRequest } from "../../src/sales/request.ts"
+import { parseRequest, SalesRequest, type SalesReply } from "../../src/sales/request.ts"
 import { categories, defaultSeedOptions, regions, seedSales, type SeedOptions } from "../../src/sales/seed.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "sales-"))
@@ -160,6 +161,50 @@ describe("bad requests", () => {
     const parsed = parseRequest(body({ region: "South", from: "2024-13-01", to: "2024-12-01" }))
     expect(Result.isFailure(parsed) && parsed.failure.message).toContain("from")
   })
+
+  test("a good request decodes as the Schema decodes it: its fields, unknown ones left out", () => {
+    const cases: ReadonlyArray<Record<string, unknown>> = [
+      { region: "South", from: "2024-01-01", to: "2024-02-01" },
+      { region: "South", category: "Books", from: "2024-01-01", to: "2024-02-01", extra: [1], note: "kept out" },
+      { region: "x".repeat(200), from: "2024-02-29", to: "2024-02-29" }
+    ]
+    for (const request of cases) {
+      const parsed = parseRequest(body(request))
+      const expected = Schema.decodeUnknownSync(SalesRequest)(request)
+      expect(Result.isSuccess(parsed) && parsed.success).toEqual(expected)
+      expect(Result.isSuccess(parsed) && Object.keys(parsed.success).sort()).toEqual(Object.keys(expected).sort())
+    }
+    for (const bad of [{ region: "x".repeat(201), from: "2024-01-01", to: "2024-02-01" }, { region: "South", category: "", from: "2024-01-01", to: "2024-02-01" }, { region: "South", category: null, from: "2024-01-01", to: "2024-02-01" }]) {
+      expect(Result.isFailure(parseRequest(body(bad)))).toBe(true)
+    }
+  })
+
+  test("a region's id, once found, is kept; an unknown region is looked up again each time", () =>
+    run(Effect.gen(function*() {
+      const db = yield* seeded({ sales: 100 })
+      const statements: Array<string> = []
+      const counting: SqliteDatabaseShape = {
+        ...db,
+        query: (text, params) => {
+          statements.push(text)
+          return db.query(text, params)
+        },
+        queryAs: (schema, text, params) => {
+          statements.push(text)
+          return db.queryAs(schema, text, params)
+        }
+      }
+      const answerOf = makeAnswer(counting)
+      const ask2 = (request: unknown) => answerOf(body(request))
+      const first = yield* ask2({ region: "South", from: "2024-01-01", to: "2024-02-01" })
+      const second = yield* ask2({ region: "South", from: "2024-01-01", to: "2024-02-01" })
+      expect(second).toEqual(first)
+      expect(statements.filter((text) => text.includes("FROM regions")).length).toBe(1)
+      yield* ask2({ region: "Atlantis", from: "2024-01-01", to: "2024-02-01" })
+      const again = yield* ask2({ region: "Atlantis", from: "2024-01-01", to: "2024-02-01" })
+      expect(again.ok ? "" : again.error.code).toBe("unknown_region")
+      expect(statements.filter((text) => text.includes("FROM regions")).length).toBe(3)
+    })), 60_000)
 
   test("a query that fails is an internal error, its cause kept out of the reply", () =>
     run(Effect.gen(function*() {
