@@ -187,8 +187,8 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     if (i >= 0) history.active.splice(i, 1)
     addFinished(history, row)
   }
-  const insert = (fields: Omit<Row, "id">): Run => {
-    const row: Row = { id: nextId++, ...fields }
+  // The caller numbers the row (`nextId++`), so it is built once, with no spread.
+  const insert = (row: Row): Run => {
     const history = historyOf(row.job)
     if (isActive(row)) {
       history.active.push(row)
@@ -226,28 +226,42 @@ export const make = (options: Options = {}) => Effect.sync(() => {
   const claim = (occurrence: Occurrence, lease: Lease, options: { readonly overlap: "skip" | "allow" }): ClaimResult => {
     if (has(occurrence, 1)) return { _tag: "Taken" } as const
     const now = lease.now.getTime()
-    const base = {
+    const scheduledAt = occurrence.scheduledAt.getTime()
+    const other = options.overlap === "skip" ? runningOf(occurrence.job, now) : undefined
+    if (other !== undefined) {
+      insert({
+        id: nextId++,
+        job: occurrence.job,
+        scheduledAt,
+        trigger: occurrence.trigger,
+        attempt: 1,
+        instance: lease.instance,
+        startedAt: now,
+        endedAt: now,
+        leaseUntil: null,
+        outcome: "skipped",
+        error: `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`,
+        errorStack: null,
+        retryAt: null
+      })
+      return { _tag: "Overlap", running: toRun(other) } as const
+    }
+    const run = insert({
+      id: nextId++,
       job: occurrence.job,
-      scheduledAt: occurrence.scheduledAt.getTime(),
+      scheduledAt,
       trigger: occurrence.trigger,
       attempt: 1,
       instance: lease.instance,
       startedAt: now,
+      endedAt: null,
+      leaseUntil: lease.until.getTime(),
+      outcome: "running",
+      error: null,
       errorStack: null,
       retryAt: null
-    }
-    const other = options.overlap === "skip" ? runningOf(occurrence.job, now) : undefined
-    if (other !== undefined) {
-      insert({
-        ...base,
-        endedAt: now,
-        leaseUntil: null,
-        outcome: "skipped",
-        error: `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`
-      })
-      return { _tag: "Overlap", running: toRun(other) } as const
-    }
-    return { _tag: "Claimed", run: insert({ ...base, endedAt: null, leaseUntil: lease.until.getTime(), outcome: "running", error: null }) } as const
+    })
+    return { _tag: "Claimed", run } as const
   }
 
   return SchedulerStore.of({
@@ -257,6 +271,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
       Effect.sync(() => {
         if (has(occurrence, 1)) return false
         insert({
+          id: nextId++,
           job: occurrence.job,
           scheduledAt: occurrence.scheduledAt.getTime(),
           trigger: occurrence.trigger,
@@ -332,6 +347,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
         index(row)
         if (hasOccurrence(row.job, row.scheduledAt, row.trigger, row.attempt + 1)) return Option.none()
         return Option.some(insert({
+          id: nextId++,
           job: row.job,
           scheduledAt: row.scheduledAt,
           trigger: row.trigger,
