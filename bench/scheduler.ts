@@ -2,7 +2,7 @@
  * The cron scheduler under load, in one run (issue 10's goals: p99 lateness < 5 ms at 1 000
  * fires/s with 10 000 jobs, RSS < 128 MB):
  *
- *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--replica-jobs 200] [--replica-seconds 20] [--no-replicas]
+ *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--replica-jobs 200] [--replica-seconds 20] [--no-replicas] [--smol] [--ram-mb N]
  *
  * 1. local: one process (a child, so its RSS and CPU are its own) with `--jobs` registered `@every`
  *    jobs on the in-memory store, intervals spread over 9.5–10.5 s so the fires spread evenly
@@ -122,8 +122,8 @@ interface Watched {
 }
 
 /** `every`: print the RSS (and CPU) that often, in seconds (0: never). */
-const watch = (args: ReadonlyArray<string>, every = 0, label = ""): Watched => {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
+const watch = (args: ReadonlyArray<string>, every = 0, label = "", env: Record<string, string> = {}): Watched => {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } })
   let out = ""
   child.stdout.on("data", (chunk) => { out += chunk })
   let peak = 0
@@ -132,7 +132,8 @@ const watch = (args: ReadonlyArray<string>, every = 0, label = ""): Watched => {
   let samples = 0
   const timer = setInterval(() => {
     const s = sample(child.pid!)
-    if (s === undefined) return
+    // An exiting process has no VmRSS left.
+    if (s === undefined || s.rss === 0) return
     peak = Math.max(peak, s.rss)
     last = s.rss
     cpu = s.cpu
@@ -152,7 +153,12 @@ const self = new URL(import.meta.url).pathname
 
 console.log(`bench/scheduler: ${jobs} @every jobs (9.5–10.5 s) for ${seconds} s on the memory store, beside an idle Bun process`)
 const idle = watch(["-e", "setInterval(() => {}, 1000)"])
-const local = watch([self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds)], seconds > 60 ? 30 : 10, "local")
+// `--smol`: the scheduler process runs under `bun --smol`. `--ram-mb N`: JavaScriptCore sizes its
+// collection thresholds for N MB of RAM instead of the machine's (as in a small container).
+const smol = process.argv.includes("--smol") ? ["--smol"] : []
+const ram = text("ram-mb", "")
+const local = watch([...smol, self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds)], seconds > 60 ? 30 : 10, "local",
+  ram === "" ? {} : { BUN_JSC_forceRAMSize: String(Number(ram) * 2 ** 20) })
 interface Memory {
   readonly rss: number
   readonly heapUsed: number
