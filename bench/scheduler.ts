@@ -2,7 +2,7 @@
  * The cron scheduler under load, in one run (issue 10's goals: p99 lateness < 5 ms at 1 000
  * fires/s with 10 000 jobs, RSS < 128 MB):
  *
- *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--replica-jobs 200] [--replica-seconds 20]
+ *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--replica-jobs 200] [--replica-seconds 20] [--no-replicas] [--smol] [--ram-mb N]
  *
  * 1. local: one process (a child, so its RSS and CPU are its own) with `--jobs` registered `@every`
  *    jobs on the in-memory store, intervals spread over 9.5–10.5 s so the fires spread evenly
@@ -10,7 +10,9 @@
  *    jobs/10 fires a second. Each job notes its lateness: when its effect starts minus its
  *    scheduled time, in microseconds. The first 5 s are warm-up and left out.
  *    Next to it, an idle Bun process (a timer, nothing else) in the same run: the baseline of RSS
- *    and CPU. Both are sampled from /proc every 250 ms.
+ *    and CPU. Both are sampled from /proc every 250 ms; the scheduler's RSS is printed at intervals
+ *    and at the end besides its peak, and the child reports its heap after a full GC (the store's
+ *    history grows for ~20 intervals, ~200 s, so `--seconds 240` shows the steady state).
  * 2. replicas: three processes against one PostgreSQL schema, each with the same `--replica-jobs`
  *    `@every 1s` jobs: occurrences claimed a second (all replicas together), whether each
  *    occurrence ran exactly once, and the lateness of the runs.
@@ -45,14 +47,16 @@ if (text("child", "") !== "") {
   const seconds = arg("seconds", 30)
   const warmup = arg("warmup", 5) * 1000
   const started = Date.now()
-  const lateness: Array<number> = []
+  // Preallocated, so the bench's own notes do not grow the heap it measures.
+  const lateness = new Int32Array(Math.ceil((jobs / 9.5) * seconds * 1.2) + 1000)
+  let measured = 0
   let fires = 0
   const note = Effect.flatMap(CurrentRun, (run) =>
     Effect.sync(() => {
       const now = performance.timeOrigin + performance.now()
       if (run === undefined || run.trigger !== "schedule" || run.attempt !== 1) return
       fires++
-      if (now - started >= warmup) lateness.push(Math.round((now - run.scheduledAt.getTime()) * 1000))
+      if (now - started >= warmup && measured < lateness.length) lateness[measured++] = Math.round((now - run.scheduledAt.getTime()) * 1000)
     }))
   const definitions = Array.from({ length: jobs }, (_, i) => ({
     name: `job-${i}`,
@@ -78,10 +82,20 @@ if (text("child", "") !== "") {
       sweepInterval: "5 seconds"
     })
     yield* Effect.raceFirst(scheduler.run, Effect.sleep(Duration.seconds(seconds)))
+    // Still inside the program, so the store (its history) is alive and counted.
+    return yield* Effect.promise(() => heap())
   })
-  await Effect.runPromise(program.pipe(Effect.provide(store), Effect.provide(Logger.layer([]))))
-  lateness.sort((a, b) => a - b)
-  console.log(JSON.stringify({ fires, seconds, measured: lateness.length, p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: lateness.at(-1) ?? NaN }))
+  const heap = async () => {
+    const { heapStats } = await import("bun:jsc")
+    Bun.gc(true)
+    const usage = process.memoryUsage()
+    const stats = heapStats()
+    const top = Object.entries(stats.objectTypeCounts).sort((a, b) => b[1] - a[1]).slice(0, 8)
+    return { rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, objects: stats.objectCount, top }
+  }
+  const memory = await Effect.runPromise(program.pipe(Effect.provide(store), Effect.provide(Logger.layer([]))))
+  const sorted = lateness.subarray(0, measured).sort()
+  console.log(JSON.stringify({ fires, seconds, measured, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, memory }))
   process.exit(0)
 }
 
@@ -102,24 +116,34 @@ const sample = (pid: number) => {
 interface Watched {
   readonly output: Promise<string>
   readonly peakRss: () => number
+  readonly lastRss: () => number
   readonly cpuSeconds: () => number
   readonly kill: () => void
 }
 
-const watch = (args: ReadonlyArray<string>): Watched => {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] })
+/** `every`: print the RSS (and CPU) that often, in seconds (0: never). */
+const watch = (args: ReadonlyArray<string>, every = 0, label = "", env: Record<string, string> = {}): Watched => {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } })
   let out = ""
   child.stdout.on("data", (chunk) => { out += chunk })
   let peak = 0
+  let last = 0
   let cpu = 0
+  let samples = 0
   const timer = setInterval(() => {
     const s = sample(child.pid!)
-    if (s === undefined) return
+    // An exiting process has no VmRSS left.
+    if (s === undefined || s.rss === 0) return
     peak = Math.max(peak, s.rss)
+    last = s.rss
     cpu = s.cpu
+    samples++
+    if (every > 0 && samples % (every * 4) === 0) {
+      console.log(`${label}: at ${samples / 4} s RSS ${mb(s.rss)} (peak ${mb(peak)}), CPU ${cpu.toFixed(1)} s`)
+    }
   }, 250)
   const output = new Promise<string>((resolve) => child.on("exit", () => { clearInterval(timer); resolve(out) }))
-  return { output, peakRss: () => peak, cpuSeconds: () => cpu, kill: () => child.kill("SIGTERM") }
+  return { output, peakRss: () => peak, lastRss: () => last, cpuSeconds: () => cpu, kill: () => child.kill("SIGTERM") }
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
@@ -129,8 +153,21 @@ const self = new URL(import.meta.url).pathname
 
 console.log(`bench/scheduler: ${jobs} @every jobs (9.5–10.5 s) for ${seconds} s on the memory store, beside an idle Bun process`)
 const idle = watch(["-e", "setInterval(() => {}, 1000)"])
-const local = watch([self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds)])
-const result = JSON.parse(await local.output) as { fires: number; measured: number; p50: number; p99: number; max: number }
+// `--smol`: the scheduler process runs under `bun --smol`. `--ram-mb N`: JavaScriptCore sizes its
+// collection thresholds for N MB of RAM instead of the machine's (as in a small container).
+const smol = process.argv.includes("--smol") ? ["--smol"] : []
+const ram = text("ram-mb", "")
+const local = watch([...smol, self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds)], seconds > 60 ? 30 : 10, "local",
+  ram === "" ? {} : { BUN_JSC_forceRAMSize: String(Number(ram) * 2 ** 20) })
+interface Memory {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly external: number
+  readonly objects: number
+  readonly top: ReadonlyArray<readonly [string, number]>
+}
+const result = JSON.parse(await local.output) as { fires: number; measured: number; p50: number; p99: number; max: number; memory: Memory }
 const idleRss = idle.peakRss()
 const idleCpu = idle.cpuSeconds()
 idle.kill()
@@ -141,11 +178,19 @@ const localLine = {
   firesPerSecond: Math.round(result.fires / seconds),
   lateness: { p50: result.p50 / 1000, p99: result.p99 / 1000, max: result.max / 1000, measured: result.measured },
   peakRssMb: Number((local.peakRss() / 2 ** 20).toFixed(1)),
+  endRssMb: Number((local.lastRss() / 2 ** 20).toFixed(1)),
+  afterGc: { rssMb: Number((result.memory.rss / 2 ** 20).toFixed(1)), heapUsedMb: Number((result.memory.heapUsed / 2 ** 20).toFixed(1)), objects: result.memory.objects },
   cpuSeconds: local.cpuSeconds(),
   idle: { peakRssMb: Number((idleRss / 2 ** 20).toFixed(1)), cpuSeconds: idleCpu }
 }
 console.log(`local: ${localLine.firesPerSecond} fires/s; lateness p50 ${ms(result.p50)}, p99 ${ms(result.p99)}, max ${ms(result.max)} (${result.measured} runs after warm-up)`)
-console.log(`local: scheduler peak RSS ${mb(local.peakRss())}, CPU ${local.cpuSeconds().toFixed(1)} s of ${seconds} s | idle Bun peak RSS ${mb(idleRss)}, CPU ${idleCpu.toFixed(2)} s`)
+console.log(`local: scheduler peak RSS ${mb(local.peakRss())}, at the end ${mb(local.lastRss())}, CPU ${local.cpuSeconds().toFixed(1)} s of ${seconds} s | idle Bun peak RSS ${mb(idleRss)}, CPU ${idleCpu.toFixed(2)} s`)
+const m = result.memory
+console.log(`local: after a full GC at the end: RSS ${mb(m.rss)}, heap used ${mb(m.heapUsed)} of ${mb(m.heapTotal)}, external ${mb(m.external)}, ${m.objects} objects; most: ${m.top.map(([type, n]) => `${type} ${n}`).join(", ")}`)
+if (process.argv.includes("--no-replicas")) {
+  console.log(JSON.stringify({ local: localLine }))
+  process.exit(0)
+}
 
 const url = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const replicaJobs = arg("replica-jobs", 200)

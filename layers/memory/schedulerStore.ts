@@ -6,23 +6,25 @@
  * History lives as long as the layer. Besides `prune` (the retention), each job keeps at most
  * `maxRunsPerJob` [20] finished runs, its oldest dropped first: a week of an `@every 1s` job
  * is 604 800 runs, too many to hold in a process's memory, and nothing reads that far back
- * (the jobs API shows the latest 10). With 10 000 jobs, 20 runs each are about 40 MB.
- * A run still running or owed a retry is never dropped.
+ * (the jobs API shows the latest 10). A run still running or owed a retry is never dropped.
+ *
+ * With 10 000 jobs, the history is most of the store's memory, so a finished run is kept as a
+ * fixed-size record (six numbers, 48 B) in its job's typed array rather than an object of its
+ * own (about 400 B with its Dates and strings): 20 runs of 10 000 jobs are about 10 MB. Its
+ * instance is an index into a table of instance names; error texts are kept only when present.
+ * A run that an operation can still change (running, or owed a retry) is a plain object.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { type ClaimResult, type Lease, type Occurrence, type Run, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
+import { type ClaimResult, type Lease, type Occurrence, type Run, runOutcomes, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
 
 export interface Options {
   /** Finished runs kept per job [20]; older ones are dropped as new ones come. */
   readonly maxRunsPerJob?: number
 }
 
-/**
- * A run as kept here: times as epoch millis, changed in place. A `Run` (with its Dates) is made
- * only when one is read: with 10 000 jobs the history is most of the store's memory.
- */
+/** A run that can still change (running, or owed a retry): times as epoch millis. */
 interface Row {
   readonly id: number
   readonly job: string
@@ -37,6 +39,28 @@ interface Row {
   error: string | null
   errorStack: string | null
   retryAt: number | null
+}
+
+// A finished run's record: its fields' offsets in the job's Float64Array. A finished run has
+// ended, holds no lease and is owed no retry, so those need no room.
+const ID = 0
+const SCHEDULED = 1
+const STARTED = 2
+const ENDED = 3
+const ATTEMPT = 4
+/** instance index × 16 + outcome index × 2 + (manual ? 1 : 0) */
+const META = 5
+const STRIDE = 6
+
+/** One job's runs: the changing ones in id order, the finished ones as records in no order. */
+interface History {
+  readonly job: string
+  readonly active: Array<Row>
+  /** Finished records held. */
+  size: number
+  data: Float64Array
+  /** error and errorStack of each slot, two entries a slot; made when a first one is kept. */
+  texts: Array<string | null> | undefined
 }
 
 const date = (millis: number | null) => (millis === null ? null : new Date(millis))
@@ -57,52 +81,142 @@ const toRun = (row: Row): Run => ({
   retryAt: date(row.retryAt)
 })
 
+const outcomeCode = new Map(runOutcomes.map((outcome, i) => [outcome, i]))
+
 export const make = (options: Options = {}) => Effect.sync(() => {
   const cap = Math.max(1, options.maxRunsPerJob ?? 20)
-  // Each job's runs in id order: a short array (the cap, plus runs still running or owed a
-  // retry), so finding an occurrence or the job's running run is a scan of a few rows. Only
-  // the runs an operation can change by id (running, or owed a retry) are indexed by id:
-  // a map entry per finished run would cost about as much as the run.
-  const byJob = new Map<string, Array<Row>>()
+  const byJob = new Map<string, History>()
+  // Only the runs an operation can change by id are indexed by id.
   const active = new Map<number, Row>()
   const pausedJobs = new Set<string>()
+  const instances: Array<string> = []
+  const instanceIndex = new Map<string, number>()
   let nextId = 1
 
-  const rowsOf = (job: string) => byJob.get(job) ?? []
-  const findOccurrence = (job: string, scheduledAt: number, trigger: Run["trigger"], attempt: number) =>
-    rowsOf(job).find((row) => row.scheduledAt === scheduledAt && row.attempt === attempt && row.trigger === trigger)
-  const has = (occurrence: Occurrence, attempt: number) =>
-    findOccurrence(occurrence.job, occurrence.scheduledAt.getTime(), occurrence.trigger, attempt) !== undefined
-  const isActive = (row: Row) => row.outcome === "running" || row.retryAt !== null
-  const index = (row: Row) => {
-    if (isActive(row)) active.set(row.id, row)
-    else active.delete(row.id)
+  const instanceOf = (name: string) => {
+    let i = instanceIndex.get(name)
+    if (i === undefined) {
+      i = instances.push(name) - 1
+      instanceIndex.set(name, i)
+    }
+    return i
   }
-  const insert = (fields: Omit<Row, "id">): Run => {
-    const row: Row = { id: nextId++, ...fields }
-    let rows = byJob.get(row.job)
-    if (rows === undefined) byJob.set(row.job, rows = [])
-    rows.push(row)
-    index(row)
-    if (rows.length > cap) trim(rows)
-    return toRun(row)
+  const historyOf = (job: string) => {
+    let history = byJob.get(job)
+    if (history === undefined) {
+      history = { job, active: [], size: 0, data: new Float64Array(Math.min(cap, 4) * STRIDE), texts: undefined }
+      byJob.set(job, history)
+    }
+    return history
   }
-  // Oldest first; a run still running or owed a retry stays.
-  const trim = (rows: Array<Row>) => {
-    let excess = rows.length - cap
-    for (let i = 0; i < rows.length && excess > 0;) {
-      if (isActive(rows[i]!)) i++
-      else {
-        rows.splice(i, 1)
-        excess--
-      }
+
+  const finishedRun = (history: History, slot: number): Run => {
+    const d = history.data
+    const o = slot * STRIDE
+    const meta = d[o + META]!
+    return {
+      id: String(d[o + ID]),
+      job: history.job,
+      scheduledAt: new Date(d[o + SCHEDULED]!),
+      trigger: meta % 2 === 1 ? "manual" : "schedule",
+      attempt: d[o + ATTEMPT]!,
+      instance: instances[Math.floor(meta / 16)]!,
+      startedAt: new Date(d[o + STARTED]!),
+      endedAt: new Date(d[o + ENDED]!),
+      leaseUntil: null,
+      outcome: runOutcomes[Math.floor(meta / 2) % 8]!,
+      error: history.texts?.[2 * slot] ?? null,
+      errorStack: history.texts?.[2 * slot + 1] ?? null,
+      retryAt: null
     }
   }
+  const addFinished = (history: History, row: Row) => {
+    const slot = history.size
+    if ((slot + 1) * STRIDE > history.data.length) {
+      const slots = history.data.length / STRIDE
+      const grown = new Float64Array((slots < cap ? Math.min(cap, slots * 2) : slots + 4) * STRIDE)
+      grown.set(history.data)
+      history.data = grown
+    }
+    const d = history.data
+    const o = slot * STRIDE
+    d[o + ID] = row.id
+    d[o + SCHEDULED] = row.scheduledAt
+    d[o + STARTED] = row.startedAt
+    d[o + ENDED] = row.endedAt!
+    d[o + ATTEMPT] = row.attempt
+    d[o + META] = instanceOf(row.instance) * 16 + outcomeCode.get(row.outcome)! * 2 + (row.trigger === "manual" ? 1 : 0)
+    if (row.error !== null || row.errorStack !== null) history.texts ??= []
+    if (history.texts !== undefined) {
+      history.texts[2 * slot] = row.error
+      history.texts[2 * slot + 1] = row.errorStack
+    }
+    history.size++
+  }
+  // The last record moves into the freed slot.
+  const removeFinished = (history: History, slot: number) => {
+    const last = history.size - 1
+    if (slot !== last) {
+      history.data.copyWithin(slot * STRIDE, last * STRIDE, last * STRIDE + STRIDE)
+      if (history.texts !== undefined) {
+        history.texts[2 * slot] = history.texts[2 * last] ?? null
+        history.texts[2 * slot + 1] = history.texts[2 * last + 1] ?? null
+      }
+    }
+    if (history.texts !== undefined) history.texts[2 * last] = history.texts[2 * last + 1] = null
+    history.size--
+  }
+  // Oldest (lowest id) first; a run still running or owed a retry stays.
+  const trim = (history: History) => {
+    while (history.size > 0 && history.size + history.active.length > cap) {
+      let oldest = 0
+      for (let slot = 1; slot < history.size; slot++) {
+        if (history.data[slot * STRIDE + ID]! < history.data[oldest * STRIDE + ID]!) oldest = slot
+      }
+      removeFinished(history, oldest)
+    }
+  }
+
+  const isActive = (row: Row) => row.outcome === "running" || row.retryAt !== null
+  // A run that can no longer change leaves its object for a record.
+  const index = (row: Row) => {
+    if (isActive(row)) return
+    active.delete(row.id)
+    const history = historyOf(row.job)
+    const i = history.active.indexOf(row)
+    if (i >= 0) history.active.splice(i, 1)
+    addFinished(history, row)
+  }
+  // The caller numbers the row (`nextId++`), so it is built once, with no spread.
+  const insert = (row: Row): Run => {
+    const history = historyOf(row.job)
+    if (isActive(row)) {
+      history.active.push(row)
+      active.set(row.id, row)
+    } else addFinished(history, row)
+    if (history.size + history.active.length > cap) trim(history)
+    return toRun(row)
+  }
+  const hasOccurrence = (job: string, scheduledAt: number, trigger: Run["trigger"], attempt: number) => {
+    const history = byJob.get(job)
+    if (history === undefined) return false
+    for (const row of history.active) {
+      if (row.scheduledAt === scheduledAt && row.attempt === attempt && row.trigger === trigger) return true
+    }
+    const d = history.data
+    const manual = trigger === "manual" ? 1 : 0
+    for (let o = 0; o < history.size * STRIDE; o += STRIDE) {
+      if (d[o + SCHEDULED] === scheduledAt && d[o + ATTEMPT] === attempt && d[o + META]! % 2 === manual) return true
+    }
+    return false
+  }
+  const has = (occurrence: Occurrence, attempt: number) =>
+    hasOccurrence(occurrence.job, occurrence.scheduledAt.getTime(), occurrence.trigger, attempt)
   const find = (id: string) => active.get(Number(id))
-  // The earliest started, as the SQL store answers.
+  // The earliest started, as the SQL store answers. A running run is never a record.
   const runningOf = (job: string, now: number) => {
     let found: Row | undefined
-    for (const row of rowsOf(job)) {
+    for (const row of byJob.get(job)?.active ?? []) {
       if (row.outcome !== "running" || row.leaseUntil === null || !(row.leaseUntil > now)) continue
       if (found === undefined || row.startedAt < found.startedAt) found = row
     }
@@ -112,28 +226,42 @@ export const make = (options: Options = {}) => Effect.sync(() => {
   const claim = (occurrence: Occurrence, lease: Lease, options: { readonly overlap: "skip" | "allow" }): ClaimResult => {
     if (has(occurrence, 1)) return { _tag: "Taken" } as const
     const now = lease.now.getTime()
-    const base = {
+    const scheduledAt = occurrence.scheduledAt.getTime()
+    const other = options.overlap === "skip" ? runningOf(occurrence.job, now) : undefined
+    if (other !== undefined) {
+      insert({
+        id: nextId++,
+        job: occurrence.job,
+        scheduledAt,
+        trigger: occurrence.trigger,
+        attempt: 1,
+        instance: lease.instance,
+        startedAt: now,
+        endedAt: now,
+        leaseUntil: null,
+        outcome: "skipped",
+        error: `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`,
+        errorStack: null,
+        retryAt: null
+      })
+      return { _tag: "Overlap", running: toRun(other) } as const
+    }
+    const run = insert({
+      id: nextId++,
       job: occurrence.job,
-      scheduledAt: occurrence.scheduledAt.getTime(),
+      scheduledAt,
       trigger: occurrence.trigger,
       attempt: 1,
       instance: lease.instance,
       startedAt: now,
+      endedAt: null,
+      leaseUntil: lease.until.getTime(),
+      outcome: "running",
+      error: null,
       errorStack: null,
       retryAt: null
-    }
-    const other = options.overlap === "skip" ? runningOf(occurrence.job, now) : undefined
-    if (other !== undefined) {
-      insert({
-        ...base,
-        endedAt: now,
-        leaseUntil: null,
-        outcome: "skipped",
-        error: `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`
-      })
-      return { _tag: "Overlap", running: toRun(other) } as const
-    }
-    return { _tag: "Claimed", run: insert({ ...base, endedAt: null, leaseUntil: lease.until.getTime(), outcome: "running", error: null }) } as const
+    })
+    return { _tag: "Claimed", run } as const
   }
 
   return SchedulerStore.of({
@@ -143,6 +271,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
       Effect.sync(() => {
         if (has(occurrence, 1)) return false
         insert({
+          id: nextId++,
           job: occurrence.job,
           scheduledAt: occurrence.scheduledAt.getTime(),
           trigger: occurrence.trigger,
@@ -216,8 +345,9 @@ export const make = (options: Options = {}) => Effect.sync(() => {
         if (row === undefined || row.retryAt === null || row.retryAt > lease.now.getTime()) return Option.none()
         row.retryAt = null
         index(row)
-        if (findOccurrence(row.job, row.scheduledAt, row.trigger, row.attempt + 1) !== undefined) return Option.none()
+        if (hasOccurrence(row.job, row.scheduledAt, row.trigger, row.attempt + 1)) return Option.none()
         return Option.some(insert({
+          id: nextId++,
           job: row.job,
           scheduledAt: row.scheduledAt,
           trigger: row.trigger,
@@ -234,24 +364,42 @@ export const make = (options: Options = {}) => Effect.sync(() => {
       }),
     lastOccurrence: (job) =>
       Effect.sync(() => {
+        const history = byJob.get(job)
         let latest: number | undefined
-        for (const row of rowsOf(job)) {
-          if (row.trigger === "schedule" && (latest === undefined || row.scheduledAt > latest)) latest = row.scheduledAt
+        if (history !== undefined) {
+          for (const row of history.active) {
+            if (row.trigger === "schedule" && (latest === undefined || row.scheduledAt > latest)) latest = row.scheduledAt
+          }
+          const d = history.data
+          for (let o = 0; o < history.size * STRIDE; o += STRIDE) {
+            if (d[o + META]! % 2 === 0 && (latest === undefined || d[o + SCHEDULED]! > latest)) latest = d[o + SCHEDULED]!
+          }
         }
         return Option.fromUndefinedOr(latest === undefined ? undefined : new Date(latest))
       }),
     recentRuns: (job, limit) =>
-      Effect.sync(() =>
-        [...rowsOf(job)].sort((a, b) => b.startedAt - a.startedAt || b.id - a.id).slice(0, limit).map(toRun)
-      ),
+      Effect.sync(() => {
+        const history = byJob.get(job)
+        if (history === undefined) return []
+        const runs = history.active.map(toRun)
+        for (let slot = 0; slot < history.size; slot++) runs.push(finishedRun(history, slot))
+        return runs
+          .sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime() || Number(b.id) - Number(a.id))
+          .slice(0, limit)
+      }),
+    // Runs still running or owed a retry are kept: they are never records.
     prune: (before) =>
       Effect.sync(() => {
+        const cut = before.getTime()
         let deleted = 0
-        for (const [job, rows] of byJob) {
-          const kept = rows.filter((row) => row.outcome === "running" || row.endedAt === null || !(row.endedAt < before.getTime()) || row.retryAt !== null)
-          deleted += rows.length - kept.length
-          if (kept.length === 0) byJob.delete(job)
-          else byJob.set(job, kept)
+        for (const [job, history] of byJob) {
+          for (let slot = history.size - 1; slot >= 0; slot--) {
+            if (history.data[slot * STRIDE + ENDED]! < cut) {
+              removeFinished(history, slot)
+              deleted++
+            }
+          }
+          if (history.size === 0 && history.active.length === 0) byJob.delete(job)
         }
         return deleted
       }),

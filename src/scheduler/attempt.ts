@@ -20,6 +20,7 @@ import type { Completion, Run, SchedulerStoreShape } from "../capabilities/Sched
 import { delayFor, exhausted } from "../resilience/backoff.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
+import type { Timeouts } from "./timeouts.ts"
 
 /**
  * The run a job's effect belongs to (job, scheduled time, attempt, trigger, instance), for jobs
@@ -44,6 +45,8 @@ export interface AttemptEnv<R> {
   readonly context: Context.Context<R>
   /** Whether the run was taken over by another replica (the attempt was interrupted for that). */
   readonly lost: (runId: string) => boolean
+  /** Keeps the job's timeout without a race per attempt; without it, a race keeps it. */
+  readonly timeouts?: Timeouts
 }
 
 /** One line for the history: the first error's message, or the defect's. */
@@ -86,8 +89,11 @@ const completion = <R>(job: Job<R>, run: Run, exit: Exit.Exit<unknown, unknown>,
  * the end is recorded as interrupted.
  */
 export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect.Effect<Completion | undefined> => {
-  const body = job.run.pipe(
-    Effect.timeoutOrElse({ duration: job.timeout, orElse: () => Effect.fail(new JobTimeout({ timeout: job.timeout })) }),
+  const timedOut = () => new JobTimeout({ timeout: job.timeout })
+  const limited = env.timeouts === undefined
+    ? Effect.timeoutOrElse(job.run, { duration: job.timeout, orElse: () => Effect.fail(timedOut()) })
+    : env.timeouts.run(job.run, job.timeout, timedOut)
+  const body = limited.pipe(
     Effect.provideContext(env.context),
     Effect.provideService(CurrentRun, run),
     Effect.withSpan(

@@ -11,7 +11,8 @@
  *    warning, recorded as skipped (reason: concurrency limit) and counted;
  * 3. the store claims it: one replica gets it; with the overlap policy `skip`, a claim that
  *    finds the job still running anywhere records a skip instead;
- * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout,
+ * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout (kept
+ *    by one watchdog for all attempts, timeouts.ts),
  *    renewing its lease meanwhile; its end is recorded with the outcome, and with the error and
  *    the whole cause (stack included) when it failed, threw or died. The scheduler goes on.
  * 5. a failed, timed-out or interrupted attempt with retries left in the job's policy records
@@ -54,6 +55,7 @@ import { DueQueue } from "./dueQueue.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
+import { makeTimeouts } from "./timeouts.ts"
 
 export interface SchedulerOptions {
   /** This replica's name in the history and in leases; unique among replicas. */
@@ -139,6 +141,7 @@ export const makeScheduler = <R>(
     let paused = new Set<string>()
     let reserved = 0
     let stopping = false
+    const timeouts = makeTimeouts()
 
     const lookup = (name: string) =>
       Effect.suspend(() => {
@@ -194,7 +197,7 @@ export const makeScheduler = <R>(
      */
     const startAttempt = (job: Job<R>, run: Run) =>
       Effect.gen(function*() {
-        const attempt = runAttempt(job, run, { store, instance: options.instance, context, lost: (id) => lost.has(id) }).pipe(
+        const attempt = runAttempt(job, run, { store, instance: options.instance, context, lost: (id) => lost.has(id), timeouts }).pipe(
           Effect.ensuring(Effect.suspend(() => {
             attempts.delete(run.id)
             lost.delete(run.id)

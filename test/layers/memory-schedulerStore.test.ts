@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as MemoryStore from "../../layers/memory/schedulerStore.ts"
 import { schedulerStoreContract } from "../contract/schedulerStore.ts"
 
@@ -24,5 +25,35 @@ describe("memory scheduler store: bounded history", () => {
       expect(kept).toEqual([9000, 1000, 0])
       expect((yield* store.recentRuns("other", 100)).length).toBe(1)
       expect((yield* store.dueRetries(at(9999), 10)).map((r) => r.id)).toEqual([owed.run.id])
+    })))
+
+  test("a finished run read back keeps its own fields after older ones were dropped and records moved", () =>
+    Effect.runPromise(Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ maxRunsPerJob: 3 })
+      const ids: Array<string> = []
+      for (let s = 0; s < 7; s++) {
+        const instance = s % 2 === 0 ? "even" : "odd"
+        const trigger = s % 3 === 0 ? "manual" as const : "schedule" as const
+        const claimed = yield* store.claim({ job: "j", scheduledAt: at(s), trigger }, { instance, now: at(s), until: at(s + 60) }, { overlap: "allow" })
+        if (claimed._tag !== "Claimed") throw new Error("not claimed")
+        ids.push(claimed.run.id)
+        const outcome = s % 2 === 0 ? "succeeded" as const : "failed" as const
+        yield* store.complete(claimed.run.id, instance, {
+          outcome,
+          now: at(s + 0.5),
+          ...(outcome === "failed" ? { error: `boom ${s}`, errorStack: `stack ${s}` } : {})
+        })
+      }
+      const runs = yield* store.recentRuns("j", 10)
+      expect(runs.map((r) => r.id)).toEqual(ids.slice(4).reverse())
+      expect(runs.map((r) => ({ s: (r.scheduledAt.getTime() - at(0).getTime()) / 1000, trigger: r.trigger, instance: r.instance, outcome: r.outcome, error: r.error, errorStack: r.errorStack, endedAt: r.endedAt?.getTime(), leaseUntil: r.leaseUntil, retryAt: r.retryAt, attempt: r.attempt }))).toEqual([
+        { s: 6, trigger: "manual", instance: "even", outcome: "succeeded", error: null, errorStack: null, endedAt: at(6.5).getTime(), leaseUntil: null, retryAt: null, attempt: 1 },
+        { s: 5, trigger: "schedule", instance: "odd", outcome: "failed", error: "boom 5", errorStack: "stack 5", endedAt: at(5.5).getTime(), leaseUntil: null, retryAt: null, attempt: 1 },
+        { s: 4, trigger: "schedule", instance: "even", outcome: "succeeded", error: null, errorStack: null, endedAt: at(4.5).getTime(), leaseUntil: null, retryAt: null, attempt: 1 }
+      ])
+      // The lastOccurrence of a schedule leaves the manual run at 6 out.
+      expect(Option.getOrUndefined(yield* store.lastOccurrence("j"))).toEqual(at(5))
+      expect(yield* store.prune(at(5))).toBe(1)
+      expect((yield* store.recentRuns("j", 10)).map((r) => [r.id, r.error])).toEqual([[ids[6]!, null], [ids[5]!, "boom 5"]])
     })))
 })

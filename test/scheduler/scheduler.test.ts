@@ -231,6 +231,42 @@ describe("scheduler policies", () => {
       yield* stop(fiber)
     })))
 
+  test("timeouts of their own: a job with a short timeout started after one with a long timeout is stopped at its own deadline, then the other at its", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const released: Array<string> = []
+      const { store, scheduler, fiber } = yield* start([
+        { name: "slow", schedule: "@every 1h", timeout: "50 seconds", run: Effect.never.pipe(Effect.onInterrupt(() => stamp(released))) },
+        { name: "quick", schedule: "@every 24h", timeout: "5 seconds", run: Effect.never.pipe(Effect.onInterrupt(() => stamp(released))) }
+      ])
+      yield* TestClock.adjust("1 hour")
+      yield* TestClock.adjust("1 second")
+      expect((yield* scheduler.trigger("quick"))._tag).toBe("Started")
+      yield* TestClock.adjust("9 seconds")
+      expect(released).toEqual(["2026-01-01T01:00:06.000Z"])
+      expect((yield* history(store, "quick")).map((r) => r.outcome)).toEqual(["timed_out"])
+      expect((yield* history(store, "slow")).map((r) => r.outcome)).toEqual(["running"])
+      yield* TestClock.adjust("40 seconds")
+      expect(released).toEqual(["2026-01-01T01:00:06.000Z", "2026-01-01T01:00:50.000Z"])
+      expect((yield* history(store, "slow")).map((r) => r.outcome)).toEqual(["timed_out"])
+      yield* stop(fiber)
+    })))
+
+  test("a manual run's timeout is kept while the scheduler is not running", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const store = yield* MemoryStore.make()
+      const jobs = yield* register([{ name: "hang", schedule: "@every 1h", timeout: "3 seconds", run: Effect.never }], { timeZone: "UTC", timeout: Duration.seconds(300) })
+      const scheduler = yield* makeScheduler(jobs, { instance: "a", maxConcurrent: 10, shutdownTimeout: "30 seconds", retention: "7 days" }).pipe(
+        Effect.provideService(SchedulerStore, store)
+      )
+      expect((yield* scheduler.trigger("hang"))._tag).toBe("Started")
+      yield* TestClock.adjust("2999 millis")
+      expect((yield* history(store, "hang")).map((r) => r.outcome)).toEqual(["running"])
+      yield* TestClock.adjust("1 millis")
+      expect((yield* history(store, "hang")).map((r) => r.outcome)).toEqual(["timed_out"])
+    })))
+
   test("retry with backoff: failed attempts are retried at the policy's delays, each one a row of the history", () =>
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
