@@ -405,7 +405,10 @@ if (
         const consumerOps = await opsUrl(consumer)
         await waitUntil("every record handled", async () =>
           (await metric(consumerOps, "messages_handled_total", { outcome: "ack" })) >= records.length, 120_000, 200)
-        expect(await metric(consumerOps, "messages_handled_total", { outcome: "ack" })).toBe(records.length)
+        // At least once: a group rebalance while the new consumer joins hands it again what it
+        // had not committed, so it may apply a record twice; the inbox keeps the model exact.
+        const applied = await metric(consumerOps, "messages_handled_total", { outcome: "ack" })
+        expect(applied).toBeGreaterThanOrEqual(records.length)
         const expected = customers.map((customer) => {
           const mine = events.filter((e) => e.customer === customer)
           return { customer_id: customer, orders: mine.length, total_cents: String(mine.reduce((sum, e) => sum + e.cents, 0)) }
@@ -417,7 +420,7 @@ if (
         expect(await stop(consumer)).toBe(0)
         console.log(
           `relay killed: ${atKill.published} of ${total} marked published at the kill; ${records.length} records read back, ` +
-            `${duplicates} duplicates; read model exact over ${customers.length} customers`
+            `${duplicates} duplicates, ${applied} applied by the consumer; read model exact over ${customers.length} customers`
         )
       } finally {
         for (const program of [first, second, consumer]) {
