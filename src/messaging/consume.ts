@@ -39,7 +39,7 @@ import { describeCause } from "../capabilities/describeCause.ts"
 import { Subscriber, type SubscriberError, type Subscription } from "../capabilities/Subscriber.ts"
 import type { BatchHandler, Handler } from "./Handler.ts"
 import { HandlerTimeoutError } from "../resilience/timeout.ts"
-import { type Deadlines, makeDeadlines } from "./deadlines.ts"
+import { makeTimeouts, type Timeouts } from "../resilience/watchdog.ts"
 import * as Outcome from "./Outcome.ts"
 import { parseTraceparent } from "./traceContext.ts"
 
@@ -97,10 +97,10 @@ export const consumeFrom = <E, R, ES, RS>(
 ): Effect.Effect<void, ES, Exclude<RS, Scope.Scope> | R> =>
   runWorkers<E | HandlerTimeoutError, R, ES, RS>(open, name, options, options.concurrency ?? 100, (source, settler) => {
     // The runner's own timeout, as the `timeout` middleware would be, kept by the runner's
-    // watchdog (see `deadlines.ts`) rather than by a race per message.
+    // watchdog (see `watchdog.ts`) rather than by a race per message.
     const deadlines = settler.deadlines
     const bounded = deadlines === undefined ? handler : (delivery: Delivery) =>
-      deadlines.run(handler(delivery), () =>
+      deadlines.timeouts.run(handler(delivery), deadlines.limit, () =>
         new HandlerTimeoutError({ topic: delivery.topic, messageId: delivery.message.id, timeout: deadlines.limit }))
     const process = (delivery: Delivery): Effect.Effect<void, never, R> => {
       const handled = Effect.flatMap(settler.run(bounded(delivery)), (exit) => settler.settle(delivery, exit, process))
@@ -140,7 +140,7 @@ export const consumeBatchesFrom = <E, R, ES, RS>(
     const bounded = (batch: ReadonlyArray<Delivery>) =>
       deadlines === undefined
         ? handler(batch)
-        : deadlines.run(handler(batch), () => new Cause.TimeoutError(`batch handler timed out after ${Duration.format(deadlines.limit)}`))
+        : deadlines.timeouts.run(handler(batch), deadlines.limit, () => new Cause.TimeoutError(`batch handler timed out after ${Duration.format(deadlines.limit)}`))
     const process = (batch: ReadonlyArray<Delivery>): Effect.Effect<void, never, R> =>
       settler.timed(Effect.gen(function*() {
         // Effect's own tracer records nothing: message spans would be made only to be dropped,
@@ -201,8 +201,8 @@ interface Settler<E> {
     outcomes: ReadonlyArray<Outcome.Outcome | void>,
     again: (batch: ReadonlyArray<Delivery>) => Effect.Effect<void, never, R>
   ) => Effect.Effect<void, never, R>
-  /** The handler timeout's watchdog, when there is a timeout; forked in the runner's scope. */
-  readonly deadlines: Deadlines | undefined
+  /** The handler timeout and the runner's watchdog that keeps it, when there is a timeout. */
+  readonly deadlines: { readonly timeouts: Timeouts; readonly limit: Duration.Duration } | undefined
   /** Records the duration of `effect` and keeps it from being interrupted: started work is finished. */
   readonly timed: <A, R>(effect: Effect.Effect<A, never, R>) => Effect.Effect<void, never, R>
 }
@@ -218,11 +218,7 @@ const runWorkers = <E, R, ES, RS>(
     const source = yield* open
     // Delayed retries wait in fibers of this scope, forked after the source was opened: closing
     // the scope interrupts their waits (they hand their messages back) before the source closes.
-    const scope = yield* Effect.scope
-    const settler = makeSettler<E>(name, options, scope)
-    // Forked before the workers, so it is interrupted only once they finished: a handler still
-    // running during a shutdown stays bounded.
-    if (settler.deadlines !== undefined) yield* Effect.forkIn(settler.deadlines.watchdog, scope)
+    const settler = makeSettler<E>(name, options, yield* Effect.scope)
     const worker = Effect.forever(step(source, settler)).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, {
       concurrency: "unbounded",
@@ -286,7 +282,7 @@ const makeSettler = <E>(name: SourceName, options: ConsumeOptions, scope: Scope.
   const limit = handlerTimeout(options)
   return {
     spanName: `consume ${name.topic}`,
-    deadlines: Duration.isFinite(limit) ? makeDeadlines(limit) : undefined,
+    deadlines: Duration.isFinite(limit) ? { timeouts: makeTimeouts(), limit } : undefined,
     spanOptions: (delivery, parent) => ({
       kind: "consumer",
       parent,

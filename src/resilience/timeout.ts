@@ -3,7 +3,7 @@
  *
  * The runner bounds every handler call the same way, outermost, with the same error (its
  * `timeout` option, `defaultHandlerTimeout` = 20 s, under the 30 s shutdown deadline; kept by
- * one watchdog per runner, `src/messaging/deadlines.ts`, not a race per message), so one hung handler cannot
+ * one watchdog per runner, `watchdog.ts`, not a race per message), so one hung handler cannot
  * hold a SIGTERM until the process is killed. Use it yourself for a handler that knows its own
  * budget is shorter, or that wants a timeout other middleware can see: placed inside
  * `retryLater` or `circuitBreaker`, a timeout becomes a delayed retry or counts as a downstream

@@ -20,7 +20,7 @@ import type { Completion, Run, SchedulerStoreShape } from "../capabilities/Sched
 import { delayFor, exhausted } from "../resilience/backoff.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
-import type { Timeouts } from "./timeouts.ts"
+import type { Timeouts } from "../resilience/watchdog.ts"
 
 /**
  * The run a job's effect belongs to (job, scheduled time, attempt, trigger, instance), for jobs

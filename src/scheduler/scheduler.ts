@@ -12,7 +12,7 @@
  * 3. the store claims it: one replica gets it; with the overlap policy `skip`, a claim that
  *    finds the job still running anywhere records a skip instead;
  * 4. the claimed attempt (attempt.ts) runs in a fiber of its own under the job's timeout (kept
- *    by one watchdog for all attempts, timeouts.ts),
+ *    by one watchdog for all attempts, src/resilience/watchdog.ts),
  *    renewing its lease meanwhile; its end is recorded with the outcome, and with the error and
  *    the whole cause (stack included) when it failed, threw or died. The scheduler goes on.
  * 5. a failed, timed-out or interrupted attempt with retries left in the job's policy records
@@ -55,7 +55,7 @@ import { DueQueue } from "./dueQueue.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
-import { makeTimeouts } from "./timeouts.ts"
+import { makeTimeouts } from "../resilience/watchdog.ts"
 
 export interface SchedulerOptions {
   /** This replica's name in the history and in leases; unique among replicas. */

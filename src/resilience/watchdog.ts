@@ -1,19 +1,19 @@
 /**
- * The jobs' timeouts, kept by one watchdog fiber per scheduler instead of a race per attempt
- * (as src/messaging/deadlines.ts keeps the consume runner's).
+ * Timeouts kept by one watchdog fiber instead of a race per call: the consume runner's handler
+ * timeout (one per runner) and the scheduler's job timeouts (one per scheduler).
  *
- * A race (`Effect.timeout`) forks two fibers and arms a runtime timer for every attempt, which at
- * a thousand fires a second is a good part of what an attempt costs, and the attempts of one
- * batch start one after the other. Here an attempt forks only its job, and only a job that does
- * not finish at once is watched. The watchdog sleeps (on Effect's Clock, so TestClock drives it)
+ * A race (`Effect.timeout`) forks two fibers and arms a runtime timer for every call, which at
+ * thousands of messages or fires a second is a good part of what each costs. Here a call forks
+ * only its effect, and only an effect that does not finish at once is watched. The watchdog sleeps (on Effect's Clock, so TestClock drives it)
  * until the earliest deadline and interrupts that job if it still runs.
  *
- * Jobs have timeouts of their own: attempts under one limit wait in one set, whose insertion
+ * Calls may have limits of their own (a job's timeout): calls under one limit wait in one set, whose insertion
  * order is their deadline order (the clock only moves forward), so the earliest deadline is the
  * earliest of the sets' first entries. An attempt due before the time the watchdog sleeps to
  * starts a new watchdog (the old one is interrupted, and a stale one stops at its next step).
  * The watchdog runs while attempts are watched and ends when none is, like the lease renewer:
- * it outlives a stop's drain and keeps the timeouts of manual runs too.
+ * it outlives a stop's drain (a handler or a job hung during a shutdown stays bounded) and keeps
+ * the timeouts of manual runs too.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
