@@ -73,6 +73,20 @@ const metricsOf = async (base: string) => parsePrometheus(await (await fetch(`${
 const byWorker = (page: ReturnType<typeof parsePrometheus>, name: string) =>
   Object.fromEntries(findSamples(page, name).map((s) => [s.labels.worker!, s.value]))
 
+/**
+ * `sales_balancer_routed_total` by worker once `expected` forwards are counted (10 s at most): a
+ * forward is counted when its publish is confirmed, which may come after its reply reached the
+ * client.
+ */
+const routedOnceCounted = async (ops: string, expected: number) => {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const routed = byWorker(await metricsOf(ops), "sales_balancer_routed_total")
+    if (Object.values(routed).reduce((a, b) => a + b, 0) >= expected || Date.now() > deadline) return routed
+    await Bun.sleep(20)
+  }
+}
+
 describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
   test("three workers: every reply matches its request; load is spread; a worker killed under load has its requests answered by the others", async () => {
     const db = join(dir, "sales.db")
@@ -104,7 +118,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
       const burst = Array.from({ length: 300 }, (_, i) => request(i))
       const replies = await Promise.all(burst.map((r) => c.send(r, 20_000)))
       expect(replies).toEqual(await expectedFor(burst))
-      const spread = byWorker(await metricsOf(ops), "sales_balancer_routed_total")
+      const spread = await routedOnceCounted(ops, 300)
       expect(Object.keys(spread).sort()).toEqual([...queues].sort())
       expect(Object.values(spread).reduce((a, b) => a + b, 0)).toBe(300)
       for (const q of queues) expect(spread[q]).toBeGreaterThan(30)
@@ -214,9 +228,10 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
       await balancer.waitFor(new RegExp(`worker queue ${queues[0]} has no consumer: taken out`))
       const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => c.send(request(i), 20_000)))
       expect(replies.every((r) => r !== "timeout" && r.ok)).toBe(true)
+      const routed = await routedOnceCounted(ops, 20)
       const page = await metricsOf(ops)
-      expect(byWorker(page, "sales_balancer_routed_total")[queues[0]!] ?? 0).toBe(0)
-      expect(byWorker(page, "sales_balancer_routed_total")[queues[1]!]).toBe(20)
+      expect(routed[queues[0]!] ?? 0).toBe(0)
+      expect(routed[queues[1]!]).toBe(20)
       expect(byWorker(page, "sales_balancer_worker_healthy")).toEqual({ [queues[0]!]: 0, [queues[1]!]: 1 })
 
       const restarted = startProgram("sales-worker.ts", workerEnv(queues[0]!))
@@ -272,7 +287,7 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
         return got
       }))).flat()
       expect(outcomes.filter((o) => o === "timeout")).toEqual([])
-      const routed = byWorker(await metricsOf(ops), "sales_balancer_routed_total")
+      const routed = await routedOnceCounted(ops, 400)
       expect(Object.values(routed).reduce((a, b) => a + b, 0)).toBe(400)
       // Round-robin would give each a third (133); least outstanding gives the slow one about its
       // two a second plus the few it holds.
