@@ -30,12 +30,16 @@ const latenessOptions = {
 const running = Metric.gauge("scheduler_jobs_running", { description: "Job attempts running in this process" })
 
 /*
- * The per-job series are kept here, compactly, and registered in the metric registry with a
- * `get` that reads them: a series made by `Metric.update` costs about 800 bytes (its closures,
- * typed arrays and a metric object to update it through), which with 10 000 jobs was most of
- * the scheduler's memory. The registry still lists every series, with the state a histogram or
- * counter of the same name and attributes would have, so exporters and `Metric.snapshot` see
- * no difference. Kept per registry, as Effect's own series are.
+ * The per-job series are kept here, compactly, and entered in the metric registry as entries of
+ * their own: a series made by `Metric.update` costs about 800 bytes (its closures, typed arrays
+ * and a metric object to update it through), and one made by `Metric.registerUnsafe` still
+ * about 450 (a hooks object, a closure and its scope besides the entry), which with 10 000 jobs
+ * was most of the scheduler's memory. Here a job's series share one `Float64Array` of cells,
+ * and each series is a single object serving as the registry's entry and its own hooks. The
+ * registry lists every series under the key Effect's own histogram or counter of the same name,
+ * description and attributes would have (so `Metric.value` of such a metric reads ours instead
+ * of starting a second series), with the state it would hold, so exporters and
+ * `Metric.snapshot` see no difference. Kept per registry, as Effect's own series are.
  */
 
 /** A histogram's cells (its boundaries in ascending order, as `exponentialBoundaries` gives them): count, sum, min, max, then the count of each bucket (the last: above every boundary). */
@@ -44,117 +48,157 @@ const SUM = 1
 const MIN = 2
 const MAX = 3
 
-const histogramCells = (boundaries: ReadonlyArray<number>) => {
-  const cells = new Float64Array(4 + boundaries.length + 1)
-  cells[MIN] = Number.MAX_VALUE
-  cells[MAX] = -Number.MAX_VALUE
-  return cells
-}
-
-const observe = (cells: Float64Array, boundaries: ReadonlyArray<number>, value: number) => {
-  let i = 0
-  while (i < boundaries.length && !(value <= boundaries[i]!)) i++
-  cells[4 + i]!++
-  cells[COUNT]!++
-  cells[SUM]! += value
-  if (value < cells[MIN]!) cells[MIN] = value
-  if (value > cells[MAX]!) cells[MAX] = value
-}
-
-const histogramState = (cells: Float64Array, boundaries: ReadonlyArray<number>): Metric.HistogramState => {
-  const buckets: Array<[number, number]> = new Array(boundaries.length)
-  let cumulated = 0
-  for (let i = 0; i < boundaries.length; i++) {
-    cumulated += cells[4 + i]!
-    buckets[i] = [boundaries[i]!, cumulated]
-  }
-  return { buckets, count: cells[COUNT]!, min: cells[MIN]!, max: cells[MAX]!, sum: cells[SUM]! }
-}
-
 const outcomes: ReadonlyArray<Exclude<FinalOutcome, "skipped">> = ["succeeded", "failed", "timed_out", "interrupted"]
 const reasons: ReadonlyArray<SkipReason> = ["concurrency_limit", "overlap", "paused", "stalled", "missed", "store_error"]
 
-interface JobSeries {
-  lateness?: Float64Array
-  duration?: Float64Array
-  /** Runs by outcome, then skips by reason (NaN: not registered yet). */
-  counts?: Float64Array
+/** Where each series' cells start in a job's array: lateness, duration, then one count per outcome and per skip reason. */
+const LATENESS = 0
+const DURATION = LATENESS + 4 + latenessOptions.boundaries.length + 1
+const COUNTS = DURATION + 4 + durationOptions.boundaries.length + 1
+const CELLS = COUNTS + outcomes.length + reasons.length
+
+/**
+ * A job's cells; a series not registered yet has NaN in its first cell (a histogram's count, a
+ * counter's value), so one array also says which series exist.
+ */
+const jobCells = () => new Float64Array(CELLS).fill(NaN)
+
+const observe = (cells: Float64Array, at: number, boundaries: ReadonlyArray<number>, value: number) => {
+  let i = 0
+  while (i < boundaries.length && !(value <= boundaries[i]!)) i++
+  cells[at + 4 + i]!++
+  cells[at + COUNT]!++
+  cells[at + SUM]! += value
+  if (value < cells[at + MIN]!) cells[at + MIN] = value
+  if (value > cells[at + MAX]!) cells[at + MAX] = value
 }
 
-type Registry = Map<string, unknown>
-const registries = new WeakMap<Registry, Map<string, JobSeries>>()
+/**
+ * One series: the registry's entry (`Metric.Metadata`) and its own hooks. Its cells are private
+ * fields, so `Metric.snapshot`, which copies an entry's own properties, copies only the metadata.
+ */
+class Series implements Metric.Metric.Metadata<number, unknown>, Metric.Metric.Hooks<number, unknown> {
+  readonly hooks: Metric.Metric.Hooks<number, unknown> = this
+  readonly #cells: Float64Array
+  readonly #at: number
+  readonly #boundaries: ReadonlyArray<number> | undefined
+  constructor(
+    readonly type: "Counter" | "Histogram",
+    readonly id: string,
+    readonly description: string,
+    readonly attributes: Metric.Metric.AttributeSet,
+    cells: Float64Array,
+    at: number,
+    boundaries?: ReadonlyArray<number>
+  ) {
+    this.#cells = cells
+    this.#at = at
+    this.#boundaries = boundaries
+  }
+  get(): Metric.CounterState<number> | Metric.HistogramState {
+    const cells = this.#cells
+    const at = this.#at
+    const boundaries = this.#boundaries
+    if (boundaries === undefined) return { count: cells[at]!, incremental: true }
+    const buckets: Array<[number, number]> = new Array(boundaries.length)
+    let cumulated = 0
+    for (let i = 0; i < boundaries.length; i++) {
+      cumulated += cells[at + 4 + i]!
+      buckets[i] = [boundaries[i]!, cumulated]
+    }
+    return { buckets, count: cells[at + COUNT]!, min: cells[at + MIN]!, max: cells[at + MAX]!, sum: cells[at + SUM]! }
+  }
+  update() {}
+  modify() {}
+}
 
-const seriesOf = (context: Context.Context<never>, job: string): JobSeries => {
-  const registry = Context.get(context, Metric.MetricRegistry) as Registry
+/** The key Effect gives a metric's series (`makeKey` in effect/Metric): its type, id, description and sorted attributes. */
+const keyOf = (series: Series) =>
+  JSON.stringify([series.type, series.id, series.description, Object.entries(series.attributes).sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)])
+
+type Registry = Map<string, Metric.Metric.Metadata<any, any>>
+const registries = new WeakMap<Registry, Map<string, Float64Array>>()
+
+const cellsOf = (registry: Registry, job: string): Float64Array => {
   let jobs = registries.get(registry)
   if (jobs === undefined) registries.set(registry, jobs = new Map())
-  let found = jobs.get(job)
-  if (found === undefined) jobs.set(job, found = {})
-  return found
-}
-
-const none = () => {}
-// Made apart from the callers, so each closure holds only what it reads.
-const histogramHooks = (cells: Float64Array, boundaries: ReadonlyArray<number>) => ({
-  get: () => histogramState(cells, boundaries),
-  update: none,
-  modify: none
-})
-const counterHooks = (cells: Float64Array, i: number) => ({
-  get: () => ({ count: cells[i]!, incremental: true }),
-  update: none,
-  modify: none
-})
-
-const histogram = (
-  context: Context.Context<never>,
-  name: string,
-  options: { readonly description: string; readonly boundaries: ReadonlyArray<number> },
-  job: string
-) => {
-  const cells = histogramCells(options.boundaries)
-  Metric.registerUnsafe(Metric.histogram(name, { ...options, attributes: { job } }), context, histogramHooks(cells, options.boundaries))
+  let cells = jobs.get(job)
+  if (cells === undefined) jobs.set(job, cells = jobCells())
   return cells
 }
 
-const count = (
-  context: Context.Context<never>,
-  series: JobSeries,
-  i: number,
-  make: () => Metric.Metric<number, Metric.CounterState<number>>,
-  by: number
-) => {
-  const cells = series.counts ??= new Float64Array(outcomes.length + reasons.length).fill(NaN)
-  if (Number.isNaN(cells[i]!)) {
-    cells[i] = 0
-    Metric.registerUnsafe(make(), context, counterHooks(cells, i))
+const enter = (registry: Registry, series: Series) => {
+  registry.set(keyOf(series), series)
+}
+
+/** `job`'s histogram at `at` (LATENESS or DURATION), registered (empty) if it was not. */
+const histogram = (registry: Registry, cells: Float64Array, at: number, job: { readonly job: string }) => {
+  if (!Number.isNaN(cells[at + COUNT]!)) return
+  const options = at === LATENESS ? latenessOptions : durationOptions
+  cells.fill(0, at, at + 4 + options.boundaries.length + 1)
+  cells[at + MIN] = Number.MAX_VALUE
+  cells[at + MAX] = -Number.MAX_VALUE
+  const id = at === LATENESS ? "scheduler_job_lateness_seconds" : "scheduler_job_duration_seconds"
+  enter(registry, new Series("Histogram", id, options.description, job, cells, at, options.boundaries))
+}
+
+const count = (registry: Registry, cells: Float64Array, job: string, i: number, by: number) => {
+  const at = COUNTS + i
+  if (Number.isNaN(cells[at]!)) {
+    cells[at] = 0
+    enter(
+      registry,
+      i < outcomes.length
+        ? new Series("Counter", "scheduler_job_runs", runsOptions.description, { job, outcome: outcomes[i]! }, cells, at)
+        : new Series("Counter", "scheduler_job_skips", skipsOptions.description, { job, reason: reasons[i - outcomes.length]! }, cells, at)
+    )
   }
   // An incremental counter ignores a negative update, as Effect's does.
-  if (by >= 0) cells[i]! += by
+  if (by >= 0) cells[at]! += by
 }
+
+const registryOf = (context: Context.Context<never>) => Context.get(context, Metric.MetricRegistry) as Registry
+
+/**
+ * Registers the lateness and duration histograms of `jobs` (empty until they run), so every job
+ * has its series from the start: a dashboard lists jobs that have not run yet, and the series
+ * are made before the first occurrences rather than while they fire.
+ */
+export const registerJobs = (jobs: ReadonlyArray<string>) =>
+  Effect.contextWith((context: Context.Context<never>) => {
+    const registry = registryOf(context)
+    for (const job of jobs) {
+      const cells = cellsOf(registry, job)
+      const attributes = { job }
+      histogram(registry, cells, LATENESS, attributes)
+      histogram(registry, cells, DURATION, attributes)
+    }
+    return Effect.void
+  })
 
 export const recordRun = (job: string, outcome: Exclude<FinalOutcome, "skipped">, seconds: number) =>
   Effect.contextWith((context: Context.Context<never>) => {
-    const series = seriesOf(context, job)
-    count(context, series, outcomes.indexOf(outcome), () => Metric.counter("scheduler_job_runs", { ...runsOptions, attributes: { job, outcome } }), 1)
-    series.duration ??= histogram(context, "scheduler_job_duration_seconds", durationOptions, job)
-    observe(series.duration, durationOptions.boundaries, seconds)
+    const registry = registryOf(context)
+    const cells = cellsOf(registry, job)
+    count(registry, cells, job, outcomes.indexOf(outcome), 1)
+    histogram(registry, cells, DURATION, { job })
+    observe(cells, DURATION, durationOptions.boundaries, seconds)
     return Effect.void
   })
 
 export const recordSkip = (job: string, reason: SkipReason, n = 1) =>
   Effect.contextWith((context: Context.Context<never>) => {
-    const series = seriesOf(context, job)
-    const i = outcomes.length + reasons.indexOf(reason)
-    count(context, series, i, () => Metric.counter("scheduler_job_skips", { ...skipsOptions, attributes: { job, reason } }), n)
+    const registry = registryOf(context)
+    count(registry, cellsOf(registry, job), job, outcomes.length + reasons.indexOf(reason), n)
     return Effect.void
   })
 
 export const recordLateness = (job: string, seconds: number) =>
   Effect.contextWith((context: Context.Context<never>) => {
-    const series = seriesOf(context, job)
-    series.lateness ??= histogram(context, "scheduler_job_lateness_seconds", latenessOptions, job)
-    observe(series.lateness, latenessOptions.boundaries, seconds)
+    const registry = registryOf(context)
+    const cells = cellsOf(registry, job)
+    histogram(registry, cells, LATENESS, { job })
+    observe(cells, LATENESS, latenessOptions.boundaries, seconds)
     return Effect.void
   })
 

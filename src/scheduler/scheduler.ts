@@ -459,6 +459,7 @@ export const makeScheduler = <R>(
       // Added first, so it runs last: after the job, sweep and prune fibers are interrupted.
       yield* Effect.addFinalizer(() => stop)
       stopping = false
+      yield* Metrics.registerJobs(jobs.map((job) => job.name))
       paused = new Set(yield* store.paused.pipe(Effect.orElseSucceed(() => new Set<string>())))
       yield* Effect.forEach(jobs, catchUp, { discard: true })
       yield* Effect.forkScoped(timer)

@@ -46,3 +46,30 @@ test("per-job series read as Effect's histograms and counters after the same upd
   expect(Object.keys(byKey(ours)).length).toBe(7)
   expect(byKey(ours)).toEqual(byKey(effects))
 })
+
+test("Effect's own metric of the same name and attributes reads the scheduler's series instead of starting another", () => {
+  const registry = new Map()
+  const read = Effect.runSync(Effect.gen(function*() {
+    yield* Metrics.registerJobs(["a", "b"])
+    yield* Metrics.recordRun("a", "failed", 0.25)
+    yield* Metrics.recordRun("a", "failed", 2)
+    yield* Metrics.recordLateness("a", 0.003)
+    const before = registry.size
+    const runs = yield* Metric.value(
+      Metric.counter("scheduler_job_runs", { description: "Finished job attempts, by outcome", incremental: true, attributes: { outcome: "failed", job: "a" } })
+    )
+    const lateness = yield* Metric.value(Metric.histogram("scheduler_job_lateness_seconds", {
+      description: "Start minus scheduled time of each scheduled run",
+      boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 20 }),
+      attributes: { job: "a" }
+    }))
+    const idle = yield* Metric.value(Metric.histogram("scheduler_job_duration_seconds", {
+      description: "Start to end of each job attempt",
+      boundaries: Metric.exponentialBoundaries({ start: 0.001, factor: 2, count: 22 }),
+      attributes: { job: "b" }
+    }))
+    return { before, after: registry.size, runs: runs.count, lateness: lateness.count, latenessMax: lateness.max, idle: idle.count }
+  }).pipe(Effect.provideService(Metric.MetricRegistry, registry)))
+  // a: lateness, duration, runs{failed}; b: lateness, duration (registered, empty).
+  expect(read).toEqual({ before: 5, after: 5, runs: 2, lateness: 1, latenessMax: 0.003, idle: 0 })
+})
