@@ -202,4 +202,14 @@ export const recordLateness = (job: string, seconds: number) =>
     return Effect.void
   })
 
-export const setRunning = (n: number) => Metric.update(running, n)
+/**
+ * `scheduler_jobs_running` reads `count` whenever the metrics are read, instead of being set at
+ * every start and end of an attempt (two metric updates per run at a thousand runs a second).
+ */
+export const watchRunning = (count: () => number) =>
+  Effect.contextWith((context: Context.Context<never>) => {
+    Metric.registerUnsafe(running, context, { get: () => ({ value: count() }), update: ignore, modify: ignore })
+    return Effect.void
+  })
+
+const ignore = () => {}

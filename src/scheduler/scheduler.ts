@@ -154,9 +154,8 @@ export const makeScheduler = <R>(
       reserved++
       return true
     })
-    const release = Effect.suspend(() => {
+    const release = Effect.sync(() => {
       reserved--
-      return Metrics.setRunning(reserved)
     })
 
     const annotate = (job: Job<R>, occurrence: Occurrence) =>
@@ -205,7 +204,6 @@ export const makeScheduler = <R>(
           })),
           annotate(job, run)
         )
-        yield* Metrics.setRunning(reserved)
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
         // A job that needs no waiting has ended already, its cleanup run: keep no stale entry.
         if (fiber.pollUnsafe() === undefined) {
@@ -460,6 +458,7 @@ export const makeScheduler = <R>(
       yield* Effect.addFinalizer(() => stop)
       stopping = false
       yield* Metrics.registerJobs(jobs.map((job) => job.name))
+      yield* Metrics.watchRunning(() => reserved)
       paused = new Set(yield* store.paused.pipe(Effect.orElseSucceed(() => new Set<string>())))
       yield* Effect.forEach(jobs, catchUp, { discard: true })
       yield* Effect.forkScoped(timer)

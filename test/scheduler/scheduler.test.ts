@@ -205,6 +205,11 @@ describe("scheduler policies", () => {
         (yield* counter("scheduler_job_skips", { job: "b", reason: "concurrency_limit" })) +
         (yield* counter("scheduler_job_skips", { job: "c", reason: "concurrency_limit" }))
       expect(skips).toBe(2)
+      // The two runs of second 20 hold their slots until they end.
+      const running = Effect.map(Metric.snapshot, (all) => (all.find((m) => m.id === "scheduler_jobs_running")?.state as { value: number }).value)
+      expect(yield* running).toBe(2)
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* running).toBe(0)
       yield* stop(fiber)
     })))
 
