@@ -12,6 +12,7 @@ import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
 import * as MemoryStore from "../../layers/memory/schedulerStore.ts"
 import {
@@ -152,6 +153,28 @@ describe("scheduler timing", () => {
       expect((lateness?.state as { count: number; max: number }).count).toBe(3)
       expect((lateness?.state as { count: number; max: number }).max).toBe(0)
       expect(yield* counter("scheduler_job_runs", { job: "tick", outcome: "succeeded" })).toBe(3)
+      yield* stop(fiber)
+    })))
+  test("a run is a span under a tracer that records (a configured exporter), with the job's effect inside it", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          const span = Tracer.nativeTracer.span(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const inside: Array<string | undefined> = []
+      const job = Effect.flatMap(Effect.currentSpan, (span) => Effect.sync(() => inside.push(span.spanId)))
+      const { fiber } = yield* start([{ name: "tick", schedule: "@every 10s", run: job }]).pipe(Effect.provideService(Tracer.Tracer, recording))
+      yield* TestClock.adjust("20 seconds")
+      const runs = spans.filter((span) => span.name === "scheduler job tick")
+      expect(runs.length).toBe(2)
+      expect(Object.fromEntries(runs[0]!.attributes)).toEqual({ "job.name": "tick", "job.attempt": 1, "job.trigger": "schedule" })
+      expect(runs.every((span) => span.status._tag === "Ended")).toBe(true)
+      expect(inside).toEqual(runs.map((span) => span.spanId))
       yield* stop(fiber)
     })))
 })
