@@ -15,6 +15,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as References from "effect/References"
 import * as Tracer from "effect/Tracer"
 import { describeCause } from "../capabilities/describeCause.ts"
 import type { Completion, Run, SchedulerStoreShape } from "../capabilities/SchedulerStore.ts"
@@ -42,8 +43,11 @@ class JobTimeout extends Data.TaggedError("JobTimeout")<{ readonly timeout: Dura
 export interface AttemptEnv<R> {
   readonly store: SchedulerStoreShape
   readonly instance: string
-  /** Where the job's own requirements come from. */
-  readonly context: Context.Context<R>
+  /**
+   * The context an attempt runs in, from the one it is started in: the latter with the jobs'
+   * own requirements on top.
+   */
+  readonly context: (current: Context.Context<never>) => Context.Context<R>
   /** Whether the run was taken over by another replica (the attempt was interrupted for that). */
   readonly lost: (runId: string) => boolean
   /** Keeps the job's timeout without a race per attempt; without it, a race keeps it. */
@@ -94,7 +98,7 @@ export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect
   const limited = env.timeouts === undefined
     ? Effect.timeoutOrElse(job.run, { duration: job.timeout, orElse: () => Effect.fail(timedOut()) })
     : env.timeouts.run(job.run, job.timeout, timedOut)
-  const inner = limited.pipe(Effect.provideContext(env.context), Effect.provideService(CurrentRun, run))
+  const inner = limited
   // Effect's own tracer (no exporter configured) records nothing: a span per run would be made
   // only to be dropped, and at a thousand runs a second it was the largest allocation of a run
   // (about 2 KB of 22), as for the consume runner's message spans.
@@ -105,6 +109,18 @@ export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect
       // A stack per run costs more than the rest of the span at a thousand runs a second.
       { captureStackTrace: false }
     )))
+  // One change of context for the whole attempt (each costs a copy of the context or a rebuild
+  // of the fiber's cache of it): the jobs' requirements, the run, and the log annotations that
+  // tie the job's logs and the attempt's own to the run.
+  const annotations = { job: job.name, scheduledAt: run.scheduledAt.toISOString(), trigger: run.trigger }
+  const attemptContext = (current: Context.Context<never>): Context.Context<R> => {
+    const base = env.context(current)
+    return Context.add(
+      Context.add(base, CurrentRun, run),
+      References.CurrentLogAnnotations,
+      { ...Context.get(base, References.CurrentLogAnnotations), ...annotations }
+    )
+  }
   return Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
@@ -128,5 +144,5 @@ export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect
       else yield* Effect.logWarning(line)
       return recorded ? done : undefined
     })
-  )
+  ).pipe(Effect.updateContext(attemptContext))
 }

@@ -158,6 +158,19 @@ export const makeScheduler = <R>(
       reserved--
     })
 
+    // Attempts run in the context they are started in (the timer's, or an ops request's) with
+    // the jobs' requirements on top. The timer starts every scheduled attempt from one context,
+    // so that merge (a copy of the context) is made once, not once a run.
+    let mergedFrom: Context.Context<never> | undefined
+    let merged: Context.Context<R> = context
+    const attemptContext = (current: Context.Context<never>): Context.Context<R> => {
+      if (current !== mergedFrom) {
+        mergedFrom = current
+        merged = Context.merge(current, context)
+      }
+      return merged
+    }
+
     const annotate = (job: Job<R>, occurrence: Occurrence) =>
       Effect.annotateLogs({ job: job.name, scheduledAt: occurrence.scheduledAt.toISOString(), trigger: occurrence.trigger })
 
@@ -196,13 +209,13 @@ export const makeScheduler = <R>(
      */
     const startAttempt = (job: Job<R>, run: Run) =>
       Effect.gen(function*() {
-        const attempt = runAttempt(job, run, { store, instance: options.instance, context, lost: (id) => lost.has(id), timeouts }).pipe(
+        // The attempt annotates its logs with the run itself.
+        const attempt = runAttempt(job, run, { store, instance: options.instance, context: attemptContext, lost: (id) => lost.has(id), timeouts }).pipe(
           Effect.ensuring(Effect.suspend(() => {
             attempts.delete(run.id)
             lost.delete(run.id)
             return release
-          })),
-          annotate(job, run)
+          }))
         )
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
         // A job that needs no waiting has ended already, its cleanup run: keep no stale entry.

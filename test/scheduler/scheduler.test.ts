@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,6 +13,7 @@ import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as References from "effect/References"
 import * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
 import * as MemoryStore from "../../layers/memory/schedulerStore.ts"
@@ -175,6 +177,47 @@ describe("scheduler timing", () => {
       expect(Object.fromEntries(runs[0]!.attributes)).toEqual({ "job.name": "tick", "job.attempt": 1, "job.trigger": "schedule" })
       expect(runs.every((span) => span.status._tag === "Ended")).toBe(true)
       expect(inside).toEqual(runs.map((span) => span.spanId))
+      yield* stop(fiber)
+    })))
+  test("an attempt has the jobs' requirements from where the scheduler was made, also when triggered from elsewhere, and its logs carry the run", () =>
+    runTest(Effect.gen(function*() {
+      yield* TestClock.setTime(T0)
+      class Greeting extends Context.Service<Greeting, string>()("test/scheduler/Greeting") {}
+      class Caller extends Context.Service<Caller, string>()("test/scheduler/Caller") {}
+      const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const capture = Logger.make((options) => {
+        lines.push({ message: String(options.message), annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) } })
+      })
+      const jobs = yield* register([{
+        name: "greet",
+        schedule: "@every 10s",
+        run: Effect.gen(function*() {
+          const caller = yield* Effect.serviceOption(Caller)
+          yield* Effect.logInfo(`${yield* Greeting} from the job, started by ${Option.getOrElse(caller, () => "the timer")}`)
+        })
+      }], { timeZone: "UTC", timeout: Duration.seconds(300) })
+      const scheduler = yield* makeScheduler(jobs, { instance: "a", maxConcurrent: 10, shutdownTimeout: "30 seconds", retention: "7 days", sweepInterval: "1 hour" }).pipe(
+        Effect.provideService(SchedulerStore, yield* MemoryStore.make()),
+        Effect.provideService(Greeting, "hello"),
+        Effect.annotateLogs({ component: "scheduler" }),
+        Effect.provide(Logger.layer([capture]))
+      )
+      const fiber = yield* Effect.forkChild(scheduler.run, { startImmediately: true })
+      yield* TestClock.adjust("10 seconds")
+      // From a fiber that has neither the service nor the annotation, and a service of its own.
+      yield* scheduler.trigger("greet").pipe(Effect.provideService(Caller, "an ops request"))
+      const fromJob = lines.filter((line) => line.message.startsWith("hello from the job"))
+      expect(fromJob.map((line) => line.message)).toEqual([
+        "hello from the job, started by the timer",
+        "hello from the job, started by an ops request"
+      ])
+      expect(fromJob.map((line) => line.annotations)).toEqual([
+        { component: "scheduler", job: "greet", scheduledAt: "2026-01-01T00:00:10.000Z", trigger: "schedule" },
+        { component: "scheduler", job: "greet", scheduledAt: "2026-01-01T00:00:10.000Z", trigger: "manual" }
+      ])
+      const ends = lines.filter((line) => line.message === "job greet attempt 1 succeeded")
+      expect(ends.map((line) => line.annotations["trigger"])).toEqual(["schedule", "manual"])
+      expect(ends.every((line) => line.annotations["job"] === "greet" && line.annotations["scheduledAt"] === "2026-01-01T00:00:10.000Z")).toBe(true)
       yield* stop(fiber)
     })))
 })
