@@ -31,8 +31,9 @@ const total = Math.round(rate * Number(secondsText))
 const sql = postgres(url!, {
   max: 2,
   onnotice: () => {},
-  // The load, not what is measured: the relay sees a row when its commit is visible, flushed or not.
-  ...(durable === "true" ? {} : { connection: { synchronous_commit: "off" } })
+  // Named, so the relay's sessions can be told apart from these. The load, not what is measured:
+  // the relay sees a row when its commit is visible, flushed or not.
+  connection: { application_name: "outbox-bench-inserter", ...(durable === "true" ? {} : { synchronous_commit: "off" }) }
 })
 const events = Array.from({ length: total }, (_, n) => {
   const orderId = crypto.randomUUID()
