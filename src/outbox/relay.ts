@@ -192,7 +192,11 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       db.transaction((tx) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          const rows = yield* tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
+          // Issued together: the settings run first, and the pair costs one round trip.
+          const [, rows] = yield* Effect.all([
+            tx.query(config.asyncCommit ? Sql.claimSettingsCommitWithoutFlush : Sql.claimSettings),
+            tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
+          ], { concurrency: 2 })
           if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
           yield* setBusy(1)
           const first = yield* attempt(publisher, rows)
@@ -216,7 +220,6 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             yield* Metric.update(published, sent.length)
           }
           for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
-          if (config.asyncCommit) yield* tx.query(Sql.commitWithoutFlush)
           const handled = sent.length + failedRows.length
           yield* Metric.update(processed, handled)
           yield* observeEach(processingSeconds, (done - started) / 1000, handled)
