@@ -22,7 +22,7 @@
  *
  * Cost: a claim reads about as many rows as it returns, however many are pending (migration
  * 2004's two partial indexes). It walks pending rows in `position` order
- * (`outbox_events_claim`) and, per candidate past its aggregate's first event, probes its
+ * (`outbox_events_claim`; `claimSettings` keeps the planner from choosing otherwise) and, per candidate past its aggregate's first event, probes its
  * aggregate's unpublished rows for an earlier one (`outbox_events_unpublished`), stopping at
  * `limit` locked rows.
  * The first version picked each aggregate's lowest unpublished row with `distinct on` over every
