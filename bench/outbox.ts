@@ -28,7 +28,10 @@
  *    measured here). Latency = when the Publisher call that carried the event returned (Kafka
  *    acknowledged it, acks=all) minus when the insert's commit was answered, both wall-clock
  *    with sub-millisecond precision, into an HDR histogram (µs). Also counted: the relay's claim
- *    transactions, other statements and publish calls meanwhile, with how long the calls took.
+ *    transactions, other statements and publish calls meanwhile, with how long the calls took,
+ *    this process's CPU time per event, and each event's latency in two: from its commit to the
+ *    answer of the claim that took it (waiting for a worker, the wake-up, the claim itself), and
+ *    from there to the ack (publish, and waiting for the other workers' publishes).
  * Each throughput run also reports this process's CPU time per event (user + system, µs): the
  * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
  * than the rates when other work competes for the cores.
@@ -51,6 +54,7 @@ import { SqlDatabase, type SqlDatabaseShape } from "../src/capabilities/SqlDatab
 import { relayDefaults, type RelayConfig } from "../src/outbox/config.ts"
 import { EventHeaders, makeRelay } from "../src/outbox/relay.ts"
 import * as Orders from "../src/orders/sql.ts"
+import * as OutboxSql from "../src/outbox/sql.ts"
 import { migrate } from "../src/sql/migrations.ts"
 import { now, orderEvent, traceparent } from "./outboxEvents.ts"
 import { median } from "./summary.ts"
@@ -215,10 +219,14 @@ const observedPublisher = (clientId: string, acked: (ids: ReadonlyArray<string>)
     })
   ).pipe(Layer.provide(KafkaLayer.publisherLayer({ brokers, clientId, logLevel: "warn" })))
 
-/** Statements the relay sends, counted: transactions (one per claim) and statements outside them. */
+/**
+ * Statements the relay sends, counted: transactions (one per claim) and statements outside them;
+ * and when each event's claim answered (wall clock, ms), which splits its latency in two.
+ */
 interface Work {
   transactions: number
   statements: number
+  readonly claimedAt: Map<string, number>
 }
 
 const countedDatabase = (url: string, work: Work) =>
@@ -230,7 +238,23 @@ const countedDatabase = (url: string, work: Work) =>
         ...db,
         query: (text, params) => Effect.suspend(() => (work.statements++, db.query(text, params))),
         queryAs: (schema, text, params) => Effect.suspend(() => (work.statements++, db.queryAs(schema, text, params))),
-        transaction: (body) => Effect.suspend(() => (work.transactions++, db.transaction(body)))
+        transaction: (body) =>
+          Effect.suspend(() => (work.transactions++, db.transaction((tx) =>
+            body({
+              ...tx,
+              query: <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
+                text === OutboxSql.claimBatch
+                  ? Effect.tap(tx.query<R>(text, params), (rows) =>
+                    Effect.sync(() => {
+                      const at = now()
+                      for (const row of rows) {
+                        const id = (row as { id?: string }).id
+                        if (id !== undefined && !work.claimedAt.has(id)) work.claimedAt.set(id, at)
+                      }
+                    }))
+                  : tx.query<R>(text, params)
+            })
+          )))
       }
       return counted
     })
@@ -287,6 +311,13 @@ interface Latency {
   readonly publishCalls?: number
   readonly publishP50Ms?: number
   readonly publishP99Ms?: number
+  /** This process's CPU time per event meanwhile (µs): the relay's, and at this rate mostly per batch and per NOTIFY. */
+  readonly cpuMicros?: number
+  /** Commit to the answer of the claim that took the event, and from there to Kafka's ack. */
+  readonly toClaimP50Ms?: number
+  readonly toClaimP99Ms?: number
+  readonly claimToAckP50Ms?: number
+  readonly claimToAckP99Ms?: number
 }
 
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
@@ -301,7 +332,7 @@ const summaryOf = (h: hdr.Histogram, events: number, insertRate: number): Latenc
 })
 
 const latencyRun = async (url: string, topic: string): Promise<Latency> => {
-  const work: Work = { transactions: 0, statements: 0 }
+  const work: Work = { transactions: 0, statements: 0, claimedAt: new Map() }
   const calls = histogram()
   const ackedAt = new Map<string, number>()
   let waiting: { readonly count: number; readonly done: ReturnType<typeof Promise.withResolvers<void>> } | undefined
@@ -331,10 +362,15 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     calls.reset()
     work.transactions = 0
     work.statements = 0
+    work.claimedAt.clear()
+    const cpu = process.cpuUsage()
     const { insertRate, committed } = yield* load(rate, seconds)
     yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
+    const used = process.cpuUsage(cpu)
     yield* Fiber.interrupt(fiber)
     const h = histogram()
+    const toClaim = histogram()
+    const claimToAck = histogram()
     for (const [id, at] of committed) {
       const acked = ackedAt.get(id)
       if (acked === undefined) throw new Error(`event ${id} was never acknowledged`)
@@ -342,17 +378,30 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       const micros = Math.max(0, Math.round((acked - at) * 1000))
       h.recordValue(micros)
       allLatencies.recordValue(micros)
+      const claimed = work.claimedAt.get(id)
+      if (claimed !== undefined) {
+        toClaim.recordValue(Math.max(0, Math.round((claimed - at) * 1000)))
+        claimToAck.recordValue(Math.max(0, Math.round((acked - claimed) * 1000)))
+      }
     }
+    const ms = (hist: hdr.Histogram, p: number) => Number((hist.getValueAtPercentile(p) / 1000).toFixed(1))
     const result = {
       ...summaryOf(h, committed.length, insertRate),
       relayTransactions: work.transactions,
       relayStatements: work.statements,
       publishCalls: calls.totalCount,
       publishP50Ms: Number((calls.getValueAtPercentile(50) / 1000).toFixed(1)),
-      publishP99Ms: Number((calls.getValueAtPercentile(99) / 1000).toFixed(1))
+      publishP99Ms: Number((calls.getValueAtPercentile(99) / 1000).toFixed(1)),
+      cpuMicros: cpuPerEvent(used, committed.length),
+      toClaimP50Ms: ms(toClaim, 50),
+      toClaimP99Ms: ms(toClaim, 99),
+      claimToAckP50Ms: ms(claimToAck, 50),
+      claimToAckP99Ms: ms(claimToAck, 99)
     }
     h.destroy()
     calls.destroy()
+    toClaim.destroy()
+    claimToAck.destroy()
     return result
   }).pipe(Effect.provide(Layer.mergeAll(
     countedDatabase(url, work),
@@ -413,7 +462,8 @@ try {
           ? ""
           : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
             `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
-            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms)`)
+            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms; ${latency.cpuMicros} µs CPU/event; ` +
+            `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms)`)
     )
   }
   const rawMedian = median(results.map((r) => r.raw))

@@ -192,7 +192,11 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       db.transaction((tx) =>
         Effect.gen(function*() {
           const started = yield* Clock.currentTimeMillis
-          const rows = yield* tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
+          // Issued together: the settings run first, and the pair costs one round trip.
+          const [, rows] = yield* Effect.all([
+            tx.query(config.asyncCommit ? Sql.claimSettingsCommitWithoutFlush : Sql.claimSettings),
+            tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
+          ], { concurrency: 2 })
           if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
           yield* setBusy(1)
           const first = yield* attempt(publisher, rows)
@@ -216,7 +220,6 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             yield* Metric.update(published, sent.length)
           }
           for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
-          if (config.asyncCommit) yield* tx.query(Sql.commitWithoutFlush)
           const handled = sent.length + failedRows.length
           yield* Metric.update(processed, handled)
           yield* observeEach(processingSeconds, (done - started) / 1000, handled)
@@ -233,10 +236,29 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       const publisher = yield* Publisher
       yield* Metric.update(poolSize, config.poolSize)
       const wakes = yield* Effect.forEach(Array.from({ length: config.poolSize }), () => Queue.sliding<void>(1))
-      // One LISTEN for the pool; a wake-up that arrives while a worker is busy stays queued
-      // (one is enough), so no notification between two claims is missed.
+      // The workers waiting for a wake-up (in `idle`), oldest first.
+      const waiting = new Set<Queue.Queue<void>>()
+      // A wake-up goes to every busy worker and to one waiting worker. A busy worker keeps it
+      // (one is enough) until its claim is done, so a row committed after that claim's snapshot
+      // is claimed at once, not at the poll. Waking every waiting worker made them all claim
+      // the same new rows, all but one in vain (each a transaction and a `nextDue` query): with
+      // three idle workers an event cost four claims instead of two. `wakeOne` is also how a
+      // worker that claimed a full batch (a burst, maybe from one transaction and so one NOTIFY)
+      // calls in help.
+      const wakeOne = Effect.suspend(() => {
+        for (const wake of waiting) {
+          waiting.delete(wake)
+          return Queue.offer(wake, undefined)
+        }
+        return Effect.void
+      })
+      const wakeUp = Effect.andThen(
+        Effect.forEach(wakes, (q) => (waiting.has(q) ? Effect.void : Queue.offer(q, undefined)), { discard: true }),
+        wakeOne
+      )
+      // One LISTEN for the pool.
       yield* db.listen(outboxChannel).pipe(
-        Stream.runForEach(() => Effect.forEach(wakes, (q) => Queue.offer(q, undefined), { discard: true })),
+        Stream.runForEach(() => wakeUp),
         Effect.tapCause((cause) => Effect.logWarning("outbox LISTEN stopped; polling only", cause)),
         Effect.retry(Schedule.spaced(config.pollInterval)),
         Effect.ignore,
@@ -253,13 +275,18 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           const now = yield* Clock.currentTimeMillis
           const [row] = yield* db.queryAs(NextDue, Sql.nextDue, [new Date(claimedAt)]).pipe(Effect.orElseSucceed(() => []))
           const due = row?.due == null ? config.pollInterval : Duration.millis(Math.max(0, row.due.getTime() - now))
-          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due)))
+          waiting.add(wake)
+          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due))).pipe(
+            Effect.ensuring(Effect.sync(() => waiting.delete(wake)))
+          )
         })
       const worker = (wake: Queue.Queue<void>) =>
         Effect.gen(function*() {
           // Nothing is claimed while the breaker is open: the rows stay pending for later.
           if ((yield* breakerState) === "open") return yield* Effect.sleep(Duration.min(config.resetTimeout, Duration.seconds(1)))
           const claimedAt = yield* Clock.currentTimeMillis
+          // A wake-up from before this claim is answered by it: the claim's snapshot is later.
+          yield* Queue.clear(wake)
           const result = yield* processBatch(db, publisher).pipe(
             Effect.catchCause((cause) =>
               // A database outage: back off by the poll interval, keep the worker.
@@ -267,6 +294,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             )
           )
           if (result._tag === "Refused") return yield* Effect.sleep(result.retryAfter)
+          if (result.count >= config.batchSize) yield* wakeOne
           // Not "fewer than a batch": publishing a row makes the next of its aggregate claimable,
           // and no NOTIFY says so. Only an empty claim means there is nothing to do.
           if (result.count === 0) yield* idle(wake, claimedAt)
