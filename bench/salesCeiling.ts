@@ -7,7 +7,7 @@
  *
  *   bun run bench/salesCeiling.ts [--rates 1000,2000,3000,5000] [--duration 5s] [--workers 3]
  *                                 [--confirms | --persistent] [--concurrency 15]
- *                                 [--direct] [--p99-bound 25]
+ *                                 [--direct] [--p99-bound 25] [--service-balancer]
  *
  * Default: transient messages, no publisher confirms, acks after the publish was written: the
  * cheapest the broker offers. `--confirms`: transient, published on confirm channels, each
@@ -21,6 +21,10 @@
  * `--p99-bound` ms — the ceiling of the service's balancer/direct ratio. A rate holds as in the
  * service's sweep: p99 within the bound, at most 1% unanswered, achieved ≥ 95% of the rate.
  * Processes: one client (this one), one balancer and each worker as its own child process.
+ * `--service-balancer`: the balancer is the service's own (`programs/sales-balancer.ts`, with
+ * RABBITMQ_DIRECT_DELIVERY=transient unless `--persistent`) between the same plain client and echo
+ * workers, so its CPU per request reads directly against the plain balancer's; with
+ * `--profile-dir DIR` it writes a CPU profile there (`bun --cpu-prof`, and a markdown summary).
  */
 import * as amqp from "amqplib"
 
@@ -133,6 +137,9 @@ if (role === "worker") {
   const requestQueue = `ceiling_requests_${tag}`
   const replyQueue = `ceiling_replies_${tag}`
   const workers = Array.from({ length: workerCount }, (_, i) => `ceiling_worker_${i + 1}_${tag}`)
+  const serviceBalancer = argv.includes("--service-balancer")
+  const heartbeatTopic = `ceiling_heartbeats_${tag}`
+  const balancerId = `ceiling_balancer_${tag}`
   const connection = await amqp.connect(url)
   const admin = await connection.createChannel()
   for (const queue of [requestQueue, replyQueue, ...workers]) await admin.assertQueue(queue, { durable: true })
@@ -144,12 +151,47 @@ if (role === "worker") {
       stdout: "pipe",
       stderr: "inherit"
     })
-  const children = [...workers.map((w) => spawn(["worker", w])), spawn(["balancer", requestQueue, replyQueue, ...workers])]
-  const ready = (child: ReturnType<typeof spawn>) =>
-    (async () => {
-      for await (const chunk of child.stdout as ReadableStream<Uint8Array>) if (new TextDecoder().decode(chunk).includes("ready")) return
-      throw new Error("a child exited before it was ready")
-    })()
+  const profileDir = arg("--profile-dir")
+  const service = () =>
+    Bun.spawn([
+      process.execPath,
+      ...(profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=250"]),
+      "run",
+      new URL("../programs/sales-balancer.ts", import.meta.url).pathname], {
+      env: {
+        ...process.env, RABBITMQ_URL: url, RABBITMQ_DIRECT_DELIVERY: persistent ? "persistent" : "transient", METRICS_PORT: "0",
+        LOG_FORMAT: "json", LOG_LEVEL: "info", STATS_INTERVAL: "1h", REQUEST_QUEUE: requestQueue, REPLY_QUEUE: replyQueue,
+        WORKER_QUEUES: workers.join(","), BALANCER_ID: balancerId, HEARTBEAT_TOPIC: heartbeatTopic
+      },
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+  const children = [
+    ...workers.map((w) => spawn(["worker", w])),
+    serviceBalancer ? service() : spawn(["balancer", requestQueue, replyQueue, ...workers])
+  ]
+  // Ready once it says so (the service's balancer logs on stderr); both outputs drained for good,
+  // as a child whose pipe fills up stalls.
+  const ready = (child: { readonly stdout: unknown; readonly stderr: unknown }) =>
+    new Promise<void>((resolve, reject) => {
+      let seen = ""
+      let done = false
+      const pump = async (stream: unknown) => {
+        if (!(stream instanceof ReadableStream)) return
+        const decoder = new TextDecoder()
+        for await (const chunk of stream) {
+          if (done) continue
+          seen += decoder.decode(chunk, { stream: true })
+          if (seen.includes("ready\n") || seen.includes("sales balancer:")) {
+            done = true
+            resolve()
+          }
+        }
+      }
+      void Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => {
+        if (!done) reject(new Error(`a child exited before it was ready: ${seen.slice(-2000)}`))
+      })
+    })
   const cpuOf = (pid: number) => {
     // utime + stime in clock ticks (100 per second on Linux), fields 14 and 15 of /proc/PID/stat.
     const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8") as string
@@ -209,7 +251,8 @@ if (role === "worker") {
       const elapsed = Math.max(lastReply - start, ms)
       return { total, answered: sorted.length, achieved: sorted.length * 1000 / elapsed, p50: at(50), p99: at(99), max: at(100) }
     }
-    console.log(`machine: ${navigator.hardwareConcurrency} CPUs; raw amqplib, ${mode}, ${workerCount} workers, one balancer`)
+    console.log(`machine: ${navigator.hardwareConcurrency} CPUs; raw amqplib, ${mode}, ${workerCount} workers, ` +
+      (serviceBalancer ? "the service's balancer" : "one balancer"))
     const paths = direct
       ? [{ name: "balancer", target: viaBalancer }, { name: "direct", target: viaWorkers }]
       : [{ name: "balancer", target: viaBalancer }]
@@ -251,7 +294,9 @@ if (role === "worker") {
   } finally {
     for (const child of children) child.kill("SIGTERM")
     await Promise.all(children.map((c) => c.exited))
-    for (const queue of [requestQueue, replyQueue, ...workers]) await admin.deleteQueue(queue).catch(() => {})
+    const declared = [requestQueue, replyQueue, ...workers, `${balancerId}.heartbeats`]
+    for (const queue of [...declared, ...declared.map((q) => `${q}.dlq`)]) await admin.deleteQueue(queue).catch(() => {})
+    for (const exchange of [heartbeatTopic, ...declared.map((q) => `${q}.dlq`)]) await admin.deleteExchange(exchange).catch(() => {})
     await connection.close()
   }
 }
