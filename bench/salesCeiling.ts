@@ -24,7 +24,7 @@
  * `--service-balancer`: the balancer is the service's own (`programs/sales-balancer.ts`, with
  * RABBITMQ_DIRECT_DELIVERY=transient unless `--persistent`) between the same plain client and echo
  * workers, so its CPU per request reads directly against the plain balancer's; with
- * `--profile-dir DIR` it writes a CPU profile there (`bun --cpu-prof`, and a markdown summary).
+ * `--profile-dir DIR` the balancer (either) writes a CPU profile there (`bun --cpu-prof`, and a markdown summary).
  */
 import * as amqp from "amqplib"
 
@@ -66,6 +66,8 @@ const publisher = async (connection: amqp.ChannelModel) => {
 }
 
 const role = argv[0]
+// A child stopped by the client exits normally, so a CPU profile it was asked for is written.
+if (role === "worker" || role === "balancer") process.on("SIGTERM", () => process.exit(0))
 
 if (role === "worker") {
   const queue = argv[1]!
@@ -138,6 +140,8 @@ if (role === "worker") {
   const replyQueue = `ceiling_replies_${tag}`
   const workers = Array.from({ length: workerCount }, (_, i) => `ceiling_worker_${i + 1}_${tag}`)
   const serviceBalancer = argv.includes("--service-balancer")
+  const profileDir = arg("--profile-dir")
+  const profiling = profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=250"]
   const heartbeatTopic = `ceiling_heartbeats_${tag}`
   const balancerId = `ceiling_balancer_${tag}`
   const connection = await amqp.connect(url)
@@ -146,16 +150,15 @@ if (role === "worker") {
   const own = await admin.assertQueue("", { exclusive: true, autoDelete: true })
   const self = new URL(import.meta.url).pathname
   const spawn = (args: ReadonlyArray<string>) =>
-    Bun.spawn([process.execPath, "run", self, ...args, ...(persistent ? ["--persistent"] : confirms ? ["--confirms"] : [])], {
+    Bun.spawn([process.execPath, ...(args[0] === "balancer" ? profiling : []), "run", self, ...args, ...(persistent ? ["--persistent"] : confirms ? ["--confirms"] : [])], {
       env: { ...process.env, RABBITMQ_URL: url },
       stdout: "pipe",
       stderr: "inherit"
     })
-  const profileDir = arg("--profile-dir")
   const service = () =>
     Bun.spawn([
       process.execPath,
-      ...(profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=250"]),
+      ...profiling,
       "run",
       new URL("../programs/sales-balancer.ts", import.meta.url).pathname], {
       env: {
