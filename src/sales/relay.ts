@@ -313,7 +313,7 @@ export const runRelay = (
         const outcomes: Array<Outcome.Outcome> = []
         const relayed: Array<{ readonly index: number; readonly message: OutgoingMessage }> = []
         const now = yield* Clock.currentTimeMillis
-        const context = (yield* Effect.context<never>())
+        const context = yield* Effect.context<never>()
         const touched: Array<string> = []
         for (const received of batch) {
           const headers = received.message.headers
