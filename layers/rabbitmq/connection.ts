@@ -59,6 +59,30 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, BrokerError> =
   Schedule.spaced("5 seconds")
 ]).pipe(Schedule.jittered)
 
+/**
+ * One socket write for all the frames amqplib has ready at once, instead of one per frame.
+ * amqplib queues each channel's frames and a muxer writes them to the socket, a write (and a
+ * system call, with the broker's side of the loopback run in it) per message, an ack or a confirm
+ * select alike; a batch's publishes went out as that many writes. Corking the socket while the
+ * muxer empties its queues hands them to the socket as one write. The muxer is amqplib's own and
+ * not public: when it is not what is expected, writes stay as they are.
+ */
+const coalesceWrites = (model: amqp.ChannelModel): void => {
+  const muxer = (model as unknown as { connection?: { muxer?: { _readIncoming?: unknown; out?: unknown } } }).connection?.muxer
+  const out = muxer?.out as { cork?: unknown; uncork?: unknown } | undefined
+  const readIncoming = muxer?._readIncoming
+  if (muxer === undefined || typeof readIncoming !== "function" || typeof out?.cork !== "function" || typeof out.uncork !== "function") return
+  const socket = out as { cork: () => void; uncork: () => void }
+  muxer._readIncoming = function(this: unknown) {
+    socket.cork()
+    try {
+      return readIncoming.call(this)
+    } finally {
+      socket.uncork()
+    }
+  }
+}
+
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, BrokerError, Scope.Scope> =>
   Effect.gen(function*() {
     // `amqp://user:***@host:port/vhost`: connection errors and logs never carry the password.
@@ -88,6 +112,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, Brok
     let closing = false
 
     const install = (model: amqp.ChannelModel): Live => {
+      coalesceWrites(model)
       const next: Live = {
         model,
         lost: false,

@@ -207,6 +207,11 @@ export class Balancer {
     return { reroute, expired }
   }
 
+  /** Requests routed to `queue` and not yet answered (0 for a worker it does not know). */
+  outstandingOn(queue: string): number {
+    return this.workers.find((w) => w.queue === queue)?.outstanding.size ?? 0
+  }
+
   /** Requests routed and not yet answered, all workers together. */
   get outstanding(): number {
     return this.pending.size

@@ -15,6 +15,7 @@
  *   of each worker queue every `consumerCheck`: a queue nobody reads takes its worker out.
  */
 import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -109,7 +110,7 @@ export const maxCorrelationBytes = 255
 
 /** `id.replyTo.correlationId`, each base64url; undefined when it would not fit AMQP's limit. */
 export const packCorrelation = (id: string, client: Client): string | undefined => {
-  const packed = `${id}.${b64(client.replyTo)}.${client.correlationId === undefined ? "" : b64(client.correlationId)}`
+  const packed = `${id}.${replyToText(client.replyTo)}.${client.correlationId === undefined ? "" : b64(client.correlationId)}`
   return packed.length <= maxCorrelationBytes ? packed : undefined
 }
 
@@ -121,6 +122,26 @@ export const unpackCorrelation = (packed: string): { readonly id: string; readon
   } catch {
     return undefined
   }
+}
+
+// A forward's id: random per process, then a counter. Unique against the ids an earlier instance
+// packed into replies still on their way, at the cost of one counter step per request rather than
+// a UUID drawn and rewritten per request.
+const processPrefix = crypto.randomUUID().replaceAll("-", "").slice(0, 16)
+let forwardCount = 0
+const nextId = () => processPrefix + (forwardCount++).toString(36)
+
+// A client's reply-to, base64url-encoded: clients keep one reply queue, so it is encoded once per
+// queue, not once per request (bounded: a client per request would only empty it now and then).
+const encodedReplyTo = new Map<string, string>()
+const replyToText = (replyTo: string) => {
+  let encoded = encodedReplyTo.get(replyTo)
+  if (encoded === undefined) {
+    if (encodedReplyTo.size >= 1_000) encodedReplyTo.clear()
+    encoded = b64(replyTo)
+    encodedReplyTo.set(replyTo, encoded)
+  }
+  return encoded
 }
 
 interface Held {
@@ -193,6 +214,16 @@ export const runRelay = (
         yield* gauges
       })
 
+    // After a batch, only the outstanding gauges of the workers it touched, set in place: at a
+    // moderate rate a batch is one message, and the whole table as effects (two gauges a worker)
+    // cost more than the message's own work. Health changes only where `gauges` runs.
+    const recount = (workers: ReadonlyArray<string>, context: Context.Context<never>) => {
+      for (let i = 0; i < workers.length; i++) {
+        const worker = workers[i]!
+        if (workers.indexOf(worker) === i) outstandingBy(worker).updateUnsafe(balancer.outstandingOn(worker), context)
+      }
+    }
+
     const gauges = Effect.suspend(() =>
       Effect.forEach(balancer.snapshot(), (w) =>
         Effect.andThen(
@@ -206,6 +237,11 @@ export const runRelay = (
     // waits for one set of confirms, where a publish per message paid the runner's and the
     // publisher's per-call cost twice for every request.
     const notSent = (error: PublisherError) => Outcome.retry(`not sent: ${error.message}`)
+    // Batches in flight at once, each waiting for its confirms. With the runner's default of two,
+    // a request that arrived while both waited sat in the buffer for a confirm round trip (several
+    // milliseconds on a busy broker) before it was even forwarded, at each of the two hops; the
+    // relay's own work per batch is small, so more waiting batches cost little.
+    const batches = { concurrency: 8 }
 
     const onRequest = consumeBatches({ topic: directTopic, group: options.requestQueue, prefetch: options.prefetch }, (batch) =>
       Effect.gen(function*() {
@@ -220,7 +256,7 @@ export const runRelay = (
             continue
           }
           const client: Client = { replyTo, correlationId: message.headers[Headers.correlationId] }
-          const id = crypto.randomUUID().replaceAll("-", "")
+          const id = nextId()
           if (packCorrelation(id, client) === undefined) {
             const sent = yield* Effect.result(
               toClient(client, encodeReply(errorReply({ code: "bad_request", message: "reply-to and correlation-id are too long to relay" })))
@@ -264,16 +300,21 @@ export const runRelay = (
           for (const f of forwards) outcomes[f.index] = notSent(sent.failure)
           return outcomes
         }
-        for (const f of forwards) yield* Metric.update(routedBy(f.worker), 1)
-        yield* gauges
+        yield* Effect.withFiber((fiber) => {
+          for (const f of forwards) routedBy(f.worker).updateUnsafe(1, fiber.context)
+          recount(forwards.map((f) => f.worker), fiber.context)
+          return Effect.void
+        })
         return outcomes
-      }))
+      }), batches)
 
     const onReply = consumeBatches({ topic: directTopic, group: options.replyQueue, prefetch: options.prefetch }, (batch) =>
       Effect.gen(function*() {
         const outcomes: Array<Outcome.Outcome> = []
         const relayed: Array<{ readonly index: number; readonly message: OutgoingMessage }> = []
         const now = yield* Clock.currentTimeMillis
+        const context = yield* Effect.context<never>()
+        const touched: Array<string> = []
         for (const received of batch) {
           const headers = received.message.headers
           const unpacked = unpackCorrelation(headers[Headers.correlationId] ?? "")
@@ -289,17 +330,20 @@ export const runRelay = (
           relayed.push({ index: outcomes.length, message: clientMessage(unpacked.client, received.message.body, trace === undefined ? {} : { [Headers.traceparent]: trace }) })
           outcomes.push(Outcome.ack)
           const worker = from ?? request?.worker
-          if (worker !== undefined) yield* Metric.update(repliesBy(worker), 1)
-          if (request !== undefined) yield* Metric.update(latencyBy(worker!), (now - request.sentAt) / 1000)
+          if (worker !== undefined) repliesBy(worker).updateUnsafe(1, context)
+          if (request !== undefined) {
+            latencyBy(worker!).updateUnsafe((now - request.sentAt) / 1000, context)
+            touched.push(request.worker)
+          }
         }
         if (relayed.length > 0) {
           const sent = yield* Effect.result(publisher.publish(directTopic, relayed.map((r) => r.message)))
           // Sent again on the retry: clients drop a second reply to the same correlation id.
           if (sent._tag === "Failure") for (const r of relayed) outcomes[r.index] = Outcome.retry(`relay failed: ${sent.failure.message}`)
         }
-        yield* gauges
+        recount(touched, context)
         return outcomes
-      }))
+      }), batches)
 
     const onHeartbeat = consume({ topic: options.heartbeatTopic, group: options.heartbeatQueue, prefetch: 50 }, (received) =>
       Effect.gen(function*() {

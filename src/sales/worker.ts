@@ -12,6 +12,7 @@
  *   dead-letters it after its attempts run out (the batch handler returns retries for them).
  */
 import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
@@ -63,7 +64,6 @@ export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue
   const byOutcome = seriesBy((outcome) =>
     Metric.counter("sales_requests", { description: requestsDescription, incremental: true, attributes: { worker: workerId, outcome } })
   )
-  const count = (outcome: string) => Metric.update(byOutcome(outcome), 1)
   const timing = Metric.histogram("sales_query_duration_seconds", {
     description: "Time to answer one sales request, query and reply publish included",
     boundaries: queryBoundaries,
@@ -79,31 +79,40 @@ export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue
     body: encodeReply(body)
   })
 
-  /** A request's reply to send, or its outcome when it gets none. */
-  const step = (received: Received, now: number) =>
-    Effect.gen(function*() {
-      const headers = received.message.headers
-      const replyTo = headers[Headers.replyTo]
-      if (replyTo === undefined || replyTo === "") {
-        yield* count("no_reply_to")
-        return { outcome: Outcome.deadLetter("a sales request without reply-to: nowhere to send the answer") }
-      }
-      const deadline = parseDeadline(headers[deadlineHeader])
-      if (typeof deadline === "number" && deadline < now) {
-        yield* count("expired")
-        return { outcome: Outcome.ack }
-      }
-      const body = deadline === "malformed"
-        ? errorReply({ code: "bad_request", message: `${deadlineHeader} is not epoch milliseconds` })
-        : yield* answer(received.message.body)
-      return { reply: replyMessage(replyTo, headers[Headers.correlationId], body), code: body.ok ? "ok" : body.error.code }
-    })
+  type Step = { readonly outcome: Outcome.Outcome } | { readonly reply: OutgoingMessage; readonly code: string }
+
+  /**
+   * A request's reply to send, or its outcome when it gets none. Only the answer is an effect:
+   * what runs for every request is plain code, its counts set in place (`context`).
+   */
+  const step = (received: Received, now: number, context: Context.Context<never>): Effect.Effect<Step> => {
+    const headers = received.message.headers
+    const replyTo = headers[Headers.replyTo]
+    if (replyTo === undefined || replyTo === "") {
+      byOutcome("no_reply_to").updateUnsafe(1, context)
+      return Effect.succeed({ outcome: Outcome.deadLetter("a sales request without reply-to: nowhere to send the answer") })
+    }
+    const deadline = parseDeadline(headers[deadlineHeader])
+    if (typeof deadline === "number" && deadline < now) {
+      byOutcome("expired").updateUnsafe(1, context)
+      return Effect.succeed({ outcome: Outcome.ack })
+    }
+    const correlationId = headers[Headers.correlationId]
+    const toReply = (body: SalesReply): Step => ({ reply: replyMessage(replyTo, correlationId, body), code: body.ok ? "ok" : body.error.code })
+    return deadline === "malformed"
+      ? Effect.succeed(toReply(errorReply({ code: "bad_request", message: `${deadlineHeader} is not epoch milliseconds` })))
+      : Effect.map(answer(received.message.body), toReply)
+  }
 
   /** Outcomes in the batch's order; `failed` when the replies could not be published (their outcomes are retries). */
   const answerAll = (batch: ReadonlyArray<Received>) =>
     Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      const steps = yield* Effect.forEach(batch, (received) => step(received, started))
+      const context = yield* Effect.context<never>()
+      const clock = yield* Clock.Clock
+      const started = clock.currentTimeMillisUnsafe()
+      const steps = batch.length === 1
+        ? [yield* step(batch[0]!, started, context)]
+        : yield* Effect.forEach(batch, (received) => step(received, started, context))
       const replies: Array<OutgoingMessage> = []
       const codes: Array<string> = []
       for (const s of steps) {
@@ -119,9 +128,11 @@ export const makeSalesWorker = (db: SqliteDatabaseShape, workerId: string, queue
         return { outcomes: settle(retry), failed: sent.failure }
       }
       answered += replies.length
-      for (const code of codes) yield* count(code)
-      const finished = yield* Clock.currentTimeMillis
-      for (let i = 0; i < replies.length; i++) yield* Metric.update(timing, (finished - started) / 1000)
+      const seconds = (clock.currentTimeMillisUnsafe() - started) / 1000
+      for (const code of codes) {
+        byOutcome(code).updateUnsafe(1, context)
+        timing.updateUnsafe(seconds, context)
+      }
       return { outcomes: settle(Outcome.ack), failed: undefined }
     })
 
