@@ -65,13 +65,14 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, BrokerError> =
  * system call, with the broker's side of the loopback run in it) per message, an ack or a confirm
  * select alike; a batch's publishes went out as that many writes. Corking the socket while the
  * muxer empties its queues hands them to the socket as one write. The muxer is amqplib's own and
- * not public: when it is not what is expected, writes stay as they are.
+ * not public: when it is not what is expected, writes stay as they are (and a test says so).
+ * Answers whether it applied.
  */
-const coalesceWrites = (model: amqp.ChannelModel): void => {
+export const coalesceWrites = (model: amqp.ChannelModel): boolean => {
   const muxer = (model as unknown as { connection?: { muxer?: { _readIncoming?: unknown; out?: unknown } } }).connection?.muxer
   const out = muxer?.out as { cork?: unknown; uncork?: unknown } | undefined
   const readIncoming = muxer?._readIncoming
-  if (muxer === undefined || typeof readIncoming !== "function" || typeof out?.cork !== "function" || typeof out.uncork !== "function") return
+  if (muxer === undefined || typeof readIncoming !== "function" || typeof out?.cork !== "function" || typeof out.uncork !== "function") return false
   const socket = out as { cork: () => void; uncork: () => void }
   muxer._readIncoming = function(this: unknown) {
     socket.cork()
@@ -81,6 +82,7 @@ const coalesceWrites = (model: amqp.ChannelModel): void => {
       socket.uncork()
     }
   }
+  return true
 }
 
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, BrokerError, Scope.Scope> =>
