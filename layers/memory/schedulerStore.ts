@@ -4,13 +4,14 @@
  * synchronous step, so two fibers of the process racing for an occurrence cannot both win.
  *
  * History lives as long as the layer. Besides `prune` (the retention), each job keeps at most
- * `maxRunsPerJob` [20] finished runs, its oldest dropped first: a week of an `@every 1s` job
- * is 604 800 runs, too many to hold in a process's memory, and nothing reads that far back
- * (the jobs API shows the latest 10). A run still running or owed a retry is never dropped.
+ * `maxRunsPerJob` [10] finished runs, its oldest dropped first: a week of an `@every 1s` job
+ * is 604 800 runs, too many to hold in a process's memory, and nothing reads further back
+ * (the jobs API and page show the latest 10). A run still running or owed a retry is never
+ * dropped. (PostgreSQL keeps the whole retention.)
  *
  * With 10 000 jobs, the history is most of the store's memory, so a finished run is kept as a
  * fixed-size record (six numbers, 48 B) in its job's typed array rather than an object of its
- * own (about 400 B with its Dates and strings): 20 runs of 10 000 jobs are about 10 MB. Its
+ * own (about 400 B with its Dates and strings): 10 runs of 10 000 jobs are about 5 MB. Its
  * instance is an index into a table of instance names; error texts are kept only when present.
  * A run that an operation can still change (running, or owed a retry) is a plain object.
  */
@@ -20,7 +21,7 @@ import * as Option from "effect/Option"
 import { type ClaimResult, type Lease, type Occurrence, type Run, runOutcomes, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
 
 export interface Options {
-  /** Finished runs kept per job [20]; older ones are dropped as new ones come. */
+  /** Finished runs kept per job [10]; older ones are dropped as new ones come. */
   readonly maxRunsPerJob?: number
 }
 
@@ -84,7 +85,7 @@ const toRun = (row: Row): Run => ({
 const outcomeCode = new Map(runOutcomes.map((outcome, i) => [outcome, i]))
 
 export const make = (options: Options = {}) => Effect.sync(() => {
-  const cap = Math.max(1, options.maxRunsPerJob ?? 20)
+  const cap = Math.max(1, options.maxRunsPerJob ?? 10)
   const byJob = new Map<string, History>()
   // Only the runs an operation can change by id are indexed by id.
   const active = new Map<number, Row>()
