@@ -25,7 +25,7 @@
 import * as Cron from "effect/Cron"
 import * as Duration from "effect/Duration"
 import * as Result from "effect/Result"
-import { parseDuration } from "../runtime/config.ts"
+import { parseDuration } from "../runtime/duration.ts"
 
 export type Schedule =
   | { readonly _tag: "Cron"; readonly expression: string; readonly cron: Cron.Cron }
