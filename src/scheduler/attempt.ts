@@ -98,12 +98,11 @@ export const runAttempt = <R>(job: Job<R>, run: Run, env: AttemptEnv<R>): Effect
   const limited = env.timeouts === undefined
     ? Effect.timeoutOrElse(job.run, { duration: job.timeout, orElse: () => Effect.fail(timedOut()) })
     : env.timeouts.run(job.run, job.timeout, timedOut)
-  const inner = limited
   // Effect's own tracer (no exporter configured) records nothing: a span per run would be made
   // only to be dropped, and at a thousand runs a second it was the largest allocation of a run
   // (about 2 KB of 22), as for the consume runner's message spans.
   const body = Effect.flatMap(Effect.tracer, (tracer) =>
-    tracer === Tracer.nativeTracer ? inner : inner.pipe(Effect.withSpan(
+    tracer === Tracer.nativeTracer ? limited : limited.pipe(Effect.withSpan(
       `scheduler job ${job.name}`,
       { attributes: { "job.name": job.name, "job.attempt": run.attempt, "job.trigger": run.trigger } },
       // A stack per run costs more than the rest of the span at a thousand runs a second.
