@@ -188,7 +188,39 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     if (i >= 0) history.active.splice(i, 1)
     addFinished(history, row)
   }
-  // The caller numbers the row (`nextId++`), so it is built once, with no spread.
+  // Each new row is one literal (no spread), numbered as it is built.
+  /** A run starting now under `lease`: attempt `attempt` of the job's occurrence at `scheduledAt`. */
+  const running = (job: string, scheduledAt: number, trigger: Run["trigger"], attempt: number, lease: Lease): Row => ({
+    id: nextId++,
+    job,
+    scheduledAt,
+    trigger,
+    attempt,
+    instance: lease.instance,
+    startedAt: lease.now.getTime(),
+    endedAt: null,
+    leaseUntil: lease.until.getTime(),
+    outcome: "running",
+    error: null,
+    errorStack: null,
+    retryAt: null
+  })
+  /** An occurrence's first attempt recorded as skipped by `instance` at `now`, with the reason. */
+  const skipped = (occurrence: Occurrence, instance: string, now: number, reason: string): Row => ({
+    id: nextId++,
+    job: occurrence.job,
+    scheduledAt: occurrence.scheduledAt.getTime(),
+    trigger: occurrence.trigger,
+    attempt: 1,
+    instance,
+    startedAt: now,
+    endedAt: now,
+    leaseUntil: null,
+    outcome: "skipped",
+    error: reason,
+    errorStack: null,
+    retryAt: null
+  })
   const insert = (row: Row): Run => {
     const history = historyOf(row.job)
     if (isActive(row)) {
@@ -227,41 +259,12 @@ export const make = (options: Options = {}) => Effect.sync(() => {
   const claim = (occurrence: Occurrence, lease: Lease, options: { readonly overlap: "skip" | "allow" }): ClaimResult => {
     if (has(occurrence, 1)) return { _tag: "Taken" } as const
     const now = lease.now.getTime()
-    const scheduledAt = occurrence.scheduledAt.getTime()
     const other = options.overlap === "skip" ? runningOf(occurrence.job, now) : undefined
     if (other !== undefined) {
-      insert({
-        id: nextId++,
-        job: occurrence.job,
-        scheduledAt,
-        trigger: occurrence.trigger,
-        attempt: 1,
-        instance: lease.instance,
-        startedAt: now,
-        endedAt: now,
-        leaseUntil: null,
-        outcome: "skipped",
-        error: `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`,
-        errorStack: null,
-        retryAt: null
-      })
+      insert(skipped(occurrence, lease.instance, now, `overlap: run ${other.id} of ${new Date(other.scheduledAt).toISOString()} still running on ${other.instance}`))
       return { _tag: "Overlap", running: toRun(other) } as const
     }
-    const run = insert({
-      id: nextId++,
-      job: occurrence.job,
-      scheduledAt,
-      trigger: occurrence.trigger,
-      attempt: 1,
-      instance: lease.instance,
-      startedAt: now,
-      endedAt: null,
-      leaseUntil: lease.until.getTime(),
-      outcome: "running",
-      error: null,
-      errorStack: null,
-      retryAt: null
-    })
+    const run = insert(running(occurrence.job, occurrence.scheduledAt.getTime(), occurrence.trigger, 1, lease))
     return { _tag: "Claimed", run } as const
   }
 
@@ -271,21 +274,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     skip: (occurrence, by) =>
       Effect.sync(() => {
         if (has(occurrence, 1)) return false
-        insert({
-          id: nextId++,
-          job: occurrence.job,
-          scheduledAt: occurrence.scheduledAt.getTime(),
-          trigger: occurrence.trigger,
-          attempt: 1,
-          instance: by.instance,
-          startedAt: by.now.getTime(),
-          endedAt: by.now.getTime(),
-          leaseUntil: null,
-          outcome: "skipped",
-          error: by.reason,
-          errorStack: null,
-          retryAt: null
-        })
+        insert(skipped(occurrence, by.instance, by.now.getTime(), by.reason))
         return true
       }),
     renew: (runIds, instance, until) =>
@@ -347,21 +336,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
         row.retryAt = null
         index(row)
         if (hasOccurrence(row.job, row.scheduledAt, row.trigger, row.attempt + 1)) return Option.none()
-        return Option.some(insert({
-          id: nextId++,
-          job: row.job,
-          scheduledAt: row.scheduledAt,
-          trigger: row.trigger,
-          attempt: row.attempt + 1,
-          instance: lease.instance,
-          startedAt: lease.now.getTime(),
-          endedAt: null,
-          leaseUntil: lease.until.getTime(),
-          outcome: "running",
-          error: null,
-          errorStack: null,
-          retryAt: null
-        }))
+        return Option.some(insert(running(row.job, row.scheduledAt, row.trigger, row.attempt + 1, lease)))
       }),
     lastOccurrence: (job) =>
       Effect.sync(() => {
