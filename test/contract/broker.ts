@@ -18,6 +18,7 @@ import { Publisher } from "../../src/capabilities/Publisher.ts"
 import { type Consumer, deadLetterTopic, type Delivery, directTopic, Subscriber, type Subscription } from "../../src/capabilities/Subscriber.ts"
 import { parseTraceparent } from "../../src/messaging/traceContext.ts"
 import { declare, publish, subscribe, takeN, takeWithin } from "../support/broker.ts"
+import { recordingTracer } from "../support/tracing.ts"
 
 export interface BrokerFeatures {
   /** `prefetch` bounds unsettled deliveries per consumer. */
@@ -481,16 +482,6 @@ export const brokerContract = (
       })), timeout)
   })
 }
-
-/** Effect's native tracer, telling `onSpan` of every span it makes. */
-const recordingTracer = (onSpan: (span: Tracer.Span) => void): Tracer.Tracer =>
-  Tracer.make({
-    span: (options) => {
-      const span = Tracer.nativeTracer.span(options)
-      onSpan(span)
-      return span
-    }
-  })
 
 let counter = 0
 const created: Array<Subscription> = []

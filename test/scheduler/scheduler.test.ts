@@ -25,6 +25,7 @@ import {
 } from "../../src/capabilities/SchedulerStore.ts"
 import { type JobDefinition, register } from "../../src/scheduler/job.ts"
 import { CurrentRun, makeScheduler, type SchedulerOptions, UnknownJobError } from "../../src/scheduler/scheduler.ts"
+import { recordingTracer } from "../support/tracing.ts"
 
 const runTest = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.runPromise(effect.pipe(
@@ -161,13 +162,7 @@ describe("scheduler timing", () => {
     runTest(Effect.gen(function*() {
       yield* TestClock.setTime(T0)
       const spans: Array<Tracer.Span> = []
-      const recording = Tracer.make({
-        span: (options) => {
-          const span = Tracer.nativeTracer.span(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const recording = recordingTracer((span) => spans.push(span))
       const inside: Array<string | undefined> = []
       const job = Effect.flatMap(Effect.currentSpan, (span) => Effect.sync(() => inside.push(span.spanId)))
       const { fiber } = yield* start([{ name: "tick", schedule: "@every 10s", run: job }]).pipe(Effect.provideService(Tracer.Tracer, recording))

@@ -24,6 +24,7 @@ import * as Metrics from "../../src/sessions/metrics.ts"
 import { orderedHandler } from "../../src/sessions/orderedHandler.ts"
 import { sendAll } from "../../src/sessions/sender.ts"
 import { malformedBody, makeWorker } from "../../src/sessions/worker.ts"
+import { recordingTracer } from "../support/tracing.ts"
 
 const queue = "q"
 
@@ -234,13 +235,7 @@ test("worker: a received batch is settled with one complete-all carrying the las
 test("worker: each message is handled in a span that is the child of the sender's batch span, named by session and attempt", () =>
   onTestClock(Effect.gen(function*() {
     const spans: Array<Tracer.Span> = []
-    const recording = Tracer.make({
-      span: (options) => {
-        const span = Tracer.nativeTracer.span(options)
-        spans.push(span)
-        return span
-      }
-    })
+    const recording = recordingTracer((span) => spans.push(span))
     const { downstream } = recorder()
     yield* sendAll({ queue, sessionCount: 1, messagesPerSession: 2, batchSize: 10 }).pipe(Effect.provideService(Tracer.Tracer, recording))
     const worker = yield* makeWorker({ config: config(), handler: orderedHandler({ downstream, breaker: yield* breaker() }) })
