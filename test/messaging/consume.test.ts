@@ -29,6 +29,13 @@ const runTimed = <A, E>(effect: Effect.Effect<A, E, Publisher | Subscriber | Mem
 let n = 0
 const names = () => ({ topic: `t${++n}`, group: `g${n}` })
 
+/** A handler that tells `started` it runs, then never ends, and tells `interrupted` when interrupted. */
+const hang = (started: Deferred.Deferred<void>, interrupted: Deferred.Deferred<void>) =>
+  Deferred.succeed(started, undefined).pipe(
+    Effect.andThen(Effect.never),
+    Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+  )
+
 const deadLetters = (group: string, count: number) =>
   Effect.gen(function*() {
     const dlq = yield* Subscriber.use((s) => s.subscribe({ topic: deadLetterTopic(group), group: deadLetterTopic(group) }))
@@ -178,10 +185,7 @@ describe("consume runner", () => {
       const retried = yield* Deferred.make<number>()
       const fiber = yield* Effect.forkChild(consume(sub, ({ attempt }) =>
         attempt === 1
-          ? Deferred.succeed(started, undefined).pipe(
-            Effect.andThen(Effect.never),
-            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
-          )
+          ? hang(started, interrupted)
           : Effect.as(Deferred.succeed(retried, attempt), Outcome.ack)))
       yield* Deferred.await(started)
       yield* TestClock.adjust(Duration.subtract(defaultHandlerTimeout, Duration.millis(1)))
@@ -202,10 +206,7 @@ describe("consume runner", () => {
       const retried = yield* Deferred.make<number>()
       const fiber = yield* Effect.forkChild(consumeBatches(sub, (batch) =>
         batch[0]!.attempt === 1
-          ? Deferred.succeed(started, undefined).pipe(
-            Effect.andThen(Effect.never),
-            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
-          )
+          ? hang(started, interrupted)
           : Effect.as(Deferred.succeed(retried, batch[0]!.attempt), batch.map(() => Outcome.ack)), { timeout: "5 seconds" }))
       yield* Deferred.await(started)
       yield* TestClock.adjust("4999 millis")
@@ -224,10 +225,7 @@ describe("consume runner", () => {
       const started = yield* Deferred.make<void>()
       const interrupted = yield* Deferred.make<void>()
       const fiber = yield* Effect.forkChild(consume(sub, () =>
-        Deferred.succeed(started, undefined).pipe(
-          Effect.andThen(Effect.never),
-          Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
-        ), { timeout: "5 seconds" }))
+        hang(started, interrupted), { timeout: "5 seconds" }))
       yield* Deferred.await(started)
       const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
       yield* TestClock.adjust("4999 millis")
