@@ -5,6 +5,9 @@
  * woke on a timer of its own.
  *
  * Ties keep no particular order; the scheduler takes every entry due at once as one batch.
+ * An entry taken can be put back with a later time (`reschedule`): a job keeps one entry for as
+ * long as the timer runs, instead of a new one per occurrence (at a thousand occurrences a second,
+ * each lived ten seconds, long enough for the collector to promote it, then died).
  */
 export interface Due<A> {
   /** Epoch millis. */
@@ -12,8 +15,13 @@ export interface Due<A> {
   readonly value: A
 }
 
+interface Entry<A> {
+  at: number
+  readonly value: A
+}
+
 export class DueQueue<A> {
-  private readonly heap: Array<Due<A>> = []
+  private readonly heap: Array<Entry<A>> = []
 
   get size(): number {
     return this.heap.length
@@ -24,9 +32,23 @@ export class DueQueue<A> {
     return this.heap[0]?.at
   }
 
-  push(at: number, value: A): void {
+  /** Adds `value` due at `at`; the entry returned can be rescheduled once taken. */
+  push(at: number, value: A): Due<A> {
+    const entry: Entry<A> = { at, value }
+    this.insert(entry)
+    return entry
+  }
+
+  /** Puts `entry`, taken by `takeDue`, back in the queue due at `at`. */
+  reschedule(entry: Due<A>, at: number): void {
+    const mutable = entry as Entry<A>
+    mutable.at = at
+    this.insert(mutable)
+  }
+
+  private insert(entry: Entry<A>): void {
     const heap = this.heap
-    const entry = { at, value }
+    const at = entry.at
     let i = heap.push(entry) - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
@@ -39,12 +61,12 @@ export class DueQueue<A> {
 
   /** Removes and returns every entry due at or before `now`, earliest first. */
   takeDue(now: number): Array<Due<A>> {
-    const out: Array<Due<A>> = []
+    const out: Array<Entry<A>> = []
     while (this.heap.length > 0 && this.heap[0]!.at <= now) out.push(this.pop()!)
     return out
   }
 
-  private pop(): Due<A> | undefined {
+  private pop(): Entry<A> | undefined {
     const heap = this.heap
     const top = heap[0]
     const last = heap.pop()

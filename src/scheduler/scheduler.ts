@@ -51,7 +51,7 @@ import {
 } from "../capabilities/SchedulerStore.ts"
 import { exhausted } from "../resilience/backoff.ts"
 import { CurrentRun, runAttempt } from "./attempt.ts"
-import { DueQueue } from "./dueQueue.ts"
+import { type Due, DueQueue } from "./dueQueue.ts"
 import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
@@ -137,7 +137,8 @@ export const makeScheduler = <R>(
     const lost = new Set<string>()
     let renewer: Fiber.Fiber<void> | undefined
     const waiters = new Set<Fiber.Fiber<unknown>>()
-    const nextRuns = new Map<string, number>()
+    /** Each job's entry in the timer's queue (its next occurrence), while the timer runs. */
+    let nextRuns: Map<string, Due<Job<R>>> | undefined
     let paused = new Set<string>()
     let reserved = 0
     let stopping = false
@@ -357,11 +358,7 @@ export const makeScheduler = <R>(
     const timer = Effect.gen(function*() {
       const queue = new DueQueue<Job<R>>()
       const start = yield* Clock.currentTimeMillis
-      for (const job of jobs) {
-        const next = nextOccurrence(job.schedule, start)
-        nextRuns.set(job.name, next)
-        queue.push(next, job)
-      }
+      nextRuns = new Map(jobs.map((job) => [job.name, queue.push(nextOccurrence(job.schedule, start), job)]))
       while (true) {
         const at = queue.peek()
         if (at === undefined) return yield* Effect.never
@@ -375,18 +372,19 @@ export const makeScheduler = <R>(
           else batch.push([job, { job: job.name, scheduledAt: new Date(next), trigger: "schedule" }])
         }
         if (batch.length > 0) yield* fireAll(batch)
-        for (const { at: next, value: job } of due) {
+        for (const entry of due) {
+          const { at: next, value: job } = entry
           // Occurrences that passed while the scheduler could not run are skipped, not fired in a burst.
           if (nextOccurrence(job.schedule, next) <= woke) {
             yield* Effect.logWarning(`job ${job.name}: occurrences after ${new Date(next).toISOString()} passed while the scheduler stalled; skipped`)
             yield* Metrics.recordSkip(job.name, "stalled")
           }
-          const following = nextOccurrence(job.schedule, Math.max(next, woke))
-          nextRuns.set(job.name, following)
-          queue.push(following, job)
+          queue.reschedule(entry, nextOccurrence(job.schedule, Math.max(next, woke)))
         }
       }
-    }).pipe(Effect.ensuring(Effect.sync(() => nextRuns.clear())))
+    }).pipe(Effect.ensuring(Effect.sync(() => {
+      nextRuns = undefined
+    })))
 
     /** Occurrences after `after` up to and including `until`, counted up to a bound (an `@every 1s` job down for a month). */
     const countOccurrences = (job: Job<R>, after: number, until: number) => {
@@ -501,7 +499,7 @@ export const makeScheduler = <R>(
       status: (recent = 10) =>
         Effect.forEach(jobs, (job) =>
           Effect.map(store.recentRuns(job.name, recent), (recentRuns): JobStatus => {
-            const next = nextRuns.get(job.name)
+            const next = nextRuns?.get(job.name)?.at
             return {
               name: job.name,
               schedule: job.schedule.expression,

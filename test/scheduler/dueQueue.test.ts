@@ -17,3 +17,18 @@ test("takeDue hands back every entry due by then, earliest first, and keeps the 
   expect(queue.peek()).toBeUndefined()
   expect(new Set([...first, ...rest].map((d) => d.value)).size).toBe(501)
 })
+
+test("an entry taken and rescheduled comes back at its new time, the same entry", () => {
+  const queue = new DueQueue<string>()
+  const a = queue.push(10, "a")
+  queue.push(20, "b")
+  const [taken] = queue.takeDue(10)
+  expect(taken).toBe(a)
+  queue.reschedule(taken!, 30)
+  expect(queue.peek()).toBe(20)
+  expect(queue.takeDue(25).map((d) => d.value)).toEqual(["b"])
+  const again = queue.takeDue(30)
+  expect(again).toEqual([{ at: 30, value: "a" }])
+  expect(again[0]).toBe(a)
+  expect(queue.size).toBe(0)
+})
