@@ -18,6 +18,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { IdTable } from "./idTable.ts"
 import { type ClaimResult, type Lease, type Occurrence, type Run, runOutcomes, SchedulerStore } from "../../src/capabilities/SchedulerStore.ts"
 
 export interface Options {
@@ -87,8 +88,9 @@ const outcomeCode = new Map(runOutcomes.map((outcome, i) => [outcome, i]))
 export const make = (options: Options = {}) => Effect.sync(() => {
   const cap = Math.max(1, options.maxRunsPerJob ?? 10)
   const byJob = new Map<string, History>()
-  // Only the runs an operation can change by id are indexed by id.
-  const active = new Map<number, Row>()
+  // Only the runs an operation can change by id are indexed by id (in an IdTable: a Map's
+  // add and delete at every run would leave its dropped storage to the old generation).
+  const active = new IdTable<Row>()
   const pausedJobs = new Set<string>()
   const instances: Array<string> = []
   const instanceIndex = new Map<string, number>()
@@ -225,7 +227,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
     const history = historyOf(row.job)
     if (isActive(row)) {
       history.active.push(row)
-      active.set(row.id, row)
+      active.set(row)
     } else addFinished(history, row)
     if (history.size + history.active.length > cap) trim(history)
     return toRun(row)
@@ -303,7 +305,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
       }),
     expiredLeases: (now, limit) =>
       Effect.sync(() =>
-        [...active.values()]
+        active.values()
           .filter((row) => row.outcome === "running" && row.leaseUntil !== null && row.leaseUntil < now.getTime())
           .sort((a, b) => a.leaseUntil! - b.leaseUntil!)
           .slice(0, limit)
@@ -323,7 +325,7 @@ export const make = (options: Options = {}) => Effect.sync(() => {
       }),
     dueRetries: (now, limit) =>
       Effect.sync(() =>
-        [...active.values()]
+        active.values()
           .filter((row) => row.retryAt !== null && row.retryAt <= now.getTime())
           .sort((a, b) => a.retryAt! - b.retryAt!)
           .slice(0, limit)
