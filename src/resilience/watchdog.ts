@@ -7,9 +7,9 @@
  * only its effect, and only an effect that does not finish at once is watched. The watchdog sleeps (on Effect's Clock, so TestClock drives it)
  * until the earliest deadline and interrupts that job if it still runs.
  *
- * Calls may have limits of their own (a job's timeout): calls under one limit wait in one set, whose insertion
+ * Calls may have limits of their own (a job's timeout): calls under one limit wait in one list, whose insertion
  * order is their deadline order (the clock only moves forward), so the earliest deadline is the
- * earliest of the sets' first entries. An attempt due before the time the watchdog sleeps to
+ * earliest of the lists' first entries. An attempt due before the time the watchdog sleeps to
  * starts a new watchdog (the old one is interrupted, and a stale one stops at its next step).
  * The watchdog runs while attempts are watched and ends when none is, like the lease renewer:
  * it outlives a stop's drain (a handler or a job hung during a shutdown stays bounded) and keeps
@@ -20,11 +20,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import { IntrusiveList, type Links } from "../runtime/intrusiveList.ts"
 
-interface Watched {
+interface Watched extends Links<Watched> {
   readonly at: number
   readonly fiber: Fiber.Fiber<unknown, unknown>
-  readonly set: Set<Watched>
+  readonly list: IntrusiveList<Watched>
   timedOut: boolean
 }
 
@@ -34,7 +35,8 @@ export interface Timeouts {
 }
 
 export const makeTimeouts = (): Timeouts => {
-  const byLimit = new Map<number, Set<Watched>>()
+  // Lists, not Sets: an entry is added and removed at every watched call (intrusiveList.ts says why).
+  const byLimit = new Map<number, IntrusiveList<Watched>>()
   let generation = 0
   let watchdog: Fiber.Fiber<void> | undefined
   /** When the current watchdog wakes next. */
@@ -42,8 +44,8 @@ export const makeTimeouts = (): Timeouts => {
 
   const earliest = () => {
     let first: Watched | undefined
-    for (const set of byLimit.values()) {
-      const entry: Watched | undefined = set.values().next().value
+    for (const list of byLimit.values()) {
+      const entry = list.first
       if (entry !== undefined && (first === undefined || entry.at < first.at)) first = entry
     }
     return first
@@ -65,7 +67,7 @@ export const makeTimeouts = (): Timeouts => {
           target = first.at
           return Effect.flatMap(clock.sleep(Duration.millis(wait)), () => step)
         }
-        first.set.delete(first)
+        first.list.remove(first)
         first.timedOut = true
         first.fiber.interruptUnsafe(self.id)
         return step
@@ -81,14 +83,14 @@ export const makeTimeouts = (): Timeouts => {
         // Most jobs of a busy scheduler end at once: nothing to watch.
         const ended = fiber.pollUnsafe()
         if (ended !== undefined) return ended
-        let set = byLimit.get(millis)
-        if (set === undefined) byLimit.set(millis, set = new Set())
-        const entry: Watched = { at, fiber, set, timedOut: false }
-        set.add(entry)
+        let list = byLimit.get(millis)
+        if (list === undefined) byLimit.set(millis, list = new IntrusiveList())
+        const entry: Watched = { at, fiber, list, timedOut: false, prev: undefined, next: undefined, linked: false }
+        list.push(entry)
         const waiting = Fiber.await(fiber).pipe(
           // Interrupted itself (a stop, a run taken over), the attempt ends its job first, as a race would.
           Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-          Effect.ensuring(Effect.sync(() => entry.set.delete(entry))),
+          Effect.ensuring(Effect.sync(() => entry.list.remove(entry))),
           Effect.flatMap((exit): Effect.Effect<A, E | E2> => (entry.timedOut && Exit.isFailure(exit) ? Effect.fail(onTimeout()) : exit))
         )
         if (watchdog !== undefined && !(at < target)) return waiting

@@ -56,6 +56,7 @@ import type { Job } from "./job.ts"
 import * as Metrics from "./metrics.ts"
 import { nextOccurrence, previousOccurrence } from "./schedule.ts"
 import { makeTimeouts } from "../resilience/watchdog.ts"
+import { IntrusiveList, type Links } from "../runtime/intrusiveList.ts"
 
 export interface SchedulerOptions {
   /** This replica's name in the history and in leases; unique among replicas. */
@@ -111,6 +112,14 @@ export interface Scheduler {
 
 export { CurrentRun }
 
+/** A fiber in one of the scheduler's lists: a running attempt (with its run's id) or a waiter. */
+interface Tracked<A> extends Links<Tracked<A>> {
+  readonly id: string
+  readonly fiber: Fiber.Fiber<A>
+}
+
+const track = <A>(id: string, fiber: Fiber.Fiber<A>): Tracked<A> => ({ id, fiber, prev: undefined, next: undefined, linked: false })
+
 const millis = (input: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(input))
 
 /**
@@ -133,10 +142,12 @@ export const makeScheduler = <R>(
 
     // Mutable state, touched only inside Effect.sync steps: each check-and-update is one step,
     // so no two fibers can both take the last concurrency slot.
-    const attempts = new Map<string, Fiber.Fiber<Completion | undefined>>()
+    // Lists, not a Map and a Set: an entry is added and removed at every run that waits
+    // (intrusiveList.ts says why).
+    const attempts = new IntrusiveList<Tracked<Completion | undefined>>()
     const lost = new Set<string>()
     let renewer: Fiber.Fiber<void> | undefined
-    const waiters = new Set<Fiber.Fiber<unknown>>()
+    const waiters = new IntrusiveList<Tracked<void>>()
     /** Each job's entry in the timer's queue (its next occurrence), while the timer runs. */
     let nextRuns: Map<string, Due<Job<R>>> | undefined
     let paused = new Set<string>()
@@ -184,22 +195,23 @@ export const makeScheduler = <R>(
     const renewLeases: Effect.Effect<void> = Effect.gen(function*() {
       while (true) {
         yield* Effect.sleep(Duration.millis(Math.max(1, Math.floor(leaseMillis / 3))))
-        const ids = yield* Effect.sync(() => {
+        const running = yield* Effect.sync(() => {
           if (attempts.size === 0) renewer = undefined
-          return [...attempts.keys()]
+          return attempts.toArray()
         })
-        if (ids.length === 0) return
+        if (running.length === 0) return
+        const ids = running.map((attempt) => attempt.id)
         const now = yield* Clock.currentTimeMillis
         const ours = yield* store.renew(ids, options.instance, new Date(now + leaseMillis)).pipe(
           // A store outage is no proof a run was taken: keep them running, try again next time.
           Effect.catch((error) => Effect.as(Effect.logWarning(`could not renew leases: ${error.message}`), new Set(ids)))
         )
-        for (const id of ids) {
-          const fiber = attempts.get(id)
-          if (ours.has(id) || fiber === undefined) continue
-          lost.add(id)
-          yield* Effect.logWarning(`run ${id} was taken over by another replica after its lease lapsed; stopping it here`)
-          yield* Effect.forkDetach(Fiber.interrupt(fiber))
+        for (const attempt of running) {
+          // Not linked any more: it ended meanwhile.
+          if (ours.has(attempt.id) || !attempt.linked) continue
+          lost.add(attempt.id)
+          yield* Effect.logWarning(`run ${attempt.id} was taken over by another replica after its lease lapsed; stopping it here`)
+          yield* Effect.forkDetach(Fiber.interrupt(attempt.fiber))
         }
       }
     })
@@ -210,10 +222,11 @@ export const makeScheduler = <R>(
      */
     const startAttempt = (job: Job<R>, run: Run) =>
       Effect.gen(function*() {
+        let tracked: Tracked<Completion | undefined> | undefined
         // The attempt annotates its logs with the run itself.
         const attempt = runAttempt(job, run, { store, instance: options.instance, context: attemptContext, lost: (id) => lost.has(id), timeouts }).pipe(
           Effect.ensuring(Effect.suspend(() => {
-            attempts.delete(run.id)
+            if (tracked !== undefined) attempts.remove(tracked)
             lost.delete(run.id)
             return release
           }))
@@ -221,7 +234,7 @@ export const makeScheduler = <R>(
         const fiber = yield* Effect.forkDetach(attempt, { startImmediately: true })
         // A job that needs no waiting has ended already, its cleanup run: keep no stale entry.
         if (fiber.pollUnsafe() === undefined) {
-          attempts.set(run.id, fiber)
+          attempts.push(tracked = track(run.id, fiber))
           if (renewer === undefined) renewer = yield* Effect.forkDetach(renewLeases, { startImmediately: true })
         }
         return fiber
@@ -267,8 +280,9 @@ export const makeScheduler = <R>(
       Effect.gen(function*() {
         const fiber = yield* Effect.forkDetach(effect, { startImmediately: true })
         if (fiber.pollUnsafe() !== undefined) return
-        waiters.add(fiber)
-        fiber.addObserver(() => waiters.delete(fiber))
+        const waiter = track("", fiber)
+        waiters.push(waiter)
+        fiber.addObserver(() => waiters.remove(waiter))
       })
 
     /** Settles an occurrence this process has no slot for: recorded as skipped, unless another replica claimed it. */
@@ -428,7 +442,7 @@ export const makeScheduler = <R>(
       const now = yield* Clock.currentTimeMillis
       for (const run of yield* store.expiredLeases(new Date(now), 100)) {
         const job = byName.get(run.job)
-        if (job === undefined || attempts.has(run.id)) continue
+        if (job === undefined || attempts.find((attempt) => attempt.id === run.id) !== undefined) continue
         const retryAt = job.retry !== undefined && !exhausted(job.retry, run.attempt) ? new Date(now) : undefined
         if (yield* store.expire(run.id, new Date(now), retryAt)) {
           yield* Effect.logWarning(`job ${job.name}: run ${run.id} (attempt ${run.attempt}) lost its replica ${run.instance}; marked interrupted`)
@@ -451,13 +465,13 @@ export const makeScheduler = <R>(
 
     const stop = Effect.gen(function*() {
       stopping = true
-      yield* Fiber.interruptAll([...waiters])
-      const running = [...attempts.values()]
+      yield* Fiber.interruptAll(waiters.toArray().map((waiter) => waiter.fiber))
+      const running = attempts.toArray().map((attempt) => attempt.fiber)
       if (running.length === 0) return
       yield* Effect.logInfo(`waiting up to ${Duration.format(shutdownTimeout)} for ${running.length} running jobs`)
       const finished = yield* Effect.timeoutOption(Fiber.awaitAll(running), shutdownTimeout)
       if (Option.isNone(finished)) {
-        const left = [...attempts.values()]
+        const left = attempts.toArray().map((attempt) => attempt.fiber)
         yield* Effect.logWarning(`${left.length} jobs still running after ${Duration.format(shutdownTimeout)}; interrupting them`)
         yield* Fiber.interruptAll(left)
       }
