@@ -2,13 +2,15 @@
  * The cron scheduler under load, in one run (issue 10's goals: p99 lateness < 5 ms at 1 000
  * fires/s with 10 000 jobs, RSS < 128 MB):
  *
- *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--replica-jobs 200] [--replica-seconds 20] [--no-replicas] [--smol] [--ram-mb N]
+ *   bun run bench/scheduler.ts [--jobs 10000] [--seconds 30] [--job-ms 0] [--replica-jobs 200] [--replica-seconds 20] [--no-replicas] [--smol] [--ram-mb N]
  *
  * 1. local: one process (a child, so its RSS and CPU are its own) with `--jobs` registered `@every`
  *    jobs on the in-memory store, intervals spread over 9.5–10.5 s so the fires spread evenly
  *    (`@every` is aligned to the epoch: equal intervals would all fire in one burst) — about
  *    jobs/10 fires a second. Each job notes its lateness: when its effect starts minus its
- *    scheduled time, in microseconds. The first 5 s are warm-up and left out.
+ *    scheduled time, in microseconds. The first 5 s are warm-up and left out. With `--job-ms N`
+ *    each job then waits N ms (on Effect's Clock), as a job doing I/O would: its attempt
+ *    suspends, is watched for its timeout and renews its lease, which a job ending at once skips.
  *    Next to it, an idle Bun process (a timer, nothing else) in the same run: the baseline of RSS
  *    and CPU. Both are sampled from /proc every 250 ms; the scheduler's RSS is printed at intervals
  *    and at the end besides its peak, and the child reports its heap after a full GC (the store's
@@ -51,13 +53,14 @@ if (text("child", "") !== "") {
   const lateness = new Int32Array(Math.ceil((jobs / 9.5) * seconds * 1.2) + 1000)
   let measured = 0
   let fires = 0
+  const jobMs = arg("job-ms", 0)
   const note = Effect.flatMap(CurrentRun, (run) =>
     Effect.sync(() => {
       const now = performance.timeOrigin + performance.now()
       if (run === undefined || run.trigger !== "schedule" || run.attempt !== 1) return
       fires++
       if (now - started >= warmup && measured < lateness.length) lateness[measured++] = Math.round((now - run.scheduledAt.getTime()) * 1000)
-    }))
+    })).pipe(jobMs > 0 ? Effect.andThen(Effect.sleep(Duration.millis(jobMs))) : (effect) => effect)
   const definitions = Array.from({ length: jobs }, (_, i) => ({
     name: `job-${i}`,
     schedule: mode === "local" ? `@every ${9500 + (i * 7919) % 1000}ms` : "@every 1s",
@@ -151,13 +154,14 @@ const jobs = arg("jobs", 10_000)
 const seconds = arg("seconds", 30)
 const self = new URL(import.meta.url).pathname
 
-console.log(`bench/scheduler: ${jobs} @every jobs (9.5–10.5 s) for ${seconds} s on the memory store, beside an idle Bun process`)
+const jobMs = arg("job-ms", 0)
+console.log(`bench/scheduler: ${jobs} @every jobs (9.5–10.5 s)${jobMs > 0 ? `, each waiting ${jobMs} ms,` : ""} for ${seconds} s on the memory store, beside an idle Bun process`)
 const idle = watch(["-e", "setInterval(() => {}, 1000)"])
 // `--smol`: the scheduler process runs under `bun --smol`. `--ram-mb N`: JavaScriptCore sizes its
 // collection thresholds for N MB of RAM instead of the machine's (as in a small container).
 const smol = process.argv.includes("--smol") ? ["--smol"] : []
 const ram = text("ram-mb", "")
-const local = watch([...smol, self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds)], seconds > 60 ? 30 : 10, "local",
+const local = watch([...smol, self, "--child", "local", "--jobs", String(jobs), "--seconds", String(seconds), "--job-ms", String(jobMs)], seconds > 60 ? 30 : 10, "local",
   ram === "" ? {} : { BUN_JSC_forceRAMSize: String(Number(ram) * 2 ** 20) })
 interface Memory {
   readonly rss: number
@@ -175,6 +179,7 @@ await idle.output
 const localLine = {
   jobs,
   seconds,
+  jobMs,
   firesPerSecond: Math.round(result.fires / seconds),
   lateness: { p50: result.p50 / 1000, p99: result.p99 / 1000, max: result.max / 1000, measured: result.measured },
   peakRssMb: Number((local.peakRss() / 2 ** 20).toFixed(1)),
