@@ -32,7 +32,8 @@ const arg = (name: string, fallback: number) => Number(text(name, String(fallbac
 
 const percentile = (sorted: ArrayLike<number>, p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-const ms = (micros: number) => `${(micros / 1000).toFixed(2)} ms`
+// A replica with no run after its warm-up has no percentiles (NaN, which JSON carries as null).
+const ms = (micros: number | null) => (micros === null || Number.isNaN(micros) ? "none" : `${(micros / 1000).toFixed(2)} ms`)
 
 // ---- child: a scheduler process -------------------------------------------------------------
 if (text("child", "") !== "") {
@@ -209,7 +210,7 @@ try {
   // The first creates the tables (advisory lock); the others find them.
   const replicas = [1, 2, 3].map((n) =>
     watch([self, "--child", "replica", "--jobs", String(replicaJobs), "--seconds", String(replicaSeconds), "--warmup", "3", "--url", url, "--schema", schema, "--instance", `r${n}`]))
-  const outputs = (await Promise.all(replicas.map((r) => r.output))).map((o) => JSON.parse(o) as { fires: number; p50: number; p99: number; max: number })
+  const outputs = (await Promise.all(replicas.map((r) => r.output))).map((o) => JSON.parse(o) as { fires: number; p50: number | null; p99: number | null; max: number | null })
   const [counts] = await sql.unsafe<Array<{ runs: number; occurrences: number; first: Date; last: Date }>>(
     `select count(*)::int as runs, count(distinct (job, scheduled_at))::int as occurrences, min(scheduled_at) as first, max(scheduled_at) as last
      from ${schema}.scheduler_runs where trigger = 'schedule' and attempt = 1 and outcome <> 'skipped'`)
@@ -221,7 +222,7 @@ try {
     runs: counts!.runs,
     exactlyOnce: counts!.runs === counts!.occurrences,
     perReplica: outputs.map((o) => o.fires),
-    latenessP99: outputs.map((o) => o.p99 / 1000),
+    latenessP99: outputs.map((o) => (o.p99 === null ? null : o.p99 / 1000)),
     peakRssMb: replicas.map((r) => Number((r.peakRss() / 2 ** 20).toFixed(1)))
   }
   console.log(`replicas: ${replicaLine.claimedPerSecond} occurrences claimed and run a second; ${counts!.runs} runs for ${counts!.occurrences} occurrences (${replicaLine.exactlyOnce ? "each exactly once" : "DUPLICATES"}); per replica ${outputs.map((o) => o.fires).join(" / ")}`)
