@@ -25,6 +25,35 @@ describe("SqliteDatabase on Bun", () => {
   })
 })
 
+test("a read waits for the lock another process holds instead of failing with SQLITE_BUSY", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sqlite-busy-"))
+  const file = join(dir, "busy.db")
+  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const driver = yield* Sqlite.loadDriver
+    const db = yield* driver.open({ path: file, create: true })
+    // A rollback journal: a writer's exclusive lock keeps readers out (WAL would let them read).
+    yield* db.exec("PRAGMA journal_mode=DELETE; CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1)")
+  })))
+  // Another process takes the exclusive lock and holds it for a second.
+  const holder = Bun.spawn([process.execPath, "-e", `
+    const { Database } = require("bun:sqlite")
+    const db = new Database(${JSON.stringify(file)})
+    db.run("BEGIN EXCLUSIVE")
+    db.run("INSERT INTO t VALUES (2)")
+    console.log("locked")
+    setTimeout(() => { db.run("COMMIT"); db.close() }, 1000)
+  `], { stdout: "pipe", stderr: "inherit" })
+  const reader = holder.stdout.getReader()
+  expect(new TextDecoder().decode((await reader.read()).value)).toContain("locked")
+  const rows = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const db = yield* (yield* Sqlite.loadDriver).open({ path: file, readOnly: true })
+    return yield* db.query<{ n: number }>("SELECT count(*) AS n FROM t")
+  })))
+  // It waited for the commit: it sees the holder's row.
+  expect(rows).toEqual([{ n: 2 }])
+  expect(await holder.exited).toBe(0)
+})
+
 const sqliteContractCases = [
   "missing file refused",
   "values round-trip",
@@ -33,7 +62,8 @@ const sqliteContractCases = [
   "transaction commits",
   "transaction rolls back",
   "read-only refuses writes",
-  "read-only reads"
+  "read-only reads",
+  "waits for locks"
 ]
 
 const deno = join(root, ".services", "deno", "node_modules", ".bin", "deno")
