@@ -7,8 +7,8 @@
  * which, having been written to, keeps the young objects it still points at (fibers, runs,
  * their contexts) alive through the next young collection too. With a thousand runs a second
  * of jobs that wait 2 ms, that grew a scheduler's old generation by about 1 MB a second until a
- * full collection (and its RSS with it). Here adding and removing allocate nothing, and a removed entry's links are
- * cleared, so it holds nothing alive.
+ * full collection (and its RSS with it). Here adding and removing allocate nothing, and a
+ * removed entry's links are cleared, so it holds nothing alive.
  */
 export interface Links<T> {
   prev: T | undefined

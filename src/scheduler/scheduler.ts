@@ -120,6 +120,8 @@ interface Tracked<A> extends Links<Tracked<A>> {
 
 const track = <A>(id: string, fiber: Fiber.Fiber<A>): Tracked<A> => ({ id, fiber, prev: undefined, next: undefined, linked: false })
 
+const fibersOf = <A>(list: IntrusiveList<Tracked<A>>) => list.toArray().map((tracked) => tracked.fiber)
+
 const millis = (input: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(input))
 
 /**
@@ -465,13 +467,13 @@ export const makeScheduler = <R>(
 
     const stop = Effect.gen(function*() {
       stopping = true
-      yield* Fiber.interruptAll(waiters.toArray().map((waiter) => waiter.fiber))
-      const running = attempts.toArray().map((attempt) => attempt.fiber)
+      yield* Fiber.interruptAll(fibersOf(waiters))
+      const running = fibersOf(attempts)
       if (running.length === 0) return
       yield* Effect.logInfo(`waiting up to ${Duration.format(shutdownTimeout)} for ${running.length} running jobs`)
       const finished = yield* Effect.timeoutOption(Fiber.awaitAll(running), shutdownTimeout)
       if (Option.isNone(finished)) {
-        const left = attempts.toArray().map((attempt) => attempt.fiber)
+        const left = fibersOf(attempts)
         yield* Effect.logWarning(`${left.length} jobs still running after ${Duration.format(shutdownTimeout)}; interrupting them`)
         yield* Fiber.interruptAll(left)
       }
