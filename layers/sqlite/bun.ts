@@ -4,7 +4,6 @@
  */
 import { Database, type Statement } from "bun:sqlite"
 import {
-  busyTimeoutMillis,
   makeDriver,
   type SqliteDriverShape,
   type SqliteOpenOptions,
@@ -16,7 +15,6 @@ const connect = (options: SqliteOpenOptions): SqliteStatements => {
   const db = options.readOnly === true
     ? new Database(options.path, { readonly: true })
     : new Database(options.path, { readwrite: true, create: options.create === true })
-  db.run(`PRAGMA busy_timeout = ${busyTimeoutMillis}`)
   const cache = new Map<string, Statement>()
   const prepared = (text: string) => {
     let statement = cache.get(text)

@@ -5,7 +5,6 @@
 import { existsSync } from "node:fs"
 import { DatabaseSync, type StatementSync } from "node:sqlite"
 import {
-  busyTimeoutMillis,
   makeDriver,
   type SqliteDriverShape,
   type SqliteOpenOptions,
@@ -18,7 +17,6 @@ const connect = (options: SqliteOpenOptions): SqliteStatements => {
     throw new Error(`${options.path} does not exist`)
   }
   const db = new DatabaseSync(options.path, { readOnly: options.readOnly === true })
-  db.exec(`PRAGMA busy_timeout = ${busyTimeoutMillis}`)
   const cache = new Map<string, StatementSync>()
   const prepared = (text: string) => {
     let statement = cache.get(text)

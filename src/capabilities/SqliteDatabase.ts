@@ -93,7 +93,7 @@ const bindable = (params: ReadonlyArray<SqliteParam>): ReadonlyArray<SqliteParam
 /**
  * How long a statement waits for a lock another connection holds (another process on the same
  * file: a writer, or a reader recovering the WAL index) before failing with SQLITE_BUSY; without
- * it SQLite fails at once. Every driver sets it when it opens a file.
+ * it SQLite fails at once. Set on every connection a driver opens.
  */
 export const busyTimeoutMillis = 5000
 
@@ -101,7 +101,14 @@ export const makeDriver = (name: string, connect: (options: SqliteOpenOptions) =
   name,
   open: (options) =>
     Effect.acquireRelease(
-      Effect.try({ try: () => connect(options), catch: (cause) => new SqliteError({ operation: `open ${options.path}`, cause }) }),
+      Effect.try({
+        try: () => {
+          const statements = connect(options)
+          statements.exec(`PRAGMA busy_timeout = ${busyTimeoutMillis}`)
+          return statements
+        },
+        catch: (cause) => new SqliteError({ operation: `open ${options.path}`, cause })
+      }),
       (statements) => Effect.sync(() => statements.close())
     ).pipe(Effect.flatMap((statements) => makeDatabase(options, statements)))
 })
