@@ -22,9 +22,9 @@
  *
  * Cost: a claim reads about as many rows as it returns, however many are pending (migration
  * 2004's two partial indexes). It walks pending rows in `position` order
- * (`outbox_events_claim`; `claimSettings` keeps the planner from choosing otherwise) and, per candidate past its aggregate's first event, probes its
- * aggregate's unpublished rows for an earlier one (`outbox_events_unpublished`), stopping at
- * `limit` locked rows.
+ * (`outbox_events_claim`; `claimSettings` keeps the planner from choosing otherwise) and, per
+ * candidate past its aggregate's first event, probes its aggregate's unpublished rows for an
+ * earlier one (`outbox_events_unpublished`), stopping at `limit` locked rows.
  * The first version picked each aggregate's lowest unpublished row with `distinct on` over every
  * unpublished row, then sorted: with 100 000 pending rows that was a sort of all of them per
  * claim (1.3 s measured), so a backlog made every claim slower just when speed mattered.
