@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { isServiceBusError, ServiceBusClient, type ServiceBusReceivedMessage } from "@azure/service-bus"
 import { freshName } from "../support/servers.ts"
+import { until } from "../support/until.ts"
 import { type ServiceBusTestServer, startServiceBusTestServer, testServerAdministrationClient } from "../support/serviceBusServer.ts"
 
 const maxDeliveryCount = 3
@@ -84,7 +85,7 @@ describe("Service Bus test server (built from the SDK's protocol, not Azure), dr
   test("acceptNextSession long-polls: it gets a session whose first message is sent while it waits", async () => {
     const queue = freshName("sb")
     const accepting = client.acceptNextSession(queue, raw)
-    await until(() => server.pendingAccepts(queue) === 1)
+    await until("the accept pending", () => server.pendingAccepts(queue) === 1, 10_000, 10)
     await send(queue, [["late", "x"]])
     const receiver = await accepting
     expect(receiver.sessionId).toBe("late")
@@ -158,7 +159,7 @@ describe("Service Bus test server (built from the SDK's protocol, not Azure), dr
     expect(server.expireSessionLock(queue, "s")).toBe(true)
     // A settlement sent while the detach is on its way is answered after the SDK dropped the
     // link, and the SDK then waits out its operation timeout: wait for the detach to arrive.
-    await until(() => receiver.isClosed)
+    await until("the receiver closed", () => receiver.isClosed, 10_000, 10)
     expect(await codeOf(receiver.completeMessage(m!))).toBe("SessionLockLost")
     const next = await client.acceptNextSession(queue, raw)
     const [again] = await next.receiveMessages(1, { maxWaitTimeInMs: 1000 })
@@ -177,7 +178,7 @@ describe("Service Bus test server (built from the SDK's protocol, not Azure), dr
     await sender.sendMessages({ sessionId: "s", body: Buffer.from("1") })
     const receiver = await own.acceptSession(queue, "s", { ...raw, maxAutoLockRenewalDurationInMs: 0 })
     const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 1000 })
-    await until(() => receiver.isClosed)
+    await until("the receiver closed", () => receiver.isClosed, 10_000, 10)
     expect(await codeOf(receiver.completeMessage(m!))).toBe("SessionLockLost")
     const next = await own.acceptNextSession(queue, raw)
     const [again] = await next.receiveMessages(1, { maxWaitTimeInMs: 1000 })
@@ -209,7 +210,7 @@ describe("Service Bus test server (built from the SDK's protocol, not Azure), dr
     const receiver = await own.acceptSession(queue, "s", raw)
     expect(dropping.lockedSessions(queue)).toEqual(["s"])
     dropping.dropConnections()
-    await until(() => dropping.lockedSessions(queue).length === 0)
+    await until("no session locked", () => dropping.lockedSessions(queue).length === 0, 10_000, 10)
     await sender.sendMessages({ sessionId: "s", body: Buffer.from("2") })
     const next = await own.acceptSession(queue, "s", raw)
     const got = await next.receiveMessages(2, { maxWaitTimeInMs: 1000 })
@@ -220,12 +221,3 @@ describe("Service Bus test server (built from the SDK's protocol, not Azure), dr
     await dropping.close()
   }, 30_000)
 })
-
-/** Polls a condition of the server's state (a state change with no event to await). */
-const until = async (condition: () => boolean, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached")
-    await Bun.sleep(10)
-  }
-}

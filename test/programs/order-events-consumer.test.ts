@@ -20,6 +20,7 @@ import { config } from "../outbox/support.ts"
 import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts"
 import { freshName, kafkaBrokers, postgresUrl, probeKafka, probePostgres, requireServer } from "../support/servers.ts"
 import { freshDatabases } from "../support/databases.ts"
+import { until } from "../support/until.ts"
 
 const url = postgresUrl()
 const brokers = kafkaBrokers()
@@ -29,14 +30,6 @@ const acked = async (program: RunningProgram) => {
   const metrics = await (await fetch(`${await opsUrl(program)}/metrics`)).text()
   const line = metrics.split("\n").find((l) => l.startsWith("messages_handled") && l.includes(`outcome="ack"`))
   return line === undefined ? 0 : Number(line.split(" ").at(-1))
-}
-
-const waitUntil = async (what: string, check: () => Promise<boolean>, within = 60_000) => {
-  const deadline = Date.now() + within
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
 }
 
 test("on embedded defaults (PGlite, BROKER=memory) it migrates, is ready with database and broker, and SIGTERM exits 0", async () => {
@@ -105,7 +98,7 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
         const first = startProgram("order-events-consumer.ts", env(freshName("group")))
         try {
           await first.waitFor(/order-events consumer reading/, 60_000)
-          await waitUntil("every event applied", async () => (await acked(first)) >= requests.length)
+          await until("every event applied", async () => (await acked(first)) >= requests.length, 60_000)
           expect(await readModel()).toEqual(expected)
           expect(await inbox()).toBe(requests.length)
           const ready = await fetch(`${await opsUrl(first)}/readyz`)
@@ -120,7 +113,7 @@ if (await requireServer("PostgreSQL", probePostgres(url)) && await requireServer
         const second = startProgram("order-events-consumer.ts", env(freshName("group")))
         try {
           await second.waitFor(/order-events consumer reading/, 60_000)
-          await waitUntil("every event delivered again", async () => (await acked(second)) >= requests.length)
+          await until("every event delivered again", async () => (await acked(second)) >= requests.length, 60_000)
           expect(await readModel()).toEqual(expected)
           expect(await inbox()).toBe(requests.length)
         } finally {

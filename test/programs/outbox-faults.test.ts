@@ -28,18 +28,13 @@ import * as OtlpReceiver from "../support/otlpReceiver.ts"
 import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts"
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 import { freshName, kafkaBrokers, postgresUrl, probeKafka, probePostgres, requireServer } from "../support/servers.ts"
+import { until } from "../support/until.ts"
 
 const url = postgresUrl()
 const sharedBrokers = kafkaBrokers()
 
-/** Polls `check` until it holds; the condition, not a fixed sleep, is what the test waits on. */
-const waitUntil = async (what: string, check: () => Promise<boolean>, within = 60_000, every = 50) => {
-  const deadline = Date.now() + within
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${within} ms waiting for ${what}`)
-    await Bun.sleep(every)
-  }
-}
+// The condition, not a fixed sleep, is what the test waits on; polled often, as the faults are brief.
+const waitUntil = (what: string, check: () => Promise<boolean>, within = 60_000, every = 50) => until(what, check, within, every)
 
 interface Inserted {
   readonly id: string

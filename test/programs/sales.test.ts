@@ -20,6 +20,7 @@ import { opsUrl, startProgram } from "../support/program.ts"
 import { parsePrometheus, sample } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
+import { until } from "../support/until.ts"
 
 const url = rabbitmqUrl()
 const rabbitUp = await requireServer("RabbitMQ", probeRabbitmq(url))
@@ -247,6 +248,8 @@ describe.if(rabbitUp)("sales-worker on RabbitMQ", () => {
       expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "ok" }).value).toBe(301)
       expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "bad_request" }).value).toBe(5)
       expect(sample(metrics, "sales_requests_total", { worker: workerId, outcome: "no_reply_to" }).value).toBe(1)
+      // Dead-lettered when the worker settles its batch, which may be after it replied to `later`.
+      await until("the request without reply-to dead-lettered", async () => (await client.depth(deadLetterTopic(queue))) > 0, 10_000)
       expect(await client.depth(deadLetterTopic(queue))).toBe(1)
       expect(expiredAnswered).toBe(false)
       expect(client.stray).toEqual([])

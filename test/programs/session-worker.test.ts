@@ -15,6 +15,7 @@ import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 import { startServiceBusTestServer } from "../support/serviceBusServer.ts"
 import { freshName, postgresUrl, probePostgres, requireServer } from "../support/servers.ts"
+import { until } from "../support/until.ts"
 
 const url = postgresUrl()
 
@@ -39,15 +40,6 @@ const counts = async (program: RunningProgram) => ({
   outOfOrder: await metricSum(program, "session_messages_out_of_order_total"),
   duplicates: await metricSum(program, "session_messages_duplicate_total")
 })
-
-/** Polls `check` until it holds: a condition in another process, which has no event to await. */
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 120_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(100)
-  }
-}
 
 const sessionStates = async (sql: postgres.Sql) => {
   const rows = await sql<{ session_id: string; last: number | null }[]>`
