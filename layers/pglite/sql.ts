@@ -102,17 +102,55 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
     Effect.flatMap((results) => checkCommitted(results[0]?.command))
   )
 
+  const subscribe = (channel: string) =>
+    Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<string>()
+      yield* Effect.acquireRelease(
+        // LISTEN is a statement: sent inside someone's open transaction it would only take effect at their COMMIT.
+        exclusive("listen")(Effect.gen(function*() {
+          const stop = db.onNotification((from, payload) => {
+            if (from === channel) Queue.offerUnsafe(queue, payload)
+          })
+          const streams = listening.get(channel) ?? 0
+          if (streams === 0) {
+            yield* run(db, "listen", `listen ${quoteIdent(channel)}`).pipe(Effect.onError(() => Effect.sync(stop)))
+          }
+          listening.set(channel, streams + 1)
+          return stop
+        })),
+        (stop) =>
+          permit.withPermits(1)(Effect.suspend(() => {
+            stop()
+            const streams = (listening.get(channel) ?? 1) - 1
+            if (streams > 0) return Effect.sync(() => listening.set(channel, streams))
+            listening.delete(channel)
+            return run(db, "unlisten", `unlisten ${quoteIdent(channel)}`).pipe(Effect.ignore)
+          }))
+      )
+      return Stream.fromQueue(queue)
+    })
+
   return SqlDatabase.of({
     ...makeClient((text, params) => exclusive("query")(client.query(text, params))),
     transaction: (body) =>
       exclusive("begin")(
         Effect.acquireUseRelease(
-          run(db, "begin", "begin").pipe(Effect.as({ open: true })),
-          (tx) =>
-            body(client).pipe(
+          run(db, "begin", "begin").pipe(Effect.as({ open: true, over: false })),
+          (tx) => {
+            const ended = new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" })
+            const query = <R>(text: string, params?: ReadonlyArray<unknown>) =>
+              Effect.suspend(() => (tx.over ? Effect.fail(ended) : client.query<R & object>(text, params)))
+            const commitAfter = <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
+              Effect.suspend(() => {
+                if (tx.over) return Effect.fail(ended)
+                tx.over = true
+                return Effect.tap(client.query<R>(text, params), () => commit)
+              })
+            return body({ ...makeClient(query), commitAfter }).pipe(
               Effect.provideService(OpenTransaction, tx),
-              Effect.tap(() => commit)
-            ),
+              Effect.tap(() => (tx.over ? Effect.void : commit))
+            )
+          },
           (tx, exit) => {
             tx.open = false
             return Exit.isSuccess(exit)
@@ -121,31 +159,8 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
           }
         )
       ),
-    listen: (channel) =>
-      Stream.callback<string, SqlError>((queue) =>
-        Effect.acquireRelease(
-          // LISTEN is a statement: sent inside someone's open transaction it would only take effect at their COMMIT.
-          exclusive("listen")(Effect.gen(function*() {
-            const stop = db.onNotification((from, payload) => {
-              if (from === channel) Queue.offerUnsafe(queue, payload)
-            })
-            const streams = listening.get(channel) ?? 0
-            if (streams === 0) {
-              yield* run(db, "listen", `listen ${quoteIdent(channel)}`).pipe(Effect.onError(() => Effect.sync(stop)))
-            }
-            listening.set(channel, streams + 1)
-            return stop
-          })),
-          (stop) =>
-            permit.withPermits(1)(Effect.suspend(() => {
-              stop()
-              const streams = (listening.get(channel) ?? 1) - 1
-              if (streams > 0) return Effect.sync(() => listening.set(channel, streams))
-              listening.delete(channel)
-              return run(db, "unlisten", `unlisten ${quoteIdent(channel)}`).pipe(Effect.ignore)
-            }))
-        )
-      ),
+    listen: (channel) => Stream.unwrap(subscribe(channel)),
+    subscribe,
     notify: (channel, payload) => exclusive("notify")(run(db, "notify", "select pg_notify($1, $2)", [channel, payload])).pipe(Effect.asVoid)
   })
 })

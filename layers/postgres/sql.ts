@@ -4,10 +4,12 @@
  * - `query` runs on any pooled connection. Text without parameters goes over the simple
  *   protocol, so one call may hold several statements (migrations); the last one's rows come back.
  * - `transaction` reserves one connection for BEGIN … COMMIT, so statements outside `body`
- *   (other fibers, other pooled connections) never see its uncommitted rows.
+ *   (other fibers, other pooled connections) never see its uncommitted rows. BEGIN goes out
+ *   without waiting for its answer, and `commitAfter` sends its statement with the COMMIT.
  * - Interrupting a statement stops waiting for it; the server still finishes it, and on a
  *   transaction's connection the ROLLBACK queues behind it.
- * - `listen` uses postgres.js's dedicated LISTEN connection, which re-subscribes after a reconnect.
+ * - `listen` and `subscribe` use postgres.js's dedicated LISTEN connection, which re-subscribes
+ *   after a reconnect.
  * - Values are read and bound as `src/capabilities/SqlDatabase.ts` lists (`types` below).
  */
 import * as Config from "effect/Config"
@@ -122,42 +124,91 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   yield* run(sql, `connect to ${describeTarget(sql.options)}`, "select 1")
   if (options.schema !== undefined) yield* ensureSchema(sql, options.schema)
 
+  // BEGIN is sent as the connection is reserved and not waited for: its answer arrives before the
+  // first statement's, which therefore costs no round trip of its own (pgjdbc does the same). A
+  // statement is only reported as done once BEGIN is known to have succeeded. (BEGIN on a clean
+  // pooled connection fails only with the connection, which fails the statements after it too.)
   const begin = Effect.gen(function*() {
     const conn = yield* Effect.tryPromise({ try: () => sql.reserve(), catch: sqlError("begin") })
-    yield* run(conn, "begin", "begin").pipe(Effect.onError(() => Effect.sync(() => conn.release())))
-    return conn
+    const began: Promise<unknown> = conn.unsafe("begin").execute().then(() => undefined, (cause: unknown) => sqlError("begin")(cause))
+    return { conn, began, over: false }
   })
+  type Open = Effect.Success<typeof begin>
 
-  const commit = (conn: postgres.ReservedSql) =>
-    Effect.tryPromise({ try: () => conn.unsafe("commit"), catch: sqlError("commit") }).pipe(
+  const send = (conn: postgres.ReservedSql, text: string, params?: ReadonlyArray<unknown>) =>
+    params === undefined || params.length === 0 ? conn.unsafe(text) : conn.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>)
+
+  // Every statement's promise is awaited (none left to reject unhandled), then BEGIN's outcome.
+  const settle = async <A>(open: Open, operation: string, pending: Promise<A>): Promise<A> => {
+    const outcome = await pending.then((value) => ({ value }), (cause: unknown) => ({ error: sqlError(operation)(cause) }))
+    const failedBegin = await open.began
+    if (failedBegin !== undefined) throw failedBegin
+    if ("error" in outcome) throw outcome.error
+    return outcome.value
+  }
+
+  const inTransaction = (open: Open) => <R>(text: string, params?: ReadonlyArray<unknown>) =>
+    Effect.suspend(() =>
+      open.over
+        ? Effect.fail(new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" }))
+        : Effect.tryPromise({ try: () => settle(open, "query", send(open.conn, text, params)), catch: (e) => e as SqlError })
+    ).pipe(Effect.map((result) => lastRows<R>(result)))
+
+  const commit = (open: Open) =>
+    Effect.tryPromise({ try: () => settle(open, "commit", open.conn.unsafe("commit")), catch: (e) => e as SqlError }).pipe(
       Effect.flatMap((result) => checkCommitted(result.command))
     )
 
-  const rollback = (conn: postgres.ReservedSql) =>
+  // The statement and COMMIT in one write; the COMMIT answers ROLLBACK when the statement failed.
+  const commitAfter = (open: Open) => <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
+    Effect.suspend(() => {
+      if (open.over) return Effect.fail(new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" }))
+      open.over = true
+      const statement = send(open.conn, text, params)
+      const committed = open.conn.unsafe("commit")
+      return Effect.tryPromise({
+        try: () => Promise.all([settle(open, "query", statement), settle(open, "commit", committed)]),
+        catch: (e) => e as SqlError
+      }).pipe(
+        Effect.flatMap(([rows, result]) => Effect.as(checkCommitted(result.command), lastRows<R>(rows)))
+      )
+    })
+
+  const rollback = ({ conn }: Open) =>
     run(conn, "rollback", "rollback").pipe(
       Effect.catch((e) => Effect.logWarning("rollback failed", e)),
       Effect.ensuring(Effect.sync(() => conn.release()))
     )
+
+  // postgres.js answers `listen` once its LISTEN statement has run on its dedicated connection.
+  const subscribe = (channel: string) =>
+    Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<string>()
+      yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => sql.listen(channel, (payload) => void Queue.offerUnsafe(queue, payload)),
+          catch: sqlError("listen")
+        }),
+        (subscription) => Effect.tryPromise(() => subscription.unlisten()).pipe(Effect.ignore)
+      )
+      return Stream.fromQueue(queue)
+    })
 
   return SqlDatabase.of({
     ...clientOn(sql),
     transaction: (body) =>
       Effect.acquireUseRelease(
         begin,
-        (conn) => Effect.tap(body(clientOn(conn)), () => commit(conn)),
+        (open) =>
+          Effect.tap(
+            body({ ...makeClient(inTransaction(open)), commitAfter: commitAfter(open) }),
+            () => (open.over ? Effect.void : commit(open))
+          ),
         // After a successful COMMIT the ROLLBACK is skipped; after a failed one it is a no-op.
-        (conn, exit) => Exit.isSuccess(exit) ? Effect.sync(() => conn.release()) : rollback(conn)
+        (open, exit) => Exit.isSuccess(exit) ? Effect.sync(() => open.conn.release()) : rollback(open)
       ),
-    listen: (channel) =>
-      Stream.callback<string, SqlError>((queue) =>
-        Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () => sql.listen(channel, (payload) => void Queue.offerUnsafe(queue, payload)),
-            catch: sqlError("listen")
-          }),
-          (subscription) => Effect.tryPromise(() => subscription.unlisten()).pipe(Effect.ignore)
-        )
-      ),
+    listen: (channel) => Stream.unwrap(subscribe(channel)),
+    subscribe,
     notify: (channel, payload) =>
       Effect.tryPromise({ try: () => sql.notify(channel, payload), catch: sqlError("notify") }).pipe(Effect.asVoid)
   })

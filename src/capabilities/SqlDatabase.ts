@@ -5,8 +5,11 @@
  * - `query` runs one statement with positional parameters (`$1`, `$2`, ...) and returns its rows.
  *   `queryAs(schema, …)` does the same and decodes every row with an Effect Schema.
  * - `transaction` runs `body` on one connection between BEGIN and COMMIT; a failure, defect or
- *   interruption of `body` rolls back. Statements outside `body` never join it.
+ *   interruption of `body` rolls back. Statements outside `body` never join it. The body may
+ *   end with `commitAfter`, its last statement sent with the COMMIT.
  * - `listen` delivers NOTIFY payloads on a channel for as long as the stream is consumed.
+ *   `subscribe` does the same, and succeeds only once the session LISTENs, so a caller knows
+ *   from when on it hears every NOTIFY committed.
  *
  * Values, the same on every backend (the drivers differ; the layers make them agree):
  *
@@ -36,6 +39,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { describeCause } from "./describeCause.ts"
 
@@ -57,9 +61,26 @@ export interface SqlClient {
   ) => Effect.Effect<ReadonlyArray<S["Type"]>, SqlError, S["DecodingServices"]>
 }
 
+/** The client `transaction` hands its body. */
+export interface SqlTransaction extends SqlClient {
+  /**
+   * Runs `text` as the transaction's last statement and commits with it: on PostgreSQL both go
+   * out together, one round trip instead of two. Its rows come back once the COMMIT succeeded;
+   * if the statement fails, the transaction rolls back and this fails with the statement's
+   * error. Afterwards the transaction is over: statements fail, and it is not committed again.
+   */
+  readonly commitAfter: <R extends object = Row>(text: string, params?: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<R>, SqlError>
+}
+
 export interface SqlDatabaseShape extends SqlClient {
-  readonly transaction: <A, E, R>(body: (tx: SqlClient) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
+  readonly transaction: <A, E, R>(body: (tx: SqlTransaction) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>
   readonly listen: (channel: string) => Stream.Stream<string, SqlError>
+  /**
+   * LISTENs on `channel` and succeeds once the session listens: every NOTIFY on it committed
+   * from then on arrives on the stream (in commit order), until the scope closes and UNLISTENs.
+   * For a caller that listens only at times, and must know which commits it may have missed.
+   */
+  readonly subscribe: (channel: string) => Effect.Effect<Stream.Stream<string>, SqlError, Scope.Scope>
   readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
 }
 

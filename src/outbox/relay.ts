@@ -6,7 +6,9 @@
  * its lowest unpublished, locked), publish them in one call (one at a time if that call
  * fails), mark them, commit, claim again.
  * An empty claim makes the worker wait for a NOTIFY on `outbox_events`, the poll interval, or
- * the end of the earliest backoff, whichever comes first.
+ * the end of the earliest backoff, whichever comes first. The LISTEN is on only while workers
+ * run out of work (src/sql/listenOnDemand.ts). A claim commits with its last statement (the
+ * mark, or for an empty claim the `nextDue` query): two round trips per batch with BEGIN's.
  *
  * Invariant: a claimed row is always released in the same transaction, as published, as
  * retried later, as failed, or untouched (rolled back) when the breaker refused the publish,
@@ -27,13 +29,13 @@ import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { describeCause } from "../capabilities/describeCause.ts"
 import { Headers, type OutgoingMessage } from "../capabilities/Message.ts"
 import { Publisher, PublisherError } from "../capabilities/Publisher.ts"
 import { SqlDatabase, type SqlClient } from "../capabilities/SqlDatabase.ts"
 import { parseTraceparent } from "../messaging/traceContext.ts"
+import * as ListenOnDemand from "../sql/listenOnDemand.ts"
 import { type BackoffPolicy, delayFor, exhausted } from "../resilience/backoff.ts"
 import { type CircuitBreaker, CircuitOpenError, make as makeBreaker } from "../resilience/circuitBreaker.ts"
 import { outboxChannel } from "../orders/sql.ts"
@@ -60,7 +62,10 @@ interface ClaimedRow {
   readonly attempts: number
 }
 
-const NextDue = Schema.Struct({ due: Schema.NullOr(Schema.Date) })
+/** A row of `Sql.nextDue`: timestamptz comes back as a Date (SqlDatabase's table). */
+interface NextDueRow {
+  readonly due: Date | null
+}
 
 const StatusCount = Schema.Struct({ status: Schema.String, count: Schema.Number })
 
@@ -103,8 +108,15 @@ export const retryPolicy = (config: RelayConfig): BackoffPolicy =>
     : { base: config.retryDelay, max: config.retryDelay, factor: 1, jitter: 0, maxAttempts: config.maxRetries + 1 }
 
 type BatchResult =
-  | { readonly _tag: "Claimed"; readonly count: number }
+  | { readonly _tag: "Claimed"; readonly count: number; readonly due?: Date | null }
   | { readonly _tag: "Refused"; readonly retryAfter: Duration.Duration }
+  | { readonly _tag: "Failed" }
+
+/**
+ * NOTIFYs in a row that found every worker busy before the LISTEN is turned off: at 2 000
+ * inserts a second, 16 ms of them. Turning it on again costs a round trip and a claim.
+ */
+const unheededLimit = 32
 
 export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
   Effect.gen(function*() {
@@ -197,7 +209,11 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
             tx.query(config.asyncCommit ? Sql.claimSettingsCommitWithoutFlush : Sql.claimSettings),
             tx.query<ClaimedRow>(Sql.claimBatch, [new Date(started), config.batchSize])
           ], { concurrency: 2 })
-          if (rows.length === 0) return { _tag: "Claimed", count: 0 } as BatchResult
+          if (rows.length === 0) {
+            // Nothing to do: when the next row falls due (for `wait`), asked with the COMMIT.
+            const [next] = yield* tx.commitAfter<NextDueRow>(Sql.nextDue, [new Date(started)])
+            return { _tag: "Claimed", count: 0, due: next?.due ?? null } as BatchResult
+          }
           yield* setBusy(1)
           const first = yield* attempt(publisher, rows)
           // A batch the broker refused is published again one event at a time, so one poison
@@ -216,7 +232,9 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
           const failedRows = outcomes.filter(([, error]) => error !== undefined && !(error instanceof CircuitOpenError))
           // Refused rows stay untouched (pending, due): the breaker's refusal costs no attempt.
           if (sent.length > 0) {
-            yield* tx.query(Sql.markPublished, [sent.map((r) => r.row_ref), new Date(done)])
+            const mark = [sent.map((r) => r.row_ref), new Date(done)]
+            // The usual case, the mark is the last statement and goes with the COMMIT.
+            yield* failedRows.length === 0 ? tx.commitAfter(Sql.markPublished, mark) : tx.query(Sql.markPublished, mark)
             yield* Metric.update(published, sent.length)
           }
           for (const [row, error] of failedRows) yield* settleFailure(tx, [row], error)
@@ -236,7 +254,7 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
       const publisher = yield* Publisher
       yield* Metric.update(poolSize, config.poolSize)
       const wakes = yield* Effect.forEach(Array.from({ length: config.poolSize }), () => Queue.sliding<void>(1))
-      // The workers waiting for a wake-up (in `idle`), oldest first.
+      // The workers waiting for a wake-up (in `wait`), oldest first.
       const waiting = new Set<Queue.Queue<void>>()
       // A wake-up goes to every busy worker and to one waiting worker. A busy worker keeps it
       // (one is enough) until its claim is done, so a row committed after that claim's snapshot
@@ -252,52 +270,82 @@ export const makeRelay = (config: RelayConfig): Effect.Effect<Relay> =>
         }
         return Effect.void
       })
-      const wakeUp = Effect.andThen(
-        Effect.forEach(wakes, (q) => (waiting.has(q) ? Effect.void : Queue.offer(q, undefined)), { discard: true }),
-        wakeOne
+      const wakeBusy = Effect.forEach(wakes, (q) => (waiting.has(q) ? Effect.void : Queue.offer(q, undefined)), { discard: true })
+      // The LISTEN is on only while workers run out of work: with every worker busy, each one
+      // claims again after its batch anyway, and `unheededLimit` NOTIFYs in a row that found
+      // nobody waiting turn it off (src/sql/listenOnDemand.ts says what that saves). The next
+      // worker to find nothing turns it on again before it waits.
+      let unheeded = 0
+      const listener: ListenOnDemand.ListenOnDemand = yield* ListenOnDemand.make(db, outboxChannel, () =>
+        Effect.suspend((): Effect.Effect<void> => {
+          if (waiting.size > 0) {
+            unheeded = 0
+            return Effect.andThen(wakeBusy, wakeOne)
+          }
+          if (++unheeded < unheededLimit) return wakeBusy
+          unheeded = 0
+          return listener.stop
+        }))
+      const listen = listener.start.pipe(
+        Effect.as(true),
+        Effect.catchCause((cause) => Effect.as(Effect.logWarning("outbox LISTEN failed; polling until it succeeds", cause), false))
       )
-      // One LISTEN for the pool.
-      yield* db.listen(outboxChannel).pipe(
-        Stream.runForEach(() => wakeUp),
-        Effect.tapCause((cause) => Effect.logWarning("outbox LISTEN stopped; polling only", cause)),
-        Effect.retry(Schedule.spaced(config.pollInterval)),
-        Effect.ignore,
-        Effect.forkScoped
-      )
+      yield* listen
       yield* refreshQueueGauge(db).pipe(
         Effect.repeat(Schedule.spaced(config.queueGaugeInterval)),
         Effect.forkScoped
       )
-      // Rows due after `claimedAt` were not seen by the empty claim, also those that fell due
-      // between it and now: they are waited for (zero time when already due), not left to the poll.
-      const idle = (wake: Queue.Queue<void>, claimedAt: number) =>
+      // Waits for a wake-up, the poll interval, or the next row to fall due after `claimedAt`
+      // (rows due after it were not seen by the empty claim, also those that fell due between it
+      // and now: waited for zero time when already due, not left to the poll). In `waiting` from
+      // the start, so a NOTIFY during the `nextDue` query wakes it too.
+      // `known` is that time when the empty claim already asked.
+      const wait = (wake: Queue.Queue<void>, claimedAt: number, known?: Date | null) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const [row] = yield* db.queryAs(NextDue, Sql.nextDue, [new Date(claimedAt)]).pipe(Effect.orElseSucceed(() => []))
-          const due = row?.due == null ? config.pollInterval : Duration.millis(Math.max(0, row.due.getTime() - now))
+          const next = known !== undefined
+            ? known
+            : (yield* db.query<NextDueRow>(Sql.nextDue, [new Date(claimedAt)]).pipe(Effect.orElseSucceed(() => [])))[0]?.due ?? null
+          const due = next === null ? config.pollInterval : Duration.millis(Math.max(0, next.getTime() - now))
+          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due)))
+        }).pipe(Effect.ensuring(Effect.sync(() => waiting.delete(wake))))
+      const idle = (wake: Queue.Queue<void>, claimedAt: number) =>
+        Effect.suspend(() => {
           waiting.add(wake)
-          yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(Duration.min(config.pollInterval, due))).pipe(
-            Effect.ensuring(Effect.sync(() => waiting.delete(wake)))
-          )
+          return wait(wake, claimedAt)
+        })
+      // After an empty claim: waits if the LISTEN `heard` was on for the whole claim and still is
+      // (every commit after the claim's snapshot was announced, and this worker kept the wake-up);
+      // checked and joined at once, so the LISTEN cannot stop in between. Otherwise false.
+      const idleIfHeard = (wake: Queue.Queue<void>, claimedAt: number, heard: number | undefined, due: Date | null | undefined) =>
+        Effect.suspend(() => {
+          if (heard === undefined || listener.epoch() !== heard) return Effect.succeed(false)
+          waiting.add(wake)
+          return Effect.as(wait(wake, claimedAt, due), true)
         })
       const worker = (wake: Queue.Queue<void>) =>
         Effect.gen(function*() {
           // Nothing is claimed while the breaker is open: the rows stay pending for later.
           if ((yield* breakerState) === "open") return yield* Effect.sleep(Duration.min(config.resetTimeout, Duration.seconds(1)))
           const claimedAt = yield* Clock.currentTimeMillis
+          const heard = listener.epoch()
           // A wake-up from before this claim is answered by it: the claim's snapshot is later.
           yield* Queue.clear(wake)
           const result = yield* processBatch(db, publisher).pipe(
             Effect.catchCause((cause) =>
               // A database outage: back off by the poll interval, keep the worker.
-              Effect.as(Effect.logWarning("outbox claim failed", cause), { _tag: "Claimed", count: 0 } as BatchResult)
+              Effect.as(Effect.logWarning("outbox claim failed", cause), { _tag: "Failed" } as BatchResult)
             )
           )
           if (result._tag === "Refused") return yield* Effect.sleep(result.retryAfter)
+          if (result._tag === "Failed") return yield* idle(wake, claimedAt)
           if (result.count >= config.batchSize) yield* wakeOne
           // Not "fewer than a batch": publishing a row makes the next of its aggregate claimable,
           // and no NOTIFY says so. Only an empty claim means there is nothing to do.
-          if (result.count === 0) yield* idle(wake, claimedAt)
+          if (result.count > 0 || (yield* idleIfHeard(wake, claimedAt, heard, result.due))) return
+          // The LISTEN was off for some of the claim: on again, then claim again at once; that
+          // claim sees what committed before the LISTEN, the LISTEN announces what comes after.
+          if (!(yield* listen)) yield* idle(wake, claimedAt)
         }).pipe(Effect.forever)
       const fibers = yield* Effect.forEach(wakes, (wake) => Effect.forkScoped(worker(wake)))
       return yield* Fiber.joinAll(fibers).pipe(Effect.andThen(Effect.never))

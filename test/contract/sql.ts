@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
 import { type Migration, migrate, MigrationError } from "../../src/sql/migrations.ts"
@@ -303,6 +304,45 @@ export const sqlContract = (
         expect(yield* count(table)).toBe(0)
       })))
 
+    test("commitAfter commits with its statement and returns its rows; the transaction is over after it", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const table = fresh("commitafter")
+        yield* createTable(table)
+        const [rows, after] = yield* db.transaction((tx) =>
+          Effect.gen(function*() {
+            yield* tx.query(`insert into ${table} (id) values (1)`)
+            const rows = yield* tx.commitAfter<{ id: number }>(`insert into ${table} (id) values (2) returning id`)
+            const after = yield* tx.query(`insert into ${table} (id) values (3)`).pipe(Effect.flip)
+            return [rows, after] as const
+          })
+        )
+        expect(rows).toEqual([{ id: 2 }])
+        expect(after).toBeInstanceOf(SqlError)
+        expect(yield* count(table)).toBe(2)
+        // The connection (or PGlite's session) came back usable, outside any transaction.
+        yield* db.transaction((tx) => tx.query(`insert into ${table} (id) values (4)`))
+        expect(yield* count(table)).toBe(3)
+      })))
+
+    test("commitAfter whose statement fails rolls back the whole transaction and fails with the statement's error", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const table = fresh("commitafterfail")
+        yield* createTable(table)
+        const error = yield* db.transaction((tx) =>
+          Effect.andThen(
+            tx.query(`insert into ${table} (id) values (1)`),
+            tx.commitAfter(`insert into ${table} (id) values (1)`)
+          )
+        ).pipe(Effect.flip)
+        expect(error).toBeInstanceOf(SqlError)
+        expect((error as SqlError).code).toBe("23505")
+        expect(yield* count(table)).toBe(0)
+        yield* db.transaction((tx) => tx.commitAfter(`insert into ${table} (id) values (5)`))
+        expect(yield* count(table)).toBe(1)
+      })))
+
     test("rolls back a transaction interrupted while it is open", () =>
       run(Effect.gen(function*() {
         const db = yield* SqlDatabase
@@ -381,6 +421,23 @@ export const sqlContract = (
         yield* db.notify(fresh("other"), "not for us")
         for (const i of [1, 2, 3, 4, 5]) yield* db.notify(channel, `m${i}`)
         expect(yield* Fiber.join(received).pipe(Effect.timeout("10 seconds"))).toEqual(["m1", "m2", "m3", "m4", "m5"])
+      })))
+
+    test("subscribe succeeds once listening: a NOTIFY sent right after it is heard, and closing one subscription leaves the others", () =>
+      run(Effect.gen(function*() {
+        const db = yield* SqlDatabase
+        const channel = fresh("Sub")
+        const first = yield* Scope.make()
+        const second = yield* Scope.make()
+        const one = yield* db.subscribe(channel).pipe(Scope.provide(first))
+        // No pinging: subscribe answered, so the session listens now.
+        yield* db.notify(channel, "a")
+        expect(yield* one.pipe(Stream.take(1), Stream.runCollect, Effect.timeout("10 seconds"))).toEqual(["a"])
+        const two = yield* db.subscribe(channel).pipe(Scope.provide(second))
+        yield* Scope.close(first, Exit.void)
+        yield* db.notify(channel, "b")
+        expect(yield* two.pipe(Stream.take(1), Stream.runCollect, Effect.timeout("10 seconds"))).toEqual(["b"])
+        yield* Scope.close(second, Exit.void)
       })))
 
     describe("migrations", () => {

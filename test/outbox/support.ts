@@ -58,7 +58,8 @@ export const countingClaims = (claims: Claims) =>
       transaction: (body) =>
         db.transaction((tx) => body({
           query: (text, params) => { count(text); return tx.query(text, params) },
-          queryAs: (schema, text, params) => { count(text); return tx.queryAs(schema, text, params) }
+          queryAs: (schema, text, params) => { count(text); return tx.queryAs(schema, text, params) },
+          commitAfter: (text, params) => { count(text); return tx.commitAfter(text, params) }
         }))
     }
     return wrapped
