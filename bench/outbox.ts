@@ -13,11 +13,16 @@
  *    acks=all) sends the same records (same keys, values and headers, read back from the rows)
  *    in batches of `--batch-size`, from `--pool-size` concurrent senders; rate = rows / time
  *    from the first send to the last ack.
- * 3. relay: `makeRelay` in this process with `WORKER_BATCH_SIZE=--batch-size` and
+ * 3. raw relay, the relay's own baseline: the relay's statements (claim, settings, mark), producer
+ *    settings and wake-up rule written directly on postgres.js and kafkajs, with none of the
+ *    toolkit (`startRawRelay`), `--pool-size` workers, over a second table filled the same way;
+ *    rate = rows / time from its start until Kafka acknowledged every row. What PostgreSQL's
+ *    claims and marks cost on this machine, next to the raw producer that needs no database.
+ * 4. relay: `makeRelay` in this process with `WORKER_BATCH_SIZE=--batch-size` and
  *    `WORKER_POOL_SIZE=--pool-size` on the real Kafka publisher layer and PostgreSQL; rate = rows
  *    / time from starting `relay.run` (layers already connected) until every row is marked
  *    published.
- * 4. latency (skipped with `--seconds 0`): on another fresh database and topic, with the relay
+ * 5. latency (skipped with `--seconds 0`): on another fresh database and topic, with the relay
  *    running here (same settings), a child process (`outboxInserter.ts`, so inserting takes no
  *    CPU time from the relay's process) inserts `--rate` events a second for `--seconds`
  *    seconds, open loop, each by the orders API's statement as a transaction of its own (its
@@ -31,7 +36,8 @@
  *    transactions, other statements and publish calls meanwhile, with how long the calls took,
  *    this process's CPU time per event, and each event's latency in two: from its commit to the
  *    answer of the claim that took it (waiting for a worker, the wake-up, the claim itself), and
- *    from there to the ack (publish, and waiting for the other workers' publishes).
+ *    from there to the ack (publish, and waiting for the other workers' publishes). The raw relay
+ *    runs the same load first, on a database and topic of its own: its latency is the baseline.
  * Each throughput run also reports this process's CPU time per event (user + system, µs): the
  * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
  * than the rates when other work competes for the cores.
@@ -40,6 +46,7 @@
  * spread, the ratio of medians; latency per round and over all rounds' events. `--json` also
  * prints the summary as one JSON line.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -331,6 +338,161 @@ const summaryOf = (h: hdr.Histogram, events: number, insertRate: number): Latenc
   maxMs: Number((h.maxValue / 1000).toFixed(1))
 })
 
+/** Runs the inserter child: `eventsPerSecond` for `forSeconds`; when each event's commit was answered. */
+const load = async (url: string, eventsPerSecond: number, forSeconds: number) => {
+  const child = Bun.spawn(
+    [process.execPath, "run", join(import.meta.dir, "outboxInserter.ts"), url, String(eventsPerSecond), String(forSeconds), String(durableInserts)],
+    { stdout: "pipe", stderr: "inherit" }
+  )
+  const out = await new Response(child.stdout).text()
+  if ((await child.exited) !== 0) throw new Error("bench/outboxInserter.ts failed")
+  return JSON.parse(out) as { insertRate: number; committed: Array<[string, number]> }
+}
+
+/** Commit-to-ack latencies of `committed` (µs, into `h` and the all-rounds histogram of `all`). */
+const record = (committed: ReadonlyArray<readonly [string, number]>, ackedAt: ReadonlyMap<string, number>, h: hdr.Histogram, all: hdr.Histogram) => {
+  for (const [id, at] of committed) {
+    const acked = ackedAt.get(id)
+    if (acked === undefined) throw new Error(`event ${id} was never acknowledged`)
+    // The relay can see a row before its inserter hears the commit's answer: that counts as 0.
+    const micros = Math.max(0, Math.round((acked - at) * 1000))
+    h.recordValue(micros)
+    all.recordValue(micros)
+  }
+}
+
+interface RawLatency {
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+  readonly claims: number
+  readonly cpuMicros: number
+}
+
+const allRawLatencies = histogram()
+
+/**
+ * The relay's baseline: a relay written directly on postgres.js and kafkajs, with the relay's
+ * statements (the same claim, settings and mark), producer settings and wake-up rule (a NOTIFY
+ * wakes one waiting worker; a worker that was busy when one came claims again before it waits),
+ * and none of the toolkit: no Effect, breaker, backoff, spans, metrics or failure handling.
+ * `acked` hears the ids of each batch Kafka acknowledged, as the relay's Publisher does.
+ */
+const startRawRelay = async (url: string, topic: string, acked: (ids: ReadonlyArray<string>) => void) => {
+  const sql = postgres(url, { max: poolSize + 1, onnotice: () => {} })
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  const missed = Array.from({ length: poolSize }, () => false)
+  const waiters: Array<() => void> = []
+  const counts = { claims: 0 }
+  let stopped = false
+  const subscription = await sql.listen(Orders.outboxChannel, () => {
+    const waiter = waiters.shift()
+    if (waiter !== undefined) waiter()
+    else missed.fill(true)
+  })
+  type Row = { row_ref: string; id: string; aggregate_id: string; event_type: string; payload: string; traceparent: string | null }
+  const claimOnce = () =>
+    sql.begin(async (tx) => {
+      counts.claims++
+      const [, rows] = await Promise.all([
+        tx.unsafe(OutboxSql.claimSettingsCommitWithoutFlush),
+        tx.unsafe<Array<Row>>(OutboxSql.claimBatch, [new Date(), batchSize])
+      ])
+      if (rows.length === 0) return 0
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: rows.map((r) => ({
+          key: r.aggregate_id,
+          value: r.payload,
+          headers: {
+            [EventHeaders.eventId]: r.id,
+            [EventHeaders.eventType]: r.event_type,
+            ...(r.traceparent === null ? {} : { traceparent: r.traceparent })
+          }
+        }))
+      })
+      acked(rows.map((r) => r.id))
+      await tx.unsafe(OutboxSql.markPublished, [rows.map((r) => r.row_ref), new Date()])
+      return rows.length
+    })
+  const worker = async (i: number) => {
+    while (!stopped) {
+      missed[i] = false
+      const claimed = await claimOnce()
+      if (claimed > 0 || missed[i]) continue
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Duration.toMillis(relayDefaults.pollInterval))
+        waiters.push(() => (clearTimeout(timer), resolve()))
+      })
+    }
+  }
+  const workers = Array.from({ length: poolSize }, (_, i) => worker(i))
+  return {
+    counts,
+    stop: async () => {
+      stopped = true
+      for (const waiter of waiters.splice(0)) waiter()
+      await Promise.allSettled(workers)
+      await subscription.unlisten()
+      await producer.disconnect()
+      await sql.end({ timeout: 5 })
+    }
+  }
+}
+
+/** The raw relay over the filled table: rows / time from its start until Kafka acknowledged them all. */
+const rawRelayRun = async (url: string, topic: string) => {
+  let seen = 0
+  const all = Promise.withResolvers<void>()
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  const relay = await startRawRelay(url, topic, (ids) => {
+    seen += ids.length
+    if (seen >= rows) all.resolve()
+  })
+  try {
+    await all.promise
+    const elapsed = performance.now() - started
+    return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), rows) }
+  } finally {
+    await relay.stop()
+  }
+}
+
+/** The raw relay's commit-to-ack latency under the same load as `latencyRun`'s. */
+const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> => {
+  const ackedAt = new Map<string, number>()
+  const relay = await startRawRelay(url, topic, (ids) => {
+    const at = now()
+    for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, at)
+  })
+  try {
+    await load(url, 20, 1)
+    const claimsBefore = relay.counts.claims
+    const cpu = process.cpuUsage()
+    const { committed } = await load(url, rate, seconds)
+    const deadline = Date.now() + 60_000
+    while (ackedAt.size < committed.length + 20 && Date.now() < deadline) await Bun.sleep(5)
+    const used = process.cpuUsage(cpu)
+    const h = histogram()
+    record(committed, ackedAt, h, allRawLatencies)
+    const ms = (p: number) => Number((h.getValueAtPercentile(p) / 1000).toFixed(1))
+    const result = {
+      p50Ms: ms(50),
+      p99Ms: ms(99),
+      maxMs: Number((h.maxValue / 1000).toFixed(1)),
+      claims: relay.counts.claims - claimsBefore,
+      cpuMicros: cpuPerEvent(used, committed.length)
+    }
+    h.destroy()
+    return result
+  } finally {
+    await relay.stop()
+  }
+}
+
 const latencyRun = async (url: string, topic: string): Promise<Latency> => {
   const work: Work = { transactions: 0, statements: 0, claimedAt: new Map() }
   const calls = histogram()
@@ -345,18 +507,9 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
         waiting = { count, done: Promise.withResolvers<void>() }
         return waiting.done.promise
       })
-    const load = (eventsPerSecond: number, forSeconds: number) =>
-      Effect.promise(async () => {
-        const child = Bun.spawn(
-          [process.execPath, "run", join(import.meta.dir, "outboxInserter.ts"), url, String(eventsPerSecond), String(forSeconds), String(durableInserts)],
-          { stdout: "pipe", stderr: "inherit" }
-        )
-        const out = await new Response(child.stdout).text()
-        if ((await child.exited) !== 0) throw new Error("bench/outboxInserter.ts failed")
-        return JSON.parse(out) as { insertRate: number; committed: Array<[string, number]> }
-      })
+    const loaded = (eventsPerSecond: number, forSeconds: number) => Effect.promise(() => load(url, eventsPerSecond, forSeconds))
     // Warm-up: connections, the producer's first metadata fetch, the LISTEN.
-    yield* load(20, 1)
+    yield* loaded(20, 1)
     yield* acks(20)
     ackedAt.clear()
     calls.reset()
@@ -364,20 +517,16 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     work.statements = 0
     work.claimedAt.clear()
     const cpu = process.cpuUsage()
-    const { insertRate, committed } = yield* load(rate, seconds)
+    const { insertRate, committed } = yield* loaded(rate, seconds)
     yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
     const used = process.cpuUsage(cpu)
     yield* Fiber.interrupt(fiber)
     const h = histogram()
     const toClaim = histogram()
     const claimToAck = histogram()
+    record(committed, ackedAt, h, allLatencies)
     for (const [id, at] of committed) {
-      const acked = ackedAt.get(id)
-      if (acked === undefined) throw new Error(`event ${id} was never acknowledged`)
-      // The relay can see a row before its inserter hears the commit's answer: that counts as 0.
-      const micros = Math.max(0, Math.round((acked - at) * 1000))
-      h.recordValue(micros)
-      allLatencies.recordValue(micros)
+      const acked = ackedAt.get(id)!
       const claimed = work.claimedAt.get(id)
       if (claimed !== undefined) {
         toClaim.recordValue(Math.max(0, Math.round((claimed - at) * 1000)))
@@ -430,40 +579,66 @@ say(
     `${adminUrl.replace(/:[^:@/]*@/, ":***@")}, Kafka ${brokers.join(",")}`
 )
 try {
-  const results: Array<{ raw: number; relay: number; ratio: number; rawCpu: number; relayCpu: number; latency: Latency | undefined }> = []
+  const results: Array<{
+    raw: number
+    relay: number
+    ratio: number
+    rawCpu: number
+    relayCpu: number
+    rawRelay: number
+    rawRelayCpu: number
+    latency: Latency | undefined
+    rawLatency: RawLatency | undefined
+  }> = []
   for (let round = 1; round <= rounds; round++) {
     let raw = Number.NaN
     let relay = Number.NaN
     let rawCpu = Number.NaN
     let relayCpu = Number.NaN
+    let rawRelay = Number.NaN
+    let rawRelayCpu = Number.NaN
     if (rows > 0) {
       const url = await freshDatabase(`bench_outbox_${tag}_${round}`)
       await fill(url)
       const records = await recordsOf(url)
       const baseline = await rawRun(records, await freshTopic(`bench-outbox-raw-${tag}-${round}`))
+      const rawRelayUrl = await freshDatabase(`bench_outbox_rawrelay_${tag}_${round}`)
+      await fill(rawRelayUrl)
+      const rawRelayResult = await rawRelayRun(rawRelayUrl, await freshTopic(`bench-outbox-rawrelay-${tag}-${round}`))
       const run = await relayRun(url, await freshTopic(`bench-outbox-relay-${tag}-${round}`))
       if (run.published !== rows) throw new Error(`the relay published ${run.published} of ${rows}`)
       raw = baseline.perSecond
       rawCpu = baseline.cpuMicros
+      rawRelay = rawRelayResult.perSecond
+      rawRelayCpu = rawRelayResult.cpuMicros
       relay = run.perSecond
       relayCpu = run.cpuMicros
     }
-    const latency = seconds > 0 && rate > 0
+    const measureLatency = seconds > 0 && rate > 0
+    const rawLatency = measureLatency
+      ? await rawLatencyRun(await freshDatabase(`bench_outbox_rawlatency_${tag}_${round}`), await freshTopic(`bench-outbox-rawlatency-${tag}-${round}`))
+      : undefined
+    const latency = measureLatency
       ? await latencyRun(await freshDatabase(`bench_outbox_latency_${tag}_${round}`), await freshTopic(`bench-outbox-latency-${tag}-${round}`))
       : undefined
-    results.push({ raw, relay, ratio: relay / raw, rawCpu, relayCpu, latency })
+    results.push({ raw, relay, ratio: relay / raw, rawCpu, relayCpu, rawRelay, rawRelayCpu, latency, rawLatency })
     say(
       `round ${round}: ` +
         (rows > 0
           ? `raw kafkajs producer ${Math.round(raw)} events/s (${rawCpu} µs CPU/event) | ` +
-            `relay ${Math.round(relay)} events/s = ${(relay / raw).toFixed(2)} of raw (${relayCpu} µs CPU/event)`
+            `raw relay ${Math.round(rawRelay)} events/s (${rawRelayCpu} µs CPU/event) | ` +
+            `relay ${Math.round(relay)} events/s = ${(relay / raw).toFixed(2)} of raw, ${(relay / rawRelay).toFixed(2)} of the raw relay (${relayCpu} µs CPU/event)`
           : "") +
         (latency === undefined
           ? ""
           : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
             `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
             `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms; ${latency.cpuMicros} µs CPU/event; ` +
-            `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms)`)
+            `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms)`) +
+        (rawLatency === undefined
+          ? ""
+          : ` | raw relay at the same rate: p50 ${rawLatency.p50Ms} ms, p99 ${rawLatency.p99Ms} ms, max ${rawLatency.maxMs} ms ` +
+            `(${rawLatency.claims} claim transactions; ${rawLatency.cpuMicros} µs CPU/event)`)
     )
   }
   const rawMedian = median(results.map((r) => r.raw))
@@ -488,15 +663,32 @@ try {
         ratioMin: Number(Math.min(...ratios).toFixed(2)),
         ratioMax: Number(Math.max(...ratios).toFixed(2)),
         rawCpuMicrosPerEvent: median(results.map((r) => r.rawCpu)),
+        rawRelayPerSecond: Math.round(median(results.map((r) => r.rawRelay))),
+        rawRelayCpuMicrosPerEvent: median(results.map((r) => r.rawRelayCpu)),
+        ratioToRawRelay: Number(median(results.map((r) => r.relay / r.rawRelay)).toFixed(2)),
         relayCpuMicrosPerEvent: median(results.map((r) => r.relayCpu))
       }
       : {}),
     ...(overall === undefined
       ? {}
-      : { rate, seconds, latency: overall, p99MsMedianOfRounds: median(latencies.map((l) => l.p99Ms)) })
+      : {
+        rate,
+        seconds,
+        latency: overall,
+        p99MsMedianOfRounds: median(latencies.map((l) => l.p99Ms)),
+        rawRelayLatency: {
+          p50Ms: Number((allRawLatencies.getValueAtPercentile(50) / 1000).toFixed(1)),
+          p99Ms: Number((allRawLatencies.getValueAtPercentile(99) / 1000).toFixed(1)),
+          maxMs: Number((allRawLatencies.maxValue / 1000).toFixed(1))
+        }
+      })
   }
   if (rows > 0) {
     say(`median: raw kafkajs producer (idempotent, acks=all, batches of ${batchSize}, ${poolSize} senders) ${summary.rawPerSecond} events/s, ${summary.rawCpuMicrosPerEvent} µs CPU/event in this process`)
+    say(
+      `median: raw relay (the relay's statements on postgres.js and kafkajs alone, ${poolSize} workers) ${summary.rawRelayPerSecond} events/s, ` +
+        `${summary.rawRelayCpuMicrosPerEvent} µs CPU/event in this process; relay / raw relay, median of per-round ratios: ${summary.ratioToRawRelay!.toFixed(2)}`
+    )
     say(
       `median: relay ${summary.relayPerSecond} events/s (goal >= ${goals.perSecond}: ${goal(relayMedian >= goals.perSecond)}); ` +
         `ratio to raw: median of per-round ratios ${summary.ratio!.toFixed(2)} (spread ${summary.ratioMin!.toFixed(2)}–${summary.ratioMax!.toFixed(2)}), ` +
@@ -508,7 +700,9 @@ try {
     say(
       `latency, commit to Kafka ack, all ${overall.events} events of ${latencies.length} round(s) scheduled at ${rate} events/s ` +
         `(inserted at ${overall.insertRate}/s, median of rounds): ` +
-        `p50 ${overall.p50Ms} ms, p99 ${overall.p99Ms} ms (goal < ${goals.p99Ms} ms: ${goal(overall.p99Ms < goals.p99Ms)}), max ${overall.maxMs} ms`
+        `p50 ${overall.p50Ms} ms, p99 ${overall.p99Ms} ms (goal < ${goals.p99Ms} ms: ${goal(overall.p99Ms < goals.p99Ms)}), max ${overall.maxMs} ms; ` +
+        `raw relay (the same statements on postgres.js and kafkajs alone), all its events: ` +
+        `p50 ${summary.rawRelayLatency!.p50Ms} ms, p99 ${summary.rawRelayLatency!.p99Ms} ms, max ${summary.rawRelayLatency!.maxMs} ms`
     )
   }
   if (asJson) console.log(JSON.stringify(summary))

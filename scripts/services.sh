@@ -16,7 +16,7 @@
 #
 # Environment (all optional):
 #   KAFKA_VERSION=4.0.1           use another Kafka version than the one pinned in scripts/kafka/pom.xml
-#   SERVICES_KAFKA_HEAP=512m      broker max heap (-Xmx; at least 64m)
+#   SERVICES_KAFKA_HEAP=512m      broker heap (-Xms and -Xmx; at least 64m)
 #   SERVICES_KAFKA_TIMEOUT=90     seconds to wait for the broker (likewise SERVICES_RABBITMQ_TIMEOUT=60,
 #                                 SERVICES_POSTGRES_TIMEOUT=30)
 set -euo pipefail
@@ -283,8 +283,12 @@ up_kafka() {
     # setsid: own session, so a Ctrl-C in the calling terminal does not reach the broker.
     # 9>&-: a server must not inherit (and so hold) the services.sh lock; the PostgreSQL and
     # RabbitMQ starts close it too.
+    # The heap and GC settings of Kafka's own start script (heap fixed at its maximum): a heap
+    # that starts small keeps the young generation small, and the broker then stopped every 2-3 s
+    # under 2 000 events/s for a young collection (up to 40 ms, every request waiting).
     (cd "$KAFKA_DIR" && exec setsid nohup java \
-      -Xms64m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+      "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
       -Djava.awt.headless=true "-Dlog4j2.configurationFile=$KAFKA_LOG4J" -Dkafka.logs.dir="$KAFKA_DIR" \
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1 </dev/null 9>&-) &
     pid=$!
