@@ -12,7 +12,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { type SqlClient, SqlDatabase, type SqlError } from "../capabilities/SqlDatabase.ts"
+import { SqlDatabase, type SqlError, type SqlTransaction } from "../capabilities/SqlDatabase.ts"
 import { currentTraceparent } from "../messaging/traceContext.ts"
 import type { OrderRequest } from "./request.ts"
 import * as Sql from "./sql.ts"
@@ -64,7 +64,12 @@ const CreatedRow = Schema.Struct({ created_at: Schema.Date })
 const OrderRow = Schema.Struct({ id: Schema.String, customer_id: Schema.String, total_cents: Schema.String, created_at: Schema.Date })
 const ItemRow = Schema.Struct({ sku: Schema.String, quantity: Schema.Number, unit_price_cents: Schema.String })
 
-const insertOrder = (tx: SqlClient, request: OrderRequest) =>
+/**
+ * The order, its items and its `OrderCreated` outbox row. The order and its items go out
+ * together (one round trip); with `last`, the outbox row is the transaction's last statement and
+ * goes with the COMMIT.
+ */
+const insertOrder = (tx: SqlTransaction, request: OrderRequest, last: boolean) =>
   Effect.gen(function*() {
     const id = crypto.randomUUID()
     const lines = request.items.map((item, line) => ({
@@ -75,8 +80,10 @@ const insertOrder = (tx: SqlClient, request: OrderRequest) =>
     }))
     // BigInt: a quantity times a price in cents may pass 2^53 even when each is safe.
     const totalCents = lines.reduce((sum, line) => sum + BigInt(line.quantity) * BigInt(line.unit_price_cents), 0n)
-    const [created] = yield* tx.queryAs(CreatedRow, Sql.insertOrder, [id, request.customerId, totalCents.toString()])
-    yield* tx.query(Sql.insertItems, [id, JSON.stringify(lines)])
+    const [[created]] = yield* Effect.all([
+      tx.queryAs(CreatedRow, Sql.insertOrder, [id, request.customerId, totalCents.toString()]),
+      tx.query(Sql.insertItems, [id, JSON.stringify(lines)])
+    ], { concurrency: 2 })
     const order: Order = {
       id,
       customerId: request.customerId,
@@ -88,7 +95,8 @@ const insertOrder = (tx: SqlClient, request: OrderRequest) =>
     const payload = { id: eventId, type: orderCreated, aggregateId: id, occurredAt: order.createdAt, data: order }
     const traceparent = yield* currentTraceparent
     const headers = traceparent === undefined ? {} : { traceparent }
-    yield* tx.query(Sql.insertEvent, [eventId, aggregateType, id, orderCreated, JSON.stringify(payload), JSON.stringify(headers)])
+    const event = [eventId, aggregateType, id, orderCreated, JSON.stringify(payload), JSON.stringify(headers)]
+    yield* last ? tx.commitAfter(Sql.insertEvent, event) : tx.query(Sql.insertEvent, event)
     return order
   })
 
@@ -100,7 +108,7 @@ export const createOrder = Effect.fn("orders.create")(function*(
   return yield* db.transaction((tx) =>
     Effect.gen(function*() {
       if (idempotencyKey === undefined) {
-        const order = yield* insertOrder(tx, request)
+        const order = yield* insertOrder(tx, request, true)
         return { status: 201, body: JSON.stringify(order), replayed: false }
       }
       const body = canonical(request)
@@ -111,9 +119,9 @@ export const createOrder = Effect.fn("orders.create")(function*(
         if (hashed?.hash !== stored.request_hash) return yield* new IdempotencyKeyReused({ key: idempotencyKey })
         return { status: stored.response_status, body: stored.response_body, replayed: true }
       }
-      const order = yield* insertOrder(tx, request)
+      const order = yield* insertOrder(tx, request, false)
       const response = JSON.stringify(order)
-      yield* tx.query(Sql.insertKey, [idempotencyKey, body, 201, response])
+      yield* tx.commitAfter(Sql.insertKey, [idempotencyKey, body, 201, response])
       return { status: 201, body: response, replayed: false }
     })
   )

@@ -160,7 +160,9 @@ export const failingStatement = (pattern: RegExp) => (db: SqlDatabaseShape): Sql
       body({
         ...tx,
         query: (text, params) =>
-          pattern.test(text) ? Effect.fail(new SqlError({ operation: "query", cause: new Error("injected failure") })) : tx.query(text, params)
+          pattern.test(text) ? Effect.fail(new SqlError({ operation: "query", cause: new Error("injected failure") })) : tx.query(text, params),
+        commitAfter: (text, params) =>
+          pattern.test(text) ? Effect.fail(new SqlError({ operation: "query", cause: new Error("injected failure") })) : tx.commitAfter(text, params)
       })
     )
 })
