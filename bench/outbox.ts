@@ -361,12 +361,35 @@ const record = (committed: ReadonlyArray<readonly [string, number]>, ackedAt: Re
   }
 }
 
+/** Each event's latency in two: commit to the answer of the claim that took it, and from there to the ack (µs). */
+const split = (
+  committed: ReadonlyArray<readonly [string, number]>,
+  claimedAt: ReadonlyMap<string, number>,
+  ackedAt: ReadonlyMap<string, number>
+): [hdr.Histogram, hdr.Histogram] => {
+  const toClaim = histogram()
+  const claimToAck = histogram()
+  for (const [id, at] of committed) {
+    const acked = ackedAt.get(id)
+    const claimed = claimedAt.get(id)
+    if (acked === undefined || claimed === undefined) continue
+    toClaim.recordValue(Math.max(0, Math.round((claimed - at) * 1000)))
+    claimToAck.recordValue(Math.max(0, Math.round((acked - claimed) * 1000)))
+  }
+  return [toClaim, claimToAck]
+}
+
 interface RawLatency {
   readonly p50Ms: number
   readonly p99Ms: number
   readonly maxMs: number
   readonly claims: number
   readonly cpuMicros: number
+  /** Commit to the answer of the claim that took the event, and from there to Kafka's ack, as for the relay. */
+  readonly toClaimP50Ms: number
+  readonly toClaimP99Ms: number
+  readonly claimToAckP50Ms: number
+  readonly claimToAckP99Ms: number
 }
 
 const allRawLatencies = histogram()
@@ -376,9 +399,15 @@ const allRawLatencies = histogram()
  * statements (the same claim, settings and mark), producer settings and wake-up rule (a NOTIFY
  * wakes one waiting worker; a worker that was busy when one came claims again before it waits),
  * and none of the toolkit: no Effect, breaker, backoff, spans, metrics or failure handling.
- * `acked` hears the ids of each batch Kafka acknowledged, as the relay's Publisher does.
+ * `acked` hears the ids of each batch Kafka acknowledged, as the relay's Publisher does, and
+ * `claimed` those of each claim as it answers.
  */
-const startRawRelay = async (url: string, topic: string, acked: (ids: ReadonlyArray<string>) => void) => {
+const startRawRelay = async (
+  url: string,
+  topic: string,
+  acked: (ids: ReadonlyArray<string>) => void,
+  claimed: (ids: ReadonlyArray<string>) => void = () => {}
+) => {
   const sql = postgres(url, { max: poolSize + 1, onnotice: () => {} })
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
@@ -400,6 +429,7 @@ const startRawRelay = async (url: string, topic: string, acked: (ids: ReadonlyAr
         tx.unsafe<Array<Row>>(OutboxSql.claimBatch, [new Date(), batchSize])
       ])
       if (rows.length === 0) return 0
+      claimed(rows.map((r) => r.id))
       await producer.send({
         topic,
         acks: -1,
@@ -464,10 +494,12 @@ const rawRelayRun = async (url: string, topic: string) => {
 /** The raw relay's commit-to-ack latency under the same load as `latencyRun`'s. */
 const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> => {
   const ackedAt = new Map<string, number>()
-  const relay = await startRawRelay(url, topic, (ids) => {
+  const claimedAt = new Map<string, number>()
+  const firstTime = (times: Map<string, number>) => (ids: ReadonlyArray<string>) => {
     const at = now()
-    for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, at)
-  })
+    for (const id of ids) if (!times.has(id)) times.set(id, at)
+  }
+  const relay = await startRawRelay(url, topic, firstTime(ackedAt), firstTime(claimedAt))
   try {
     await load(url, 20, 1)
     const claimsBefore = relay.counts.claims
@@ -477,16 +509,21 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
     while (ackedAt.size < committed.length + 20 && Date.now() < deadline) await Bun.sleep(5)
     const used = process.cpuUsage(cpu)
     const h = histogram()
+    const [toClaim, claimToAck] = split(committed, claimedAt, ackedAt)
     record(committed, ackedAt, h, allRawLatencies)
-    const ms = (p: number) => Number((h.getValueAtPercentile(p) / 1000).toFixed(1))
+    const ms = (hist: hdr.Histogram, p: number) => Number((hist.getValueAtPercentile(p) / 1000).toFixed(1))
     const result = {
-      p50Ms: ms(50),
-      p99Ms: ms(99),
+      p50Ms: ms(h, 50),
+      p99Ms: ms(h, 99),
       maxMs: Number((h.maxValue / 1000).toFixed(1)),
       claims: relay.counts.claims - claimsBefore,
-      cpuMicros: cpuPerEvent(used, committed.length)
+      cpuMicros: cpuPerEvent(used, committed.length),
+      toClaimP50Ms: ms(toClaim, 50),
+      toClaimP99Ms: ms(toClaim, 99),
+      claimToAckP50Ms: ms(claimToAck, 50),
+      claimToAckP99Ms: ms(claimToAck, 99)
     }
-    h.destroy()
+    for (const hist of [h, toClaim, claimToAck]) hist.destroy()
     return result
   } finally {
     await relay.stop()
@@ -522,17 +559,8 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     const used = process.cpuUsage(cpu)
     yield* Fiber.interrupt(fiber)
     const h = histogram()
-    const toClaim = histogram()
-    const claimToAck = histogram()
     record(committed, ackedAt, h, allLatencies)
-    for (const [id, at] of committed) {
-      const acked = ackedAt.get(id)!
-      const claimed = work.claimedAt.get(id)
-      if (claimed !== undefined) {
-        toClaim.recordValue(Math.max(0, Math.round((claimed - at) * 1000)))
-        claimToAck.recordValue(Math.max(0, Math.round((acked - claimed) * 1000)))
-      }
-    }
+    const [toClaim, claimToAck] = split(committed, work.claimedAt, ackedAt)
     const ms = (hist: hdr.Histogram, p: number) => Number((hist.getValueAtPercentile(p) / 1000).toFixed(1))
     const result = {
       ...summaryOf(h, committed.length, insertRate),
@@ -638,7 +666,9 @@ try {
         (rawLatency === undefined
           ? ""
           : ` | raw relay at the same rate: p50 ${rawLatency.p50Ms} ms, p99 ${rawLatency.p99Ms} ms, max ${rawLatency.maxMs} ms ` +
-            `(${rawLatency.claims} claim transactions; ${rawLatency.cpuMicros} µs CPU/event)`)
+            `(${rawLatency.claims} claim transactions; ${rawLatency.cpuMicros} µs CPU/event; ` +
+            `commit to claim p50 ${rawLatency.toClaimP50Ms} ms, p99 ${rawLatency.toClaimP99Ms} ms, ` +
+            `claim to ack p50 ${rawLatency.claimToAckP50Ms} ms, p99 ${rawLatency.claimToAckP99Ms} ms)`)
     )
   }
   const rawMedian = median(results.map((r) => r.raw))
