@@ -36,8 +36,10 @@
  *    transactions, other statements and publish calls meanwhile, with how long the calls took,
  *    this process's CPU time per event, and each event's latency in two: from its commit to the
  *    answer of the claim that took it (waiting for a worker, the wake-up, the claim itself), and
- *    from there to the ack (publish, and waiting for the other workers' publishes). The raw relay
- *    runs the same load first, on a database and topic of its own: its latency is the baseline.
+ *    from there to the ack (publish, and waiting for the other workers' publishes), and how long
+ *    each phase of a claim took: the claim (from asking for the transaction to the claim's
+ *    answer), the publish call, the mark with its COMMIT. The raw relay runs the same load first,
+ *    on a database and topic of its own, measured the same way: its latency is the baseline.
  * Each throughput run also reports this process's CPU time per event (user + system, µs): the
  * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
  * than the rates when other work competes for the cores.
@@ -57,7 +59,7 @@ import postgres from "postgres"
 import * as KafkaLayer from "../layers/kafka/index.ts"
 import * as PostgresSql from "../layers/postgres/sql.ts"
 import { Publisher } from "../src/capabilities/Publisher.ts"
-import { SqlDatabase, type SqlDatabaseShape } from "../src/capabilities/SqlDatabase.ts"
+import { SqlDatabase, type SqlDatabaseShape, type SqlTransaction } from "../src/capabilities/SqlDatabase.ts"
 import { relayDefaults, type RelayConfig } from "../src/outbox/config.ts"
 import { EventHeaders, makeRelay } from "../src/outbox/relay.ts"
 import * as Orders from "../src/orders/sql.ts"
@@ -234,6 +236,10 @@ interface Work {
   transactions: number
   statements: number
   readonly claimedAt: Map<string, number>
+  /** How long each claim statement took (µs; with BEGIN and the settings it goes out with). */
+  readonly claims: hdr.Histogram
+  /** How long each mark took with its COMMIT (µs). */
+  readonly marks: hdr.Histogram
 }
 
 const countedDatabase = (url: string, work: Work) =>
@@ -246,22 +252,36 @@ const countedDatabase = (url: string, work: Work) =>
         query: (text, params) => Effect.suspend(() => (work.statements++, db.query(text, params))),
         queryAs: (schema, text, params) => Effect.suspend(() => (work.statements++, db.queryAs(schema, text, params))),
         transaction: (body) =>
-          Effect.suspend(() => (work.transactions++, db.transaction((tx) =>
-            body({
-              ...tx,
-              query: <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
-                text === OutboxSql.claimBatch
-                  ? Effect.tap(tx.query<R>(text, params), (rows) =>
-                    Effect.sync(() => {
-                      const at = now()
-                      for (const row of rows) {
-                        const id = (row as { id?: string }).id
-                        if (id !== undefined && !work.claimedAt.has(id)) work.claimedAt.set(id, at)
-                      }
-                    }))
-                  : tx.query<R>(text, params)
-            })
-          )))
+          Effect.suspend(() => {
+            work.transactions++
+            // As the raw relay's: from asking for the transaction to the claim's answer.
+            const started = now()
+            const claim = <R extends object>(tx: SqlTransaction, text: string, params?: ReadonlyArray<unknown>) =>
+              Effect.tap(tx.query<R>(text, params), (rows) =>
+                Effect.sync(() => {
+                  const at = now()
+                  work.claims.recordValue(Math.round((at - started) * 1000))
+                  for (const row of rows) {
+                    const id = (row as { id?: string }).id
+                    if (id !== undefined && !work.claimedAt.has(id)) work.claimedAt.set(id, at)
+                  }
+                }))
+            const mark = <R extends object>(tx: SqlTransaction, text: string, params?: ReadonlyArray<unknown>) =>
+              Effect.suspend(() => {
+                const marking = now()
+                return Effect.tap(tx.commitAfter<R>(text, params), () =>
+                  Effect.sync(() => work.marks.recordValue(Math.round((now() - marking) * 1000))))
+              })
+            return db.transaction((tx) =>
+              body({
+                ...tx,
+                query: <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
+                  text === OutboxSql.claimBatch ? claim<R>(tx, text, params) : tx.query<R>(text, params),
+                commitAfter: <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
+                  text === OutboxSql.markPublished ? mark<R>(tx, text, params) : tx.commitAfter<R>(text, params)
+              })
+            )
+          })
       }
       return counted
     })
@@ -325,6 +345,8 @@ interface Latency {
   readonly toClaimP99Ms?: number
   readonly claimToAckP50Ms?: number
   readonly claimToAckP99Ms?: number
+  /** The claims', publish calls' and marks' durations, p50/p99. */
+  readonly phases?: string
 }
 
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
@@ -361,6 +383,16 @@ const record = (committed: ReadonlyArray<readonly [string, number]>, ackedAt: Re
   }
 }
 
+/** How long the phases of a claim took (µs). */
+interface Phases {
+  readonly claims: hdr.Histogram
+  readonly sends: hdr.Histogram
+  readonly marks: hdr.Histogram
+}
+
+/** "p50/p99 ms" of a histogram of µs. */
+const p50p99 = (h: hdr.Histogram) => `${(h.getValueAtPercentile(50) / 1000).toFixed(1)}/${(h.getValueAtPercentile(99) / 1000).toFixed(1)}`
+
 /** Each event's latency in two: commit to the answer of the claim that took it, and from there to the ack (µs). */
 const split = (
   committed: ReadonlyArray<readonly [string, number]>,
@@ -390,6 +422,8 @@ interface RawLatency {
   readonly toClaimP99Ms: number
   readonly claimToAckP50Ms: number
   readonly claimToAckP99Ms: number
+  /** Its claims', sends' and marks' durations, p50/p99. */
+  readonly phases: string
 }
 
 const allRawLatencies = histogram()
@@ -400,13 +434,15 @@ const allRawLatencies = histogram()
  * wakes one waiting worker; a worker that was busy when one came claims again before it waits),
  * and none of the toolkit: no Effect, breaker, backoff, spans, metrics or failure handling.
  * `acked` hears the ids of each batch Kafka acknowledged, as the relay's Publisher does, and
- * `claimed` those of each claim as it answers.
+ * `claimed` those of each claim as it answers; `phases` gets how long each claim (with BEGIN
+ * and the settings), send and mark with its COMMIT took (µs).
  */
 const startRawRelay = async (
   url: string,
   topic: string,
   acked: (ids: ReadonlyArray<string>) => void,
-  claimed: (ids: ReadonlyArray<string>) => void = () => {}
+  claimed: (ids: ReadonlyArray<string>) => void = () => {},
+  phases?: Phases
 ) => {
   const sql = postgres(url, { max: poolSize + 1, onnotice: () => {} })
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
@@ -421,13 +457,17 @@ const startRawRelay = async (
     else missed.fill(true)
   })
   type Row = { row_ref: string; id: string; aggregate_id: string; event_type: string; payload: string; traceparent: string | null }
-  const claimOnce = () =>
-    sql.begin(async (tx) => {
+  const claimOnce = async () => {
+    const began = now()
+    let marking: number | undefined
+    const count = await sql.begin(async (tx) => {
       counts.claims++
       const [, rows] = await Promise.all([
         tx.unsafe(OutboxSql.claimSettingsCommitWithoutFlush),
         tx.unsafe<Array<Row>>(OutboxSql.claimBatch, [new Date(), batchSize])
       ])
+      const sending = now()
+      phases?.claims.recordValue(Math.round((sending - began) * 1000))
       if (rows.length === 0) return 0
       claimed(rows.map((r) => r.id))
       await producer.send({
@@ -443,10 +483,15 @@ const startRawRelay = async (
           }
         }))
       })
+      marking = now()
+      phases?.sends.recordValue(Math.round((marking - sending) * 1000))
       acked(rows.map((r) => r.id))
       await tx.unsafe(OutboxSql.markPublished, [rows.map((r) => r.row_ref), new Date()])
       return rows.length
     })
+    if (marking !== undefined) phases?.marks.recordValue(Math.round((now() - marking) * 1000))
+    return count
+  }
   const worker = async (i: number) => {
     while (!stopped) {
       missed[i] = false
@@ -499,9 +544,11 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
     const at = now()
     for (const id of ids) if (!times.has(id)) times.set(id, at)
   }
-  const relay = await startRawRelay(url, topic, firstTime(ackedAt), firstTime(claimedAt))
+  const phases: Phases = { claims: histogram(), sends: histogram(), marks: histogram() }
+  const relay = await startRawRelay(url, topic, firstTime(ackedAt), firstTime(claimedAt), phases)
   try {
     await load(url, 20, 1)
+    for (const hist of Object.values(phases)) hist.reset()
     const claimsBefore = relay.counts.claims
     const cpu = process.cpuUsage()
     const { committed } = await load(url, rate, seconds)
@@ -521,17 +568,19 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
       toClaimP50Ms: ms(toClaim, 50),
       toClaimP99Ms: ms(toClaim, 99),
       claimToAckP50Ms: ms(claimToAck, 50),
-      claimToAckP99Ms: ms(claimToAck, 99)
+      claimToAckP99Ms: ms(claimToAck, 99),
+      phases: `claim ${p50p99(phases.claims)} ms, send ${p50p99(phases.sends)} ms, mark and commit ${p50p99(phases.marks)} ms`
     }
     for (const hist of [h, toClaim, claimToAck]) hist.destroy()
     return result
   } finally {
+    for (const hist of Object.values(phases)) hist.destroy()
     await relay.stop()
   }
 }
 
 const latencyRun = async (url: string, topic: string): Promise<Latency> => {
-  const work: Work = { transactions: 0, statements: 0, claimedAt: new Map() }
+  const work: Work = { transactions: 0, statements: 0, claimedAt: new Map(), claims: histogram(), marks: histogram() }
   const calls = histogram()
   const ackedAt = new Map<string, number>()
   let waiting: { readonly count: number; readonly done: ReturnType<typeof Promise.withResolvers<void>> } | undefined
@@ -553,6 +602,8 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     work.transactions = 0
     work.statements = 0
     work.claimedAt.clear()
+    work.claims.reset()
+    work.marks.reset()
     const cpu = process.cpuUsage()
     const { insertRate, committed } = yield* loaded(rate, seconds)
     yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
@@ -573,12 +624,15 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       toClaimP50Ms: ms(toClaim, 50),
       toClaimP99Ms: ms(toClaim, 99),
       claimToAckP50Ms: ms(claimToAck, 50),
-      claimToAckP99Ms: ms(claimToAck, 99)
+      claimToAckP99Ms: ms(claimToAck, 99),
+      phases: `claim ${p50p99(work.claims)} ms, publish ${p50p99(calls)} ms, mark and commit ${p50p99(work.marks)} ms`
     }
     h.destroy()
     calls.destroy()
     toClaim.destroy()
     claimToAck.destroy()
+    work.claims.destroy()
+    work.marks.destroy()
     return result
   }).pipe(Effect.provide(Layer.mergeAll(
     countedDatabase(url, work),
@@ -662,13 +716,14 @@ try {
           : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
             `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
             `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms; ${latency.cpuMicros} µs CPU/event; ` +
-            `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms)`) +
+            `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms; ` +
+            `p50/p99: ${latency.phases})`) +
         (rawLatency === undefined
           ? ""
           : ` | raw relay at the same rate: p50 ${rawLatency.p50Ms} ms, p99 ${rawLatency.p99Ms} ms, max ${rawLatency.maxMs} ms ` +
             `(${rawLatency.claims} claim transactions; ${rawLatency.cpuMicros} µs CPU/event; ` +
             `commit to claim p50 ${rawLatency.toClaimP50Ms} ms, p99 ${rawLatency.toClaimP99Ms} ms, ` +
-            `claim to ack p50 ${rawLatency.claimToAckP50Ms} ms, p99 ${rawLatency.claimToAckP99Ms} ms)`)
+            `claim to ack p50 ${rawLatency.claimToAckP50Ms} ms, p99 ${rawLatency.claimToAckP99Ms} ms; p50/p99: ${rawLatency.phases})`)
     )
   }
   const rawMedian = median(results.map((r) => r.raw))
