@@ -17,6 +17,7 @@ import { opsUrl, type RunningProgram, startProgram } from "../support/program.ts
 import { findSamples, parsePrometheus } from "../support/prometheus.ts"
 import { deleteRabbitmqTopology } from "../support/rabbitmq.ts"
 import { salesTopology } from "../support/salesTopology.ts"
+import { until } from "../support/until.ts"
 import { freshName, probeRabbitmq, rabbitmqUrl, requireServer } from "../support/servers.ts"
 
 const url = rabbitmqUrl()
@@ -221,10 +222,15 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
     running.push(balancer)
     const ops = await opsUrl(balancer)
     await Promise.all(workers.map((w) => w.waitFor(/sales worker .* answering/)))
+    // A check made before a worker subscribed took it out; the next one brings it back. Waiting
+    // for the log line alone could match such an early line while the other worker is still out.
+    const healthy = async () => byWorker(await metricsOf(ops), "sales_balancer_worker_healthy")
+    await until("both workers counted healthy", async () => JSON.stringify(await healthy()) === JSON.stringify({ [queues[0]!]: 1, [queues[1]!]: 1 }), 30_000)
     const c = await client(requestQueue)
     try {
       workers[0]!.kill("SIGKILL")
       await workers[0]!.exited
+      await until(`worker queue ${queues[0]} taken out`, async () => (await healthy())[queues[0]!] === 0, 30_000)
       await balancer.waitFor(new RegExp(`worker queue ${queues[0]} has no consumer: taken out`))
       const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => c.send(request(i), 20_000)))
       expect(replies.every((r) => r !== "timeout" && r.ok)).toBe(true)
