@@ -22,7 +22,7 @@ import * as Queue from "effect/Queue"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { makeClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
-import { checkCommitted, quoteIdent, sqlError } from "../../src/sql/backend.ts"
+import { checkCommitted, quoteIdent, sqlError, transactionOver } from "../../src/sql/backend.ts"
 
 export interface Options {
   /** Where the database files live (created when missing); in memory when absent. */
@@ -137,12 +137,11 @@ export const make = Effect.fnUntraced(function*(options: Options = {}) {
         Effect.acquireUseRelease(
           run(db, "begin", "begin").pipe(Effect.as({ open: true, over: false })),
           (tx) => {
-            const ended = new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" })
             const query = <R>(text: string, params?: ReadonlyArray<unknown>) =>
-              Effect.suspend(() => (tx.over ? Effect.fail(ended) : client.query<R & object>(text, params)))
+              Effect.suspend(() => (tx.over ? transactionOver() : client.query<R & object>(text, params)))
             const commitAfter = <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
               Effect.suspend(() => {
-                if (tx.over) return Effect.fail(ended)
+                if (tx.over) return transactionOver()
                 tx.over = true
                 return Effect.tap(client.query<R>(text, params), () => commit)
               })

@@ -23,7 +23,7 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import postgres from "postgres"
 import { makeClient, SqlDatabase, SqlError } from "../../src/capabilities/SqlDatabase.ts"
-import { checkCommitted, quoteIdent, sqlError } from "../../src/sql/backend.ts"
+import { checkCommitted, quoteIdent, sqlError, transactionOver } from "../../src/sql/backend.ts"
 import { intInRange, oneOf, positiveDuration, url } from "../../src/runtime/config.ts"
 import { parseTextArray, serializeTextArray } from "./textArray.ts"
 
@@ -75,14 +75,14 @@ const lastRows = <R>(result: ReadonlyArray<unknown>): ReadonlyArray<R> => {
   return Array.from(rows)
 }
 
+// Text without parameters goes over the simple protocol (several statements allowed).
+const send = (driver: Driver, text: string, params?: ReadonlyArray<unknown>) =>
+  params === undefined || params.length === 0 ? driver.unsafe(text) : driver.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>)
+
 const run = <R>(driver: Driver, operation: string, text: string, params?: ReadonlyArray<unknown>) =>
-  Effect.tryPromise({
-    try: () =>
-      params === undefined || params.length === 0
-        ? driver.unsafe(text)
-        : driver.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>),
-    catch: sqlError(operation)
-  }).pipe(Effect.map((result) => lastRows<R>(result)))
+  Effect.tryPromise({ try: () => send(driver, text, params), catch: sqlError(operation) }).pipe(
+    Effect.map((result) => lastRows<R>(result))
+  )
 
 const clientOn = (driver: Driver) => makeClient((text, params) => run(driver, "query", text, params))
 
@@ -135,9 +135,6 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
   type Open = Effect.Success<typeof begin>
 
-  const send = (conn: postgres.ReservedSql, text: string, params?: ReadonlyArray<unknown>) =>
-    params === undefined || params.length === 0 ? conn.unsafe(text) : conn.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>)
-
   // Every statement's promise is awaited (none left to reject unhandled), then BEGIN's outcome.
   const settle = async <A>(open: Open, operation: string, pending: Promise<A>): Promise<A> => {
     const outcome = await pending.then((value) => ({ value }), (cause: unknown) => ({ error: sqlError(operation)(cause) }))
@@ -150,7 +147,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const inTransaction = (open: Open) => <R>(text: string, params?: ReadonlyArray<unknown>) =>
     Effect.suspend(() =>
       open.over
-        ? Effect.fail(new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" }))
+        ? transactionOver()
         : Effect.tryPromise({ try: () => settle(open, "query", send(open.conn, text, params)), catch: (e) => e as SqlError })
     ).pipe(Effect.map((result) => lastRows<R>(result)))
 
@@ -162,7 +159,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // The statement and COMMIT in one write; the COMMIT answers ROLLBACK when the statement failed.
   const commitAfter = (open: Open) => <R extends object>(text: string, params?: ReadonlyArray<unknown>) =>
     Effect.suspend(() => {
-      if (open.over) return Effect.fail(new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" }))
+      if (open.over) return transactionOver()
       open.over = true
       const statement = send(open.conn, text, params)
       const committed = open.conn.unsafe("commit")

@@ -1,6 +1,7 @@
 /**
  * What every SqlDatabase backend does the same way, whatever its driver: naming identifiers,
- * turning a driver's failure into an SqlError, and refusing a COMMIT that rolled back.
+ * turning a driver's failure into an SqlError, refusing a COMMIT that rolled back, and refusing
+ * statements after `commitAfter`.
  * Driver-free, so a backend needs only its own driver beside it.
  */
 import * as Effect from "effect/Effect"
@@ -24,3 +25,7 @@ export const checkCommitted = (command: string | undefined): Effect.Effect<void,
   command === "ROLLBACK"
     ? Effect.fail(new SqlError({ operation: "commit", code: "25P02", cause: "the transaction had failed and was rolled back" }))
     : Effect.void
+
+/** A statement sent on a transaction's client after `commitAfter` ended the transaction. */
+export const transactionOver = (): Effect.Effect<never, SqlError> =>
+  Effect.fail(new SqlError({ operation: "query", cause: "the transaction is over (commitAfter ended it)" }))
