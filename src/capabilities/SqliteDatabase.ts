@@ -87,15 +87,16 @@ const bindable = (params: ReadonlyArray<SqliteParam>): ReadonlyArray<SqliteParam
 
 /** A database from a driver's synchronous calls. */
 /**
- * A driver from a runtime's synchronous `connect`: opening is a scoped acquisition (closed with
- * the scope) and the statements become a `SqliteDatabase` through `makeDatabase`.
- */
-/**
  * How long a statement waits for a lock another connection holds (another process on the same
  * file: a writer, or a reader recovering the WAL index) before failing with SQLITE_BUSY; without
  * it SQLite fails at once. Set on every connection a driver opens.
  */
 export const busyTimeoutMillis = 5000
+
+/**
+ * A driver from a runtime's synchronous `connect`: opening is a scoped acquisition (closed with
+ * the scope) and the statements become a `SqliteDatabase` through `makeDatabase`.
+ */
 
 export const makeDriver = (name: string, connect: (options: SqliteOpenOptions) => SqliteStatements): SqliteDriverShape => ({
   name,
