@@ -352,12 +352,22 @@ interface Latency {
 const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
 const allLatencies = histogram()
 
+/** The `p`th percentile of a histogram of µs, in ms to 0.1. */
+const ms = (h: hdr.Histogram, p: number) => Number((h.getValueAtPercentile(p) / 1000).toFixed(1))
+
+/** p50, p99 and max of a histogram of µs, in ms. */
+const percentiles = (h: hdr.Histogram) => ({ p50Ms: ms(h, 50), p99Ms: ms(h, 99), maxMs: Number((h.maxValue / 1000).toFixed(1)) })
+
+/** Records `ids` in `times` at the first moment each is heard of (a redelivery keeps the first). */
+const firstTime = (times: Map<string, number>) => (ids: ReadonlyArray<string>) => {
+  const at = now()
+  for (const id of ids) if (!times.has(id)) times.set(id, at)
+}
+
 const summaryOf = (h: hdr.Histogram, events: number, insertRate: number): Latency => ({
   events,
   insertRate: Math.round(insertRate),
-  p50Ms: Number((h.getValueAtPercentile(50) / 1000).toFixed(1)),
-  p99Ms: Number((h.getValueAtPercentile(99) / 1000).toFixed(1)),
-  maxMs: Number((h.maxValue / 1000).toFixed(1))
+  ...percentiles(h)
 })
 
 /** Runs the inserter child: `eventsPerSecond` for `forSeconds`; when each event's commit was answered. */
@@ -391,7 +401,7 @@ interface Phases {
 }
 
 /** "p50/p99 ms" of a histogram of µs. */
-const p50p99 = (h: hdr.Histogram) => `${(h.getValueAtPercentile(50) / 1000).toFixed(1)}/${(h.getValueAtPercentile(99) / 1000).toFixed(1)}`
+const p50p99 = (h: hdr.Histogram) => `${ms(h, 50).toFixed(1)}/${ms(h, 99).toFixed(1)}`
 
 /** Each event's latency in two: commit to the answer of the claim that took it, and from there to the ack (µs). */
 const split = (
@@ -540,10 +550,6 @@ const rawRelayRun = async (url: string, topic: string) => {
 const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> => {
   const ackedAt = new Map<string, number>()
   const claimedAt = new Map<string, number>()
-  const firstTime = (times: Map<string, number>) => (ids: ReadonlyArray<string>) => {
-    const at = now()
-    for (const id of ids) if (!times.has(id)) times.set(id, at)
-  }
   const phases: Phases = { claims: histogram(), sends: histogram(), marks: histogram() }
   const relay = await startRawRelay(url, topic, firstTime(ackedAt), firstTime(claimedAt), phases)
   try {
@@ -558,11 +564,8 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
     const h = histogram()
     const [toClaim, claimToAck] = split(committed, claimedAt, ackedAt)
     record(committed, ackedAt, h, allRawLatencies)
-    const ms = (hist: hdr.Histogram, p: number) => Number((hist.getValueAtPercentile(p) / 1000).toFixed(1))
     const result = {
-      p50Ms: ms(h, 50),
-      p99Ms: ms(h, 99),
-      maxMs: Number((h.maxValue / 1000).toFixed(1)),
+      ...percentiles(h),
       claims: relay.counts.claims - claimsBefore,
       cpuMicros: cpuPerEvent(used, committed.length),
       toClaimP50Ms: ms(toClaim, 50),
@@ -612,14 +615,13 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     const h = histogram()
     record(committed, ackedAt, h, allLatencies)
     const [toClaim, claimToAck] = split(committed, work.claimedAt, ackedAt)
-    const ms = (hist: hdr.Histogram, p: number) => Number((hist.getValueAtPercentile(p) / 1000).toFixed(1))
     const result = {
       ...summaryOf(h, committed.length, insertRate),
       relayTransactions: work.transactions,
       relayStatements: work.statements,
       publishCalls: calls.totalCount,
-      publishP50Ms: Number((calls.getValueAtPercentile(50) / 1000).toFixed(1)),
-      publishP99Ms: Number((calls.getValueAtPercentile(99) / 1000).toFixed(1)),
+      publishP50Ms: ms(calls, 50),
+      publishP99Ms: ms(calls, 99),
       cpuMicros: cpuPerEvent(used, committed.length),
       toClaimP50Ms: ms(toClaim, 50),
       toClaimP99Ms: ms(toClaim, 99),
@@ -637,10 +639,9 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
   }).pipe(Effect.provide(Layer.mergeAll(
     countedDatabase(url, work),
     observedPublisher(`bench-latency-${tag}`, (ids) => {
-      const at = now()
-      for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, at)
+      firstTime(ackedAt)(ids)
       if (waiting !== undefined && ackedAt.size >= waiting.count) waiting.done.resolve()
-    }, (ms) => calls.recordValue(Math.round(ms * 1000)))
+    }, (took) => calls.recordValue(Math.round(took * 1000)))
   ))))
 }
 
@@ -761,11 +762,7 @@ try {
         seconds,
         latency: overall,
         p99MsMedianOfRounds: median(latencies.map((l) => l.p99Ms)),
-        rawRelayLatency: {
-          p50Ms: Number((allRawLatencies.getValueAtPercentile(50) / 1000).toFixed(1)),
-          p99Ms: Number((allRawLatencies.getValueAtPercentile(99) / 1000).toFixed(1)),
-          maxMs: Number((allRawLatencies.maxValue / 1000).toFixed(1))
-        }
+        rawRelayLatency: percentiles(allRawLatencies)
       })
   }
   if (rows > 0) {

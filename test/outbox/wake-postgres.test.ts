@@ -30,37 +30,36 @@ if (await requireServer("PostgreSQL", probePostgres(adminUrl))) {
     await admin.end({ timeout: 5 })
   })
 
+  /** This database on PostgreSQL, seen through `wrap`. */
+  const onPostgres = (wrap: (db: SqlDatabaseShape) => SqlDatabaseShape) =>
+    Layer.effect(SqlDatabase, SqlDatabase.use((db) => Effect.succeed(wrap(db)))).pipe(
+      Layer.provideMerge(PostgresSql.layer({ url: url.toString(), max: 6 }))
+    )
+  const published = (n: number) => Effect.map(events, (rows) => rows.length === n && rows.every((row) => row.status === "published"))
+
   describe("outbox relay wake-up on PostgreSQL", () => {
     test("a NOTIFY wakes one waiting worker, not the pool: each event costs its claim and the claim after it, none from the other workers", async () => {
       const r = recorder()
       const counts = { claims: 0, waits: 0 }
       // Counts claims, and the workers done with their empty claim's `nextDue`, which then wait for a wake-up.
-      const counted = Layer.effect(
-        SqlDatabase,
-        Effect.gen(function*() {
-          const db = yield* SqlDatabase
-          const wrapped: SqlDatabaseShape = {
-            ...db,
-            transaction: (body) =>
-              db.transaction((tx) =>
-                body({
-                  ...tx,
-                  query: (text, params) => {
-                    if (text.includes("skip locked")) counts.claims++
-                    return tx.query(text, params)
-                  },
-                  // An empty claim asks when the next row falls due as it commits, then waits.
-                  commitAfter: (text, params) =>
-                    text.includes("min(next_attempt_at)")
-                      ? Effect.tap(tx.commitAfter(text, params), () => Effect.sync(() => counts.waits++))
-                      : tx.commitAfter(text, params)
-                })
-              )
-          }
-          return wrapped
-        })
-      ).pipe(Layer.provideMerge(PostgresSql.layer({ url: url.toString(), max: 6 })))
-      const published = (n: number) => Effect.map(events, (rows) => rows.length === n && rows.every((row) => row.status === "published"))
+      const counted = onPostgres((db) => ({
+        ...db,
+        transaction: (body) =>
+          db.transaction((tx) =>
+            body({
+              ...tx,
+              query: (text, params) => {
+                if (text.includes("skip locked")) counts.claims++
+                return tx.query(text, params)
+              },
+              // An empty claim asks when the next row falls due as it commits, then waits.
+              commitAfter: (text, params) =>
+                text.includes("min(next_attempt_at)")
+                  ? Effect.tap(tx.commitAfter(text, params), () => Effect.sync(() => counts.waits++))
+                  : tx.commitAfter(text, params)
+            })
+          )
+      }))
       await Effect.runPromise(
         Effect.gen(function*() {
           yield* migrated
@@ -99,34 +98,26 @@ if (await requireServer("PostgreSQL", probePostgres(adminUrl))) {
       // The second LISTEN (after the relay turned the first off) is preceded by a commit of
       // "late": after the empty claim that made the worker listen, before the LISTEN, so no
       // NOTIFY announces it. Only the claim after the LISTEN can find it (the poll is an hour).
-      const watched = Layer.effect(
-        SqlDatabase,
-        Effect.gen(function*() {
-          const db = yield* SqlDatabase
-          const wrapped: SqlDatabaseShape = {
-            ...db,
-            subscribe: (channel) =>
-              Effect.suspend(() => {
-                // Due before the worker's empty claim, as a row of a transaction that began
-                // before it and committed after: `nextDue` (rows falling due later) misses it.
-                const late = ++subscribes.count === 2
-                  ? insertEvent("late").pipe(
-                    Effect.andThen(db.query(`update outbox_events set next_attempt_at = now() - interval '1 hour' where aggregate_id = 'late'`)),
-                    Effect.provideService(SqlDatabase, db),
-                    Effect.asVoid
-                  )
-                  : Effect.void
-                return Effect.andThen(late, db.subscribe(channel))
-              })
-          }
-          return wrapped
-        })
-      ).pipe(Layer.provideMerge(PostgresSql.layer({ url: url.toString(), max: 6 })))
+      const watched = onPostgres((db) => ({
+        ...db,
+        subscribe: (channel) =>
+          Effect.suspend(() => {
+            // Due before the worker's empty claim, as a row of a transaction that began
+            // before it and committed after: `nextDue` (rows falling due later) misses it.
+            const late = ++subscribes.count === 2
+              ? insertEvent("late").pipe(
+                Effect.andThen(db.query(`update outbox_events set next_attempt_at = now() - interval '1 hour' where aggregate_id = 'late'`)),
+                Effect.provideService(SqlDatabase, db),
+                Effect.asVoid
+              )
+              : Effect.void
+            return Effect.andThen(late, db.subscribe(channel))
+          })
+      }))
       const probe = postgres(url.toString(), { max: 1, onnotice: () => {} })
       const unlistened = Effect.promise(() =>
         probe.unsafe(`select 1 from pg_stat_activity where datname = $1 and query ilike 'unlisten%'`, [name])
       ).pipe(Effect.map((rows) => rows.length > 0))
-      const published = (n: number) => Effect.map(events, (rows) => rows.length === n && rows.every((row) => row.status === "published"))
       try {
         await Effect.runPromise(
           Effect.gen(function*() {
