@@ -242,6 +242,9 @@ describe.if(rabbitUp)("sales-balancer on RabbitMQ", () => {
 
       const restarted = startProgram("sales-worker.ts", workerEnv(queues[0]!))
       running.push(restarted)
+      // The log may already hold a "consumer again" line from the start (see above): the gauge,
+      // not the line, says the restarted worker is back.
+      await until(`worker queue ${queues[0]} back`, async () => (await healthy())[queues[0]!] === 1, 30_000)
       await balancer.waitFor(new RegExp(`worker queue ${queues[0]} has a consumer again`))
       const more = await Promise.all(Array.from({ length: 20 }, (_, i) => c.send(request(i), 20_000)))
       expect(more.every((r) => r !== "timeout" && r.ok)).toBe(true)
