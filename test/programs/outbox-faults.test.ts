@@ -336,6 +336,12 @@ if (
       topics.push(topic)
       await createTopic(sharedBrokers, topic)
       const { databaseUrl, sql } = await prepareOutbox("faults_kill")
+      // A worker sends its mark and the COMMIT together. Blocked on the lock below, its session
+      // would run both once the lock goes, client gone or not (they are in its socket already),
+      // and nothing would be published twice. PostgreSQL notices the dropped connection during a
+      // statement when asked to look: then the killed relay's transactions roll back, as they
+      // do when the kill comes before the mark is sent.
+      await sql.unsafe(`alter database ${new URL(databaseUrl).pathname.slice(1)} set client_connection_check_interval = '50ms'`)
       const readUrl = await databases.create("faults_read")
       const read = postgres(readUrl, { max: 1, onnotice: () => {} })
       const env = relayEnv(databaseUrl, sharedBrokers, topic, { WORKER_INTERVAL: "500ms" })
@@ -360,11 +366,14 @@ if (
         try {
           await holder.begin(async (tx) => {
             await tx`lock table outbox_events in share mode`
-            await waitUntil("every worker waiting to mark an acknowledged batch", async () =>
+            const marksWaiting = async () =>
               (await sql`select count(*)::int as n from pg_stat_activity
-                         where datname = current_database() and wait_event_type = 'Lock' and query like '%update outbox_events%'`)[0]!.n === 3)
+                         where datname = current_database() and wait_event_type = 'Lock' and query like '%update outbox_events%'`)[0]!.n
+            await waitUntil("every worker waiting to mark an acknowledged batch", async () => (await marksWaiting()) === 3)
             first!.kill("SIGKILL")
             expect(await first!.exited).not.toBe(0)
+            // Released only once the server has seen the connections drop and ended the marks.
+            await waitUntil("the killed relay's marks ended", async () => (await marksWaiting()) === 0)
           })
         } finally {
           await holder.end()
