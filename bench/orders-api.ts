@@ -93,8 +93,8 @@ const rawTransaction = (sql: postgres.Sql) => () =>
       unit_price_cents: Math.round(item.unitPrice * 100)
     }))
     const totalCents = lines.reduce((sum, line) => sum + BigInt(line.quantity) * BigInt(line.unit_price_cents), 0n)
-    const [created] = await tx.unsafe<Array<{ created_at: Date }>>(Orders.insertOrder, [id, order.customerId, totalCents.toString()])
-    await tx.unsafe(Orders.insertItems, [id, JSON.stringify(lines)])
+    const [created] = await tx.unsafe<Array<{ created_at: Date }>>(Orders.insertOrder, [id, order.customerId, totalCents.toString()], { prepare: true })
+    await tx.unsafe(Orders.insertItems, [id, JSON.stringify(lines)], { prepare: true })
     const answer = {
       id,
       customerId: order.customerId,
@@ -104,7 +104,7 @@ const rawTransaction = (sql: postgres.Sql) => () =>
     }
     const eventId = crypto.randomUUID()
     const payload = { id: eventId, type: "OrderCreated", aggregateId: id, occurredAt: answer.createdAt, data: answer }
-    await tx.unsafe(Orders.insertEvent, [eventId, "order", id, "OrderCreated", JSON.stringify(payload), JSON.stringify({ traceparent: traceparent() })])
+    await tx.unsafe(Orders.insertEvent, [eventId, "order", id, "OrderCreated", JSON.stringify(payload), JSON.stringify({ traceparent: traceparent() })], { prepare: true })
     return JSON.stringify(answer)
   }).then(() => {})
 
@@ -116,7 +116,7 @@ const url = (() => {
   return u.toString()
 })()
 const scope = Effect.runSync(Scope.make())
-const raw = postgres(url, { max: pool, onnotice: () => {} })
+const raw = postgres(url, { max: pool, onnotice: () => {}, connection: { plan_cache_mode: "force_custom_plan" } })
 const say = (line: string) => console.log(line)
 try {
   await Effect.runPromise(

@@ -42,7 +42,12 @@
  *    on a database and topic of its own, measured the same way: its latency is the baseline.
  * Each throughput run also reports this process's CPU time per event (user + system, µs): the
  * raw producer's is kafkajs alone, the relay's adds its claims, marks and Effect; it moves less
- * than the rates when other work competes for the cores.
+ * than the rates when other work competes for the cores. Where PostgreSQL and the Kafka broker run
+ * on this machine, their CPU time per event is added (`serverCpu.ts`), with how busy the cores
+ * were: the sum is what an event costs the machine, so the cores' time over it bounds the rate
+ * that work can reach here however it is scheduled; the medians are followed by that bound for
+ * the raw producer, the raw relay and the relay. In the latency runs the servers' figures include
+ * the inserts' work.
  * The machine may be shared and noisy, so rounds alternate the raw and relay runs and medians
  * are reported, as in `counter.ts`: median rates, the median of per-round ratios with their
  * spread, the ratio of medians; latency per round and over all rounds' events. `--json` also
@@ -66,6 +71,7 @@ import * as Orders from "../src/orders/sql.ts"
 import * as OutboxSql from "../src/outbox/sql.ts"
 import { migrate } from "../src/sql/migrations.ts"
 import { now, orderEvent, traceparent } from "./outboxEvents.ts"
+import { serverCpu, type Used } from "./serverCpu.ts"
 import { median } from "./summary.ts"
 
 const text = (name: string, fallback: string) => {
@@ -90,6 +96,9 @@ const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432
 const brokers = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",").map((b) => b.trim())
 const tag = Date.now().toString(36)
 const goals = { perSecond: 20_000, ratio: 0.7, p99Ms: 50 }
+
+const servers = serverCpu({ postgres: [new URL(adminUrl).hostname], kafka: brokers.map((b) => b.replace(/:\d+$/, "")) })
+const cores = navigator.hardwareConcurrency
 
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} })
 const kafka = new Kafka({ clientId: "bench-outbox", brokers, logLevel: logLevel.NOTHING })
@@ -184,6 +193,7 @@ const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
   try {
     let next = 0
     const cpu = process.cpuUsage()
+    const serversCpu = servers.start()
     const started = performance.now()
     await Promise.all(Array.from({ length: poolSize }, async () => {
       while (next < records.length) {
@@ -193,7 +203,11 @@ const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
       }
     }))
     const elapsed = performance.now() - started
-    return { perSecond: records.length / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), records.length) }
+    return {
+      perSecond: records.length / (elapsed / 1000),
+      cpuMicros: cpuPerEvent(process.cpuUsage(cpu), records.length),
+      servers: perEvent(serversCpu.stop(), records.length)
+    }
   } finally {
     await producer.disconnect()
   }
@@ -201,6 +215,30 @@ const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
 
 /** This process's CPU time (user + system) per event, µs: what the machine's noise changes least. */
 const cpuPerEvent = (used: NodeJS.CpuUsage, events: number) => Math.round((used.user + used.system) / events)
+
+/** The local servers' CPU µs per event, and how busy the cores were (bench/serverCpu.ts). */
+const perEvent = (used: Used, events: number) => ({
+  postgres: used.postgres === undefined ? undefined : Math.round(used.postgres / events),
+  kafka: used.kafka === undefined ? undefined : Math.round(used.kafka / events),
+  machine: used.machine
+})
+type ServersPerEvent = ReturnType<typeof perEvent>
+
+/** This process's CPU µs per event and the local servers': what the machine spent on each event. */
+const machineCpu = (own: number, servers: ServersPerEvent) => own + (servers.postgres ?? 0) + (servers.kafka ?? 0)
+
+const cpuText = (own: number, servers: ServersPerEvent) =>
+  (servers.postgres === undefined && servers.kafka === undefined
+    ? `${own} µs CPU/event in this process`
+    : `${own} here` + (servers.postgres === undefined ? "" : ` + ${servers.postgres} PostgreSQL`) +
+      (servers.kafka === undefined ? "" : ` + ${servers.kafka} Kafka broker`) + ` = ${machineCpu(own, servers)} µs CPU/event`) +
+  busyText(servers)
+
+const busyText = (servers: ServersPerEvent) =>
+  servers.machine === undefined
+    ? ""
+    : `; the ${cores} cores ${Math.round(servers.machine.busy * 100)} % busy` +
+      (servers.machine.steal >= 0.005 ? `, ${Math.round(servers.machine.steal * 100)} % stolen` : "")
 
 const relayConfig = (topic: string): RelayConfig => ({ ...relayDefaults, topic, batchSize, poolSize })
 
@@ -304,14 +342,16 @@ const relayRun = async (url: string, topic: string) => {
     return await Effect.runPromise(Effect.gen(function*() {
       const relay = yield* makeRelay(relayConfig(topic))
       const cpu = process.cpuUsage()
+      const serversCpu = servers.start()
       const started = performance.now()
       const fiber = yield* Effect.forkChild(relay.run)
       yield* Effect.promise(() => all.promise)
       yield* untilPublished(probe)
       const elapsed = performance.now() - started
       const used = process.cpuUsage(cpu)
+      const serversUsed = serversCpu.stop()
       yield* Fiber.interrupt(fiber)
-      return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(used, rows), published: seen.size }
+      return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(used, rows), servers: perEvent(serversUsed, rows), published: seen.size }
     }).pipe(Effect.provide(Layer.mergeAll(
       PostgresSql.layer({ url, max: poolSize + 2 }),
       observedPublisher(`bench-relay-${tag}`, (ids) => {
@@ -340,6 +380,7 @@ interface Latency {
   readonly publishP99Ms?: number
   /** This process's CPU time per event meanwhile (µs): the relay's, and at this rate mostly per batch and per NOTIFY. */
   readonly cpuMicros?: number
+  readonly servers?: ServersPerEvent
   /** Commit to the answer of the claim that took the event, and from there to Kafka's ack. */
   readonly toClaimP50Ms?: number
   readonly toClaimP99Ms?: number
@@ -427,6 +468,8 @@ interface RawLatency {
   readonly maxMs: number
   readonly claims: number
   readonly cpuMicros: number
+  /** The local servers' CPU per event meanwhile (with the inserts' work) and the cores' use. */
+  readonly servers: ServersPerEvent
   /** Commit to the answer of the claim that took the event, and from there to Kafka's ack, as for the relay. */
   readonly toClaimP50Ms: number
   readonly toClaimP99Ms: number
@@ -454,7 +497,7 @@ const startRawRelay = async (
   claimed: (ids: ReadonlyArray<string>) => void = () => {},
   phases?: Phases
 ) => {
-  const sql = postgres(url, { max: poolSize + 1, onnotice: () => {} })
+  const sql = postgres(url, { max: poolSize + 1, onnotice: () => {}, connection: { plan_cache_mode: "force_custom_plan" } })
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
   await producer.connect()
   const missed = Array.from({ length: poolSize }, () => false)
@@ -474,7 +517,7 @@ const startRawRelay = async (
       counts.claims++
       const [, rows] = await Promise.all([
         tx.unsafe(OutboxSql.claimSettingsCommitWithoutFlush),
-        tx.unsafe<Array<Row>>(OutboxSql.claimBatch, [new Date(), batchSize])
+        tx.unsafe<Array<Row>>(OutboxSql.claimBatch, [new Date(), batchSize], { prepare: true })
       ])
       const sending = now()
       phases?.claims.recordValue(Math.round((sending - began) * 1000))
@@ -496,7 +539,7 @@ const startRawRelay = async (
       marking = now()
       phases?.sends.recordValue(Math.round((marking - sending) * 1000))
       acked(rows.map((r) => r.id))
-      await tx.unsafe(OutboxSql.markPublished, [rows.map((r) => r.row_ref), new Date()])
+      await tx.unsafe(OutboxSql.markPublished, [rows.map((r) => r.row_ref), new Date()], { prepare: true })
       return rows.length
     })
     if (marking !== undefined) phases?.marks.recordValue(Math.round((now() - marking) * 1000))
@@ -532,6 +575,7 @@ const rawRelayRun = async (url: string, topic: string) => {
   let seen = 0
   const all = Promise.withResolvers<void>()
   const cpu = process.cpuUsage()
+  const serversCpu = servers.start()
   const started = performance.now()
   const relay = await startRawRelay(url, topic, (ids) => {
     seen += ids.length
@@ -540,7 +584,7 @@ const rawRelayRun = async (url: string, topic: string) => {
   try {
     await all.promise
     const elapsed = performance.now() - started
-    return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), rows) }
+    return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), rows), servers: perEvent(serversCpu.stop(), rows) }
   } finally {
     await relay.stop()
   }
@@ -557,10 +601,12 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
     for (const hist of Object.values(phases)) hist.reset()
     const claimsBefore = relay.counts.claims
     const cpu = process.cpuUsage()
+    const serversCpu = servers.start()
     const { committed } = await load(url, rate, seconds)
     const deadline = Date.now() + 60_000
     while (ackedAt.size < committed.length + 20 && Date.now() < deadline) await Bun.sleep(5)
     const used = process.cpuUsage(cpu)
+    const serversUsed = perEvent(serversCpu.stop(), committed.length)
     const h = histogram()
     const [toClaim, claimToAck] = split(committed, claimedAt, ackedAt)
     record(committed, ackedAt, h, allRawLatencies)
@@ -568,6 +614,7 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
       ...percentiles(h),
       claims: relay.counts.claims - claimsBefore,
       cpuMicros: cpuPerEvent(used, committed.length),
+      servers: serversUsed,
       toClaimP50Ms: ms(toClaim, 50),
       toClaimP99Ms: ms(toClaim, 99),
       claimToAckP50Ms: ms(claimToAck, 50),
@@ -608,9 +655,11 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     work.claims.reset()
     work.marks.reset()
     const cpu = process.cpuUsage()
+    const serversCpu = servers.start()
     const { insertRate, committed } = yield* loaded(rate, seconds)
     yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
     const used = process.cpuUsage(cpu)
+    const serversUsed = perEvent(serversCpu.stop(), committed.length)
     yield* Fiber.interrupt(fiber)
     const h = histogram()
     record(committed, ackedAt, h, allLatencies)
@@ -623,6 +672,7 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       publishP50Ms: ms(calls, 50),
       publishP99Ms: ms(calls, 99),
       cpuMicros: cpuPerEvent(used, committed.length),
+      servers: serversUsed,
       toClaimP50Ms: ms(toClaim, 50),
       toClaimP99Ms: ms(toClaim, 99),
       claimToAckP50Ms: ms(claimToAck, 50),
@@ -670,6 +720,7 @@ try {
     relayCpu: number
     rawRelay: number
     rawRelayCpu: number
+    servers: { readonly raw: ServersPerEvent; readonly rawRelay: ServersPerEvent; readonly relay: ServersPerEvent } | undefined
     latency: Latency | undefined
     rawLatency: RawLatency | undefined
   }> = []
@@ -680,6 +731,7 @@ try {
     let relayCpu = Number.NaN
     let rawRelay = Number.NaN
     let rawRelayCpu = Number.NaN
+    let serversPerEvent: (typeof results)[number]["servers"]
     if (rows > 0) {
       const url = await freshDatabase(`bench_outbox_${tag}_${round}`)
       await fill(url)
@@ -696,6 +748,7 @@ try {
       rawRelayCpu = rawRelayResult.cpuMicros
       relay = run.perSecond
       relayCpu = run.cpuMicros
+      serversPerEvent = { raw: baseline.servers, rawRelay: rawRelayResult.servers, relay: run.servers }
     }
     const measureLatency = seconds > 0 && rate > 0
     const rawLatency = measureLatency
@@ -704,25 +757,26 @@ try {
     const latency = measureLatency
       ? await latencyRun(await freshDatabase(`bench_outbox_latency_${tag}_${round}`), await freshTopic(`bench-outbox-latency-${tag}-${round}`))
       : undefined
-    results.push({ raw, relay, ratio: relay / raw, rawCpu, relayCpu, rawRelay, rawRelayCpu, latency, rawLatency })
+    results.push({ raw, relay, ratio: relay / raw, rawCpu, relayCpu, rawRelay, rawRelayCpu, servers: serversPerEvent, latency, rawLatency })
     say(
       `round ${round}: ` +
         (rows > 0
-          ? `raw kafkajs producer ${Math.round(raw)} events/s (${rawCpu} µs CPU/event) | ` +
-            `raw relay ${Math.round(rawRelay)} events/s (${rawRelayCpu} µs CPU/event) | ` +
-            `relay ${Math.round(relay)} events/s = ${(relay / raw).toFixed(2)} of raw, ${(relay / rawRelay).toFixed(2)} of the raw relay (${relayCpu} µs CPU/event)`
+          ? `raw kafkajs producer ${Math.round(raw)} events/s (${cpuText(rawCpu, serversPerEvent!.raw)}) | ` +
+            `raw relay ${Math.round(rawRelay)} events/s (${cpuText(rawRelayCpu, serversPerEvent!.rawRelay)}) | ` +
+            `relay ${Math.round(relay)} events/s = ${(relay / raw).toFixed(2)} of raw, ${(relay / rawRelay).toFixed(2)} of the raw relay ` +
+            `(${cpuText(relayCpu, serversPerEvent!.relay)})`
           : "") +
         (latency === undefined
           ? ""
           : `${rows > 0 ? " | " : ""}latency ${latency.events} events inserted at ${latency.insertRate}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms ` +
             `(relay: ${latency.relayTransactions} claim transactions, ${latency.relayStatements} other statements, ` +
-            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms; ${latency.cpuMicros} µs CPU/event; ` +
+            `${latency.publishCalls} publish calls taking p50 ${latency.publishP50Ms} ms, p99 ${latency.publishP99Ms} ms; ${cpuText(latency.cpuMicros!, latency.servers!)}; ` +
             `commit to claim p50 ${latency.toClaimP50Ms} ms, p99 ${latency.toClaimP99Ms} ms, claim to ack p50 ${latency.claimToAckP50Ms} ms, p99 ${latency.claimToAckP99Ms} ms; ` +
             `p50/p99: ${latency.phases})`) +
         (rawLatency === undefined
           ? ""
           : ` | raw relay at the same rate: p50 ${rawLatency.p50Ms} ms, p99 ${rawLatency.p99Ms} ms, max ${rawLatency.maxMs} ms ` +
-            `(${rawLatency.claims} claim transactions; ${rawLatency.cpuMicros} µs CPU/event; ` +
+            `(${rawLatency.claims} claim transactions; ${cpuText(rawLatency.cpuMicros, rawLatency.servers)}; ` +
             `commit to claim p50 ${rawLatency.toClaimP50Ms} ms, p99 ${rawLatency.toClaimP99Ms} ms, ` +
             `claim to ack p50 ${rawLatency.claimToAckP50Ms} ms, p99 ${rawLatency.claimToAckP99Ms} ms; p50/p99: ${rawLatency.phases})`)
     )
@@ -752,7 +806,17 @@ try {
         rawRelayPerSecond: Math.round(median(results.map((r) => r.rawRelay))),
         rawRelayCpuMicrosPerEvent: median(results.map((r) => r.rawRelayCpu)),
         ratioToRawRelay: Number(median(results.map((r) => r.relay / r.rawRelay)).toFixed(2)),
-        relayCpuMicrosPerEvent: median(results.map((r) => r.relayCpu))
+        relayCpuMicrosPerEvent: median(results.map((r) => r.relayCpu)),
+        ...(results[0]!.servers!.rawRelay.postgres === undefined
+          ? {}
+          : {
+            machineCpuMicrosPerEvent: {
+              raw: median(results.map((r) => machineCpu(r.rawCpu, r.servers!.raw))),
+              rawRelay: median(results.map((r) => machineCpu(r.rawRelayCpu, r.servers!.rawRelay))),
+              relay: median(results.map((r) => machineCpu(r.relayCpu, r.servers!.relay))),
+              rawRelayPostgres: median(results.map((r) => r.servers!.rawRelay.postgres!))
+            }
+          })
       }
       : {}),
     ...(overall === undefined
@@ -777,6 +841,17 @@ try {
         `ratio of medians ${summary.ratioOfMedians!.toFixed(2)} (goal >= ${goals.ratio}: ${goal(median(ratios) >= goals.ratio)}); ` +
         `${summary.relayCpuMicrosPerEvent} µs CPU/event in this process`
     )
+    const machine = summary.machineCpuMicrosPerEvent
+    if (machine !== undefined) {
+      // What the cores allow whatever the scheduling: every event costs this much CPU somewhere here.
+      const bound = (micros: number) => Math.round((cores * 1_000_000) / micros)
+      say(
+        `CPU per event on this machine (this process + PostgreSQL + Kafka broker), medians: raw producer ${machine.raw} µs, ` +
+          `raw relay ${machine.rawRelay} µs (PostgreSQL alone ${machine.rawRelayPostgres}), relay ${machine.relay} µs; ` +
+          `${cores} cores at full use allow at most ${bound(machine.raw)} events/s of the raw producer's work, ${bound(machine.rawRelay)} of the raw relay's, ` +
+          `${bound(machine.relay)} of the relay's; ${goals.perSecond} events/s leaves ${Math.round((cores * 1_000_000) / goals.perSecond)} µs per event for all of it`
+      )
+    }
   }
   if (overall !== undefined) {
     say(
