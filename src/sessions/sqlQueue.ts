@@ -124,9 +124,6 @@ const headersOf = (value: unknown): Record<string, string> => {
   return headers
 }
 
-/** Readiness marker for the LISTEN handshake; never a note. */
-const readyPrefix = "\u0001ready:"
-
 /**
  * A NOTIFY payload: sessions of queue `q` got messages or came free (`s`), or, when their ids
  * would not fit in a payload (8000 bytes), how many did (`n`). A payload that is not a note
@@ -221,26 +218,23 @@ export const make = (options: SqlSessionQueueOptions = {}) =>
         }
       })
 
-    // One LISTEN for the layer. It is known to be up once it hears its own marker, so the first
-    // wait cannot miss a send made after the layer was built; if it never comes up (or drops
-    // later), waiters still poll.
-    const marker = `${readyPrefix}${crypto.randomUUID()}`
+    // One LISTEN for the layer, waited for (`subscribe` succeeds once the session listens), so
+    // the first wait cannot miss a send made after the layer was built; if it never comes up (or
+    // drops later), waiters still poll.
     const listening = yield* Deferred.make<void>()
-    yield* db.listen(Sql.channel).pipe(
-      Stream.runForEach((payload) =>
-        Effect.sync(() => payload === marker ? Deferred.doneUnsafe(listening, Effect.void) : wake(parseNote(payload)))
-      ),
+    yield* Effect.scoped(
+      Effect.gen(function*() {
+        const notes = yield* db.subscribe(Sql.channel)
+        Deferred.doneUnsafe(listening, Effect.void)
+        yield* Stream.runForEach(notes, (payload) => Effect.sync(() => wake(parseNote(payload))))
+      })
+    ).pipe(
       Effect.tapCause((cause) => Effect.logWarning("session queue LISTEN stopped; waiters poll until it is back", cause)),
       Effect.retry(Schedule.spaced(Duration.millis(pollMs))),
       Effect.ignore,
       Effect.forkScoped
     )
-    yield* db.notify(Sql.channel, marker).pipe(
-      Effect.ignore,
-      Effect.andThen(Effect.raceFirst(Deferred.await(listening), Effect.sleep("50 millis"))),
-      Effect.repeat({ until: () => Deferred.isDoneUnsafe(listening), times: 40 }),
-      Effect.ignore
-    )
+    yield* Deferred.await(listening).pipe(Effect.timeout("2 seconds"), Effect.ignore)
     if (!Deferred.isDoneUnsafe(listening)) {
       yield* Effect.logWarning(`session queue LISTEN on "${Sql.channel}" not confirmed; waiters poll every ${pollMs} ms`)
     }
