@@ -192,8 +192,7 @@ const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
   await producer.connect()
   try {
     let next = 0
-    const cpu = process.cpuUsage()
-    const serversCpu = servers.start()
+    const cost = costMeter()
     const started = performance.now()
     await Promise.all(Array.from({ length: poolSize }, async () => {
       while (next < records.length) {
@@ -203,11 +202,7 @@ const rawRun = async (records: ReadonlyArray<RawRecord>, topic: string) => {
       }
     }))
     const elapsed = performance.now() - started
-    return {
-      perSecond: records.length / (elapsed / 1000),
-      cpuMicros: cpuPerEvent(process.cpuUsage(cpu), records.length),
-      servers: perEvent(serversCpu.stop(), records.length)
-    }
+    return { perSecond: records.length / (elapsed / 1000), ...cost(records.length) }
   } finally {
     await producer.disconnect()
   }
@@ -223,6 +218,13 @@ const perEvent = (used: Used, events: number) => ({
   machine: used.machine
 })
 type ServersPerEvent = ReturnType<typeof perEvent>
+
+/** Starts measuring what a run costs: called with its events, this process's and the local servers' CPU per event since. */
+const costMeter = () => {
+  const cpu = process.cpuUsage()
+  const serversCpu = servers.start()
+  return (events: number) => ({ cpuMicros: cpuPerEvent(process.cpuUsage(cpu), events), servers: perEvent(serversCpu.stop(), events) })
+}
 
 /** This process's CPU µs per event and the local servers': what the machine spent on each event. */
 const machineCpu = (own: number, servers: ServersPerEvent) => own + (servers.postgres ?? 0) + (servers.kafka ?? 0)
@@ -341,17 +343,15 @@ const relayRun = async (url: string, topic: string) => {
   try {
     return await Effect.runPromise(Effect.gen(function*() {
       const relay = yield* makeRelay(relayConfig(topic))
-      const cpu = process.cpuUsage()
-      const serversCpu = servers.start()
+      const cost = costMeter()
       const started = performance.now()
       const fiber = yield* Effect.forkChild(relay.run)
       yield* Effect.promise(() => all.promise)
       yield* untilPublished(probe)
       const elapsed = performance.now() - started
-      const used = process.cpuUsage(cpu)
-      const serversUsed = serversCpu.stop()
+      const used = cost(rows)
       yield* Fiber.interrupt(fiber)
-      return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(used, rows), servers: perEvent(serversUsed, rows), published: seen.size }
+      return { perSecond: rows / (elapsed / 1000), ...used, published: seen.size }
     }).pipe(Effect.provide(Layer.mergeAll(
       PostgresSql.layer({ url, max: poolSize + 2 }),
       observedPublisher(`bench-relay-${tag}`, (ids) => {
@@ -444,12 +444,12 @@ interface Phases {
 /** "p50/p99 ms" of a histogram of µs. */
 const p50p99 = (h: hdr.Histogram) => `${ms(h, 50).toFixed(1)}/${ms(h, 99).toFixed(1)}`
 
-/** Each event's latency in two: commit to the answer of the claim that took it, and from there to the ack (µs). */
+/** Each event's latency in two, p50 and p99 of each: commit to the answer of the claim that took it, and from there to the ack. */
 const split = (
   committed: ReadonlyArray<readonly [string, number]>,
   claimedAt: ReadonlyMap<string, number>,
   ackedAt: ReadonlyMap<string, number>
-): [hdr.Histogram, hdr.Histogram] => {
+) => {
   const toClaim = histogram()
   const claimToAck = histogram()
   for (const [id, at] of committed) {
@@ -459,7 +459,15 @@ const split = (
     toClaim.recordValue(Math.max(0, Math.round((claimed - at) * 1000)))
     claimToAck.recordValue(Math.max(0, Math.round((acked - claimed) * 1000)))
   }
-  return [toClaim, claimToAck]
+  const figures = {
+    toClaimP50Ms: ms(toClaim, 50),
+    toClaimP99Ms: ms(toClaim, 99),
+    claimToAckP50Ms: ms(claimToAck, 50),
+    claimToAckP99Ms: ms(claimToAck, 99)
+  }
+  toClaim.destroy()
+  claimToAck.destroy()
+  return figures
 }
 
 interface RawLatency {
@@ -574,8 +582,7 @@ const startRawRelay = async (
 const rawRelayRun = async (url: string, topic: string) => {
   let seen = 0
   const all = Promise.withResolvers<void>()
-  const cpu = process.cpuUsage()
-  const serversCpu = servers.start()
+  const cost = costMeter()
   const started = performance.now()
   const relay = await startRawRelay(url, topic, (ids) => {
     seen += ids.length
@@ -584,7 +591,7 @@ const rawRelayRun = async (url: string, topic: string) => {
   try {
     await all.promise
     const elapsed = performance.now() - started
-    return { perSecond: rows / (elapsed / 1000), cpuMicros: cpuPerEvent(process.cpuUsage(cpu), rows), servers: perEvent(serversCpu.stop(), rows) }
+    return { perSecond: rows / (elapsed / 1000), ...cost(rows) }
   } finally {
     await relay.stop()
   }
@@ -600,28 +607,21 @@ const rawLatencyRun = async (url: string, topic: string): Promise<RawLatency> =>
     await load(url, 20, 1)
     for (const hist of Object.values(phases)) hist.reset()
     const claimsBefore = relay.counts.claims
-    const cpu = process.cpuUsage()
-    const serversCpu = servers.start()
+    const cost = costMeter()
     const { committed } = await load(url, rate, seconds)
     const deadline = Date.now() + 60_000
     while (ackedAt.size < committed.length + 20 && Date.now() < deadline) await Bun.sleep(5)
-    const used = process.cpuUsage(cpu)
-    const serversUsed = perEvent(serversCpu.stop(), committed.length)
+    const used = cost(committed.length)
     const h = histogram()
-    const [toClaim, claimToAck] = split(committed, claimedAt, ackedAt)
     record(committed, ackedAt, h, allRawLatencies)
     const result = {
       ...percentiles(h),
       claims: relay.counts.claims - claimsBefore,
-      cpuMicros: cpuPerEvent(used, committed.length),
-      servers: serversUsed,
-      toClaimP50Ms: ms(toClaim, 50),
-      toClaimP99Ms: ms(toClaim, 99),
-      claimToAckP50Ms: ms(claimToAck, 50),
-      claimToAckP99Ms: ms(claimToAck, 99),
+      ...used,
+      ...split(committed, claimedAt, ackedAt),
       phases: `claim ${p50p99(phases.claims)} ms, send ${p50p99(phases.sends)} ms, mark and commit ${p50p99(phases.marks)} ms`
     }
-    for (const hist of [h, toClaim, claimToAck]) hist.destroy()
+    h.destroy()
     return result
   } finally {
     for (const hist of Object.values(phases)) hist.destroy()
@@ -654,16 +654,13 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
     work.claimedAt.clear()
     work.claims.reset()
     work.marks.reset()
-    const cpu = process.cpuUsage()
-    const serversCpu = servers.start()
+    const cost = costMeter()
     const { insertRate, committed } = yield* loaded(rate, seconds)
     yield* acks(committed.length).pipe(Effect.timeout("60 seconds"))
-    const used = process.cpuUsage(cpu)
-    const serversUsed = perEvent(serversCpu.stop(), committed.length)
+    const used = cost(committed.length)
     yield* Fiber.interrupt(fiber)
     const h = histogram()
     record(committed, ackedAt, h, allLatencies)
-    const [toClaim, claimToAck] = split(committed, work.claimedAt, ackedAt)
     const result = {
       ...summaryOf(h, committed.length, insertRate),
       relayTransactions: work.transactions,
@@ -671,18 +668,12 @@ const latencyRun = async (url: string, topic: string): Promise<Latency> => {
       publishCalls: calls.totalCount,
       publishP50Ms: ms(calls, 50),
       publishP99Ms: ms(calls, 99),
-      cpuMicros: cpuPerEvent(used, committed.length),
-      servers: serversUsed,
-      toClaimP50Ms: ms(toClaim, 50),
-      toClaimP99Ms: ms(toClaim, 99),
-      claimToAckP50Ms: ms(claimToAck, 50),
-      claimToAckP99Ms: ms(claimToAck, 99),
+      ...used,
+      ...split(committed, work.claimedAt, ackedAt),
       phases: `claim ${p50p99(work.claims)} ms, publish ${p50p99(calls)} ms, mark and commit ${p50p99(work.marks)} ms`
     }
     h.destroy()
     calls.destroy()
-    toClaim.destroy()
-    claimToAck.destroy()
     work.claims.destroy()
     work.marks.destroy()
     return result
